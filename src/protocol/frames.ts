@@ -1,0 +1,85 @@
+import { z } from 'zod';
+import { summarizeIssues } from '../validation.js';
+import type { ErrorCode } from './codes.js';
+import { DeliverAckFrame, DeliverFrame, ReceiptFrame } from './delivery.js';
+import { ErrorFrame } from './error.js';
+import { HelloFrame, WelcomeFrame } from './handshake.js';
+import { PingFrame, PongFrame } from './heartbeat.js';
+import { AckFrame, NackFrame, SendFrame } from './send.js';
+
+/** Every frame a client may send. */
+export const ClientFrame = z.discriminatedUnion('type', [HelloFrame, SendFrame, DeliverAckFrame, PingFrame]);
+export type ClientFrame = z.infer<typeof ClientFrame>;
+
+/** Every frame a server may send. */
+export const ServerFrame = z.discriminatedUnion('type', [
+  WelcomeFrame,
+  AckFrame,
+  NackFrame,
+  DeliverFrame,
+  ReceiptFrame,
+  PongFrame,
+  ErrorFrame,
+]);
+export type ServerFrame = z.infer<typeof ServerFrame>;
+
+/** Why a frame could not be decoded. */
+export interface FrameProblem {
+  ok: false;
+  code: Extract<ErrorCode, 'bad_frame' | 'invalid_frame' | 'unknown_type'>;
+  message: string;
+  /** The frame's `type` when it had a string one. */
+  type?: string;
+}
+
+export type Decoded<T> = { ok: true; frame: T } | FrameProblem;
+
+const clientTypes = new Set(ClientFrame.options.map((o) => o.shape.type.value));
+const serverTypes = new Set(ServerFrame.options.map((o) => o.shape.type.value));
+
+function decode<T>(data: string, schema: z.ZodType<T>, known: ReadonlySet<string>): Decoded<T> {
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    return { ok: false, code: 'bad_frame', message: 'frame is not valid JSON' };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, code: 'bad_frame', message: 'frame is not a JSON object' };
+  }
+  const type = (value as { type?: unknown }).type;
+  if (typeof type !== 'string') {
+    return { ok: false, code: 'invalid_frame', message: 'frame has no string "type"' };
+  }
+  if (!known.has(type)) {
+    return { ok: false, code: 'unknown_type', message: `unknown frame type "${type.slice(0, 64)}"`, type: type.slice(0, 64) };
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    return { ok: false, code: 'invalid_frame', message: `invalid ${type}: ${summarizeIssues(parsed.error)}`, type };
+  }
+  return { ok: true, frame: parsed.data };
+}
+
+/**
+ * Parses and validates a text frame received by a server.
+ *
+ * @example
+ * ```ts
+ * const d = decodeClientFrame('{"type":"ping"}');
+ * if (d.ok) console.log(d.frame.type); // 'ping'
+ * ```
+ */
+export function decodeClientFrame(data: string): Decoded<ClientFrame> {
+  return decode(data, ClientFrame, clientTypes);
+}
+
+/** Parses and validates a text frame received by a client. */
+export function decodeServerFrame(data: string): Decoded<ServerFrame> {
+  return decode(data, ServerFrame, serverTypes);
+}
+
+/** Serialises a frame for the wire. */
+export function encodeFrame(frame: ClientFrame | ServerFrame): string {
+  return JSON.stringify(frame);
+}
