@@ -1,0 +1,110 @@
+import { createReadStream } from 'node:fs';
+import type { z } from 'zod';
+import { storageIoError } from '../errors.js';
+import { summarizeIssues } from '../validation.js';
+import type { WarningListener } from './StorageWarning.js';
+
+/** One valid record read from a JSONL file. */
+export interface JsonlRecord<T> {
+  value: T;
+  /** 1-based line number (counted from `start` when one is given). */
+  line: number;
+  /** Byte offset of the line's first byte. */
+  offset: number;
+  /** Byte offset just past the line's newline: where the next line starts. */
+  end: number;
+}
+
+/** Options of {@link readJsonl}. */
+export interface ReadJsonlOptions {
+  /** Receives a warning for each line skipped. */
+  onWarning?: WarningListener | undefined;
+  /** Byte offset to start at; must be the start of a line. @default 0 */
+  start?: number | undefined;
+}
+
+/**
+ * Reads a JSONL file front to back, yielding each line that parses and
+ * validates against `schema`. A line that does not (a torn last line after a
+ * crash, a hand edit) is reported to `onWarning` with file and line and
+ * skipped; the lines around it are still read. A missing file reads as empty.
+ *
+ * @example
+ * ```ts
+ * for await (const { value } of readJsonl(file, ConversationRecord, { onWarning: console.warn })) {
+ *   fold(value);
+ * }
+ * ```
+ */
+export async function* readJsonl<S extends z.ZodType>(
+  file: string,
+  schema: S,
+  options: ReadJsonlOptions = {},
+): AsyncGenerator<JsonlRecord<z.infer<S>>> {
+  for await (const raw of readRawLines(file, options.start ?? 0)) {
+    const result = parseLine(raw.text, schema);
+    if (result.ok) {
+      yield { value: result.value, line: raw.line, offset: raw.offset, end: raw.end };
+    } else {
+      const reason = raw.last && !raw.terminated ? `torn last line (incomplete write): ${result.reason}` : result.reason;
+      options.onWarning?.({ file, line: raw.line, offset: raw.offset, reason });
+    }
+  }
+}
+
+/** The outcome of {@link parseLine}. */
+export type ParsedLine<T> = { ok: true; value: T } | { ok: false; reason: string };
+
+/** Parses one JSONL line and validates it against `schema`. */
+export function parseLine<S extends z.ZodType>(text: string, schema: S): ParsedLine<z.infer<S>> {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { ok: false, reason: 'not valid JSON' };
+  }
+  const parsed = schema.safeParse(json);
+  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, reason: `invalid record: ${summarizeIssues(parsed.error)}` };
+}
+
+interface RawLine {
+  text: string;
+  line: number;
+  offset: number;
+  end: number;
+  /** Whether the line ended with a newline. */
+  terminated: boolean;
+  last: boolean;
+}
+
+async function* readRawLines(file: string, start: number): AsyncGenerator<RawLine> {
+  const stream = createReadStream(file, { start, highWaterMark: 256 * 1024 });
+  let carry: Buffer | undefined;
+  let offset = start;
+  let line = 0;
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      let buf = carry ? Buffer.concat([carry, chunk]) : chunk;
+      let from = 0;
+      let nl = buf.indexOf(0x0a, from);
+      while (nl !== -1) {
+        line++;
+        if (nl > from) {
+          yield { text: buf.toString('utf8', from, nl), line, offset, end: offset + nl - from + 1, terminated: true, last: false };
+        }
+        offset += nl - from + 1;
+        from = nl + 1;
+        nl = buf.indexOf(0x0a, from);
+      }
+      carry = from < buf.length ? buf.subarray(from) : undefined;
+      buf = Buffer.alloc(0);
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw storageIoError(file, err);
+  }
+  if (carry && carry.length > 0) {
+    line++;
+    yield { text: carry.toString('utf8'), line, offset, end: offset + carry.length, terminated: false, last: true };
+  }
+}

@@ -1,0 +1,154 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { JsonlWriter } from '../../src/fs/JsonlWriter.js';
+import { readJsonl } from '../../src/fs/readJsonl.js';
+import { readLinesBackward } from '../../src/fs/readLinesBackward.js';
+import type { StorageWarning } from '../../src/fs/StorageWarning.js';
+import { formatStorageWarning } from '../../src/fs/StorageWarning.js';
+import { runFixture } from '../helpers/child.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const Rec = z.object({ n: z.int() });
+
+async function readAll(file: string): Promise<{ values: number[]; warnings: StorageWarning[] }> {
+  const warnings: StorageWarning[] = [];
+  const values: number[] = [];
+  for await (const r of readJsonl(file, Rec, { onWarning: (w) => warnings.push(w) })) values.push(r.value.n);
+  return { values, warnings };
+}
+
+describe('JsonlWriter', () => {
+  it('appends lines that read back in order', async () => {
+    const file = join(await tempDir(), 'log.jsonl');
+    const w = await JsonlWriter.open(file);
+    await w.append(JSON.stringify({ n: 1 }));
+    await w.append([JSON.stringify({ n: 2 }), JSON.stringify({ n: 3 })]);
+    await w.close();
+    expect(await readFile(file, 'utf8')).toBe('{"n":1}\n{"n":2}\n{"n":3}\n');
+  });
+
+  it('group-commits concurrent appends: many appends, few write+sync batches', async () => {
+    const file = join(await tempDir(), 'log.jsonl');
+    const w = await JsonlWriter.open(file);
+    await Promise.all(Array.from({ length: 2000 }, (_, n) => w.append(JSON.stringify({ n }))));
+    expect(w.batches).toBeLessThan(20);
+    await w.close();
+    expect((await readAll(file)).values).toEqual(Array.from({ length: 2000 }, (_, n) => n));
+  });
+
+  it('tracks the byte offset where the next line starts', async () => {
+    const file = join(await tempDir(), 'log.jsonl');
+    const w = await JsonlWriter.open(file);
+    const before = w.length;
+    void w.append(JSON.stringify({ n: 'é'.length }));
+    const offset = w.length;
+    await w.append(JSON.stringify({ n: 2 }));
+    await w.close();
+    const text = await readFile(file);
+    expect(before).toBe(0);
+    expect(text.subarray(offset).toString()).toBe('{"n":2}\n');
+  });
+
+  it('starts on a fresh line after a torn last line, so the torn bytes never glue onto a new record', async () => {
+    const file = join(await tempDir(), 'log.jsonl');
+    await writeFile(file, '{"n":1}\n{"n":2}\n{"n":');
+    const w = await JsonlWriter.open(file);
+    await w.append(JSON.stringify({ n: 3 }));
+    await w.close();
+    const { values, warnings } = await readAll(file);
+    expect(values).toEqual([1, 2, 3]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ file, line: 3 });
+  });
+
+  it('rejects appends after close with code CLOSED', async () => {
+    const w = await JsonlWriter.open(join(await tempDir(), 'log.jsonl'));
+    await w.close();
+    await expect(w.append('{}')).rejects.toMatchObject({ code: 'CLOSED' });
+  });
+
+  it('keeps every line it acknowledged when the process is SIGKILLed mid-append', async () => {
+    const file = join(await tempDir(), 'log.jsonl');
+    const child = runFixture('appendJsonl.ts', [file]);
+    await child.waitFor(/durable (\d+)\n(.|\n)*durable (\d+)\n/);
+    child.process.kill('SIGKILL');
+    await child.exited;
+    const durable = Math.max(...[...child.output().matchAll(/durable (\d+)/g)].map((m) => Number(m[1])));
+    const { values } = await readAll(file);
+    // Every acknowledged line is there, in order, with nothing duplicated.
+    expect(values.length).toBeGreaterThanOrEqual(durable);
+    expect(values).toEqual(Array.from({ length: values.length }, (_, n) => n));
+  });
+});
+
+describe('readJsonl', () => {
+  it('skips a torn last line with a warning naming file and line, keeping the lines before it', async () => {
+    const file = join(await tempDir(), 'c.jsonl');
+    await writeFile(file, '{"n":1}\n{"n":2}\n{"n":3, "tex');
+    const { values, warnings } = await readAll(file);
+    expect(values).toEqual([1, 2]);
+    expect(warnings).toEqual([{ file, line: 3, offset: 16, reason: expect.stringMatching(/^torn last line/) }]);
+    expect(formatStorageWarning(warnings[0]!)).toMatch(new RegExp(`^${file}:line 3: skipped: torn last line`));
+  });
+
+  it('skips a corrupt middle line and an invalid record, reading the valid lines around them', async () => {
+    const file = join(await tempDir(), 'c.jsonl');
+    await writeFile(file, '{"n":1}\nhand edited garbage\n{"n":"two"}\n\n{"n":4}\n');
+    const { values, warnings } = await readAll(file);
+    expect(values).toEqual([1, 4]);
+    expect(warnings.map((w) => [w.line, w.reason.split(':')[0]])).toEqual([
+      [2, 'not valid JSON'],
+      [3, 'invalid record'],
+    ]);
+  });
+
+  it('reads a missing file as empty', async () => {
+    expect((await readAll(join(await tempDir(), 'missing.jsonl'))).values).toEqual([]);
+  });
+
+  it('reads lines longer than its read chunk, and from a byte offset', async () => {
+    const file = join(await tempDir(), 'c.jsonl');
+    const big = JSON.stringify({ n: 1, pad: 'p'.repeat(600_000) });
+    await writeFile(file, `${big}\n{"n":2}\n`);
+    const all: number[] = [];
+    for await (const r of readJsonl(file, Rec)) all.push(r.value.n);
+    expect(all).toEqual([1, 2]);
+    const tail: number[] = [];
+    for await (const r of readJsonl(file, Rec, { start: big.length + 1 })) tail.push(r.value.n);
+    expect(tail).toEqual([2]);
+  });
+});
+
+describe('readLinesBackward', () => {
+  it('yields lines newest first across chunk boundaries, with their offsets', async () => {
+    const file = join(await tempDir(), 'c.jsonl');
+    const lines = Array.from({ length: 500 }, (_, n) => JSON.stringify({ n, s: '中文'.repeat(n % 7) }));
+    await writeFile(file, `${lines.join('\n')}\n`);
+    const got: Array<{ text: string; offset: number }> = [];
+    for await (const l of readLinesBackward(file, { chunkSize: 97 })) got.push(l);
+    expect(got.map((l) => l.text)).toEqual([...lines].reverse());
+    const buf = await readFile(file);
+    for (const l of got.slice(0, 20)) expect(buf.subarray(l.offset, l.offset + Buffer.byteLength(l.text)).toString()).toBe(l.text);
+  });
+
+  it('yields a torn last line first, so the caller can skip it', async () => {
+    const file = join(await tempDir(), 'c.jsonl');
+    await writeFile(file, '{"n":1}\n{"n":2}\n{"n"');
+    const got: string[] = [];
+    for await (const l of readLinesBackward(file)) got.push(l.text);
+    expect(got).toEqual(['{"n"', '{"n":2}', '{"n":1}']);
+  });
+
+  it('stops reading when the consumer stops', async () => {
+    const file = join(await tempDir(), 'c.jsonl');
+    await writeFile(file, Array.from({ length: 100 }, (_, n) => `{"n":${n}}\n`).join(''));
+    const got: string[] = [];
+    for await (const l of readLinesBackward(file)) {
+      got.push(l.text);
+      if (got.length === 3) break;
+    }
+    expect(got).toEqual(['{"n":99}', '{"n":98}', '{"n":97}']);
+  });
+});
