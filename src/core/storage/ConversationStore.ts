@@ -1,0 +1,162 @@
+import { readdir } from 'node:fs/promises';
+import { IMClientError, storageIoError } from '../../errors.js';
+import { JsonlWriter } from '../../fs/JsonlWriter.js';
+import { parseLine, readJsonl, type JsonlRecord } from '../../fs/readJsonl.js';
+import { readLinesBackward } from '../../fs/readLinesBackward.js';
+import type { WarningListener } from '../../fs/StorageWarning.js';
+import { applyStatus, messageFromRecord, type IMMessage } from '../IMMessage.js';
+import type { WorkspacePaths } from './paths.js';
+import { ConversationRecord, type StatusRecord } from './records.js';
+
+/** Options of {@link ConversationStore.history}. */
+export interface HistoryQuery {
+  /** How many messages to return at most. */
+  limit: number;
+  /** Return only messages older than the message with this id. */
+  before?: string | undefined;
+}
+
+/** A page of history, oldest first. */
+export interface HistoryPage {
+  messages: IMMessage[];
+  /** Whether older messages exist before the first one returned. */
+  hasMore: boolean;
+}
+
+/**
+ * The conversation logs `conversations/{conversation_id}.jsonl`: append-only
+ * JSONL, one `message` line per message and one `status` line per later
+ * lifecycle step of an outgoing message. Appends are group-committed per file;
+ * reads fold status lines into their message.
+ *
+ * Writers are pooled: at most `maxOpenFiles` files stay open, the least
+ * recently used one is closed when another is needed.
+ */
+export class ConversationStore {
+  readonly #paths: WorkspacePaths;
+  readonly #onWarning: WarningListener | undefined;
+  readonly #maxOpen: number;
+  readonly #writers = new Map<string, Promise<JsonlWriter>>();
+  /** Writers evicted from the pool and still flushing; a new writer for the same file waits for them. */
+  readonly #closing = new Map<string, Promise<void>>();
+  #closed = false;
+
+  constructor(paths: WorkspacePaths, options: { onWarning?: WarningListener | undefined; maxOpenFiles?: number } = {}) {
+    this.#paths = paths;
+    this.#onWarning = options.onWarning;
+    this.#maxOpen = options.maxOpenFiles ?? 64;
+  }
+
+  /** Appends records to a conversation; resolves once they are durable. */
+  async append(conversationId: string, records: readonly ConversationRecord[]): Promise<void> {
+    const lines = records.map((r) => JSON.stringify(r));
+    for (;;) {
+      if (this.#closed) throw new IMClientError('CLOSED', 'the conversation store is closed');
+      const writer = await this.#writer(conversationId);
+      // The pool may have evicted (closed) this writer while we waited for it: take a fresh one.
+      if (!writer.closed) return writer.append(lines);
+    }
+  }
+
+  /** The byte offset at which the next record appended to the conversation will start. */
+  async length(conversationId: string): Promise<number> {
+    return (await this.#writer(conversationId)).length;
+  }
+
+  /** The ids of every conversation that has a file. */
+  async list(): Promise<string[]> {
+    try {
+      const names = await readdir(this.#paths.conversations);
+      return names.filter((n) => n.endsWith('.jsonl')).map((n) => n.slice(0, -'.jsonl'.length));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw storageIoError(this.#paths.conversations, err);
+    }
+  }
+
+  /** Every valid record of a conversation, front to back, from byte `start`. */
+  records(conversationId: string, start = 0): AsyncGenerator<JsonlRecord<ConversationRecord>> {
+    return readJsonl(this.#paths.conversation(conversationId), ConversationRecord, { onWarning: this.#onWarning, start });
+  }
+
+  /**
+   * The newest `limit` messages (older than `before`, when given), oldest
+   * first, with their statuses folded in. Reads the file backwards from its
+   * end, so the cost depends on how far back the page is, not on the size of
+   * the conversation.
+   */
+  async history(conversationId: string, query: HistoryQuery): Promise<HistoryPage> {
+    const file = this.#paths.conversation(conversationId);
+    await this.#writers.get(conversationId)?.then((w) => w.flush());
+    // Status lines come after their message, so reading backwards meets them first.
+    const statuses = new Map<string, StatusRecord[]>();
+    const newestFirst: IMMessage[] = [];
+    let reachedBefore = query.before === undefined;
+    let hasMore = false;
+    for await (const { text, offset } of readLinesBackward(file)) {
+      const parsed = parseLine(text, ConversationRecord);
+      if (!parsed.ok) {
+        this.#onWarning?.({ file, offset, reason: parsed.reason });
+        continue;
+      }
+      const record = parsed.value;
+      if (record.type === 'status') {
+        const list = statuses.get(record.id);
+        if (list) list.push(record);
+        else statuses.set(record.id, [record]);
+        continue;
+      }
+      if (!reachedBefore) {
+        if (record.id === query.before) reachedBefore = true;
+        statuses.delete(record.id);
+        continue;
+      }
+      if (newestFirst.length === query.limit) {
+        hasMore = true;
+        break;
+      }
+      const message = messageFromRecord(record);
+      // Collected newest first: replay them oldest first.
+      const list = statuses.get(record.id);
+      if (list) {
+        for (let i = list.length - 1; i >= 0; i--) applyStatus(message, list[i]!);
+        statuses.delete(record.id);
+      }
+      newestFirst.push(message);
+    }
+    return { messages: newestFirst.reverse(), hasMore };
+  }
+
+  /** Flushes and closes every open file. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const writers = [...this.#writers.values()];
+    this.#writers.clear();
+    await Promise.all(writers.map(async (w) => (await w).close()));
+  }
+
+  #writer(conversationId: string): Promise<JsonlWriter> {
+    let writer = this.#writers.get(conversationId);
+    if (writer) {
+      // Re-insert to mark it most recently used.
+      this.#writers.delete(conversationId);
+      this.#writers.set(conversationId, writer);
+      return writer;
+    }
+    const file = this.#paths.conversation(conversationId);
+    const closing = this.#closing.get(conversationId);
+    writer = closing ? closing.then(() => JsonlWriter.open(file)) : JsonlWriter.open(file);
+    this.#writers.set(conversationId, writer);
+    writer.catch(() => this.#writers.delete(conversationId));
+    if (this.#writers.size > this.#maxOpen) {
+      const [oldestId, oldest] = this.#writers.entries().next().value as [string, Promise<JsonlWriter>];
+      this.#writers.delete(oldestId);
+      const closed = oldest.then((w) => w.close()).catch(() => {});
+      this.#closing.set(oldestId, closed);
+      void closed.then(() => {
+        if (this.#closing.get(oldestId) === closed) this.#closing.delete(oldestId);
+      });
+    }
+    return writer;
+  }
+}

@@ -1,0 +1,96 @@
+import { copyFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { OutboxJournal } from '../../../src/core/storage/OutboxJournal.js';
+import { PendingQueueStore } from '../../../src/core/storage/PendingQueueStore.js';
+import type { MessageRecord, OutboxEntry, PendingItem } from '../../../src/core/storage/records.js';
+import { tempDir } from '../../helpers/tmp.js';
+
+const T = '2026-01-01T00:00:00.000Z';
+const entry = (n: number): OutboxEntry => ({ id: `msg_${String(n).padStart(8, '0')}`, conversationId: 'agent_001+agent_002', to: 'agent_002', text: `m${n}`, sentAt: T });
+const message = (n: number): MessageRecord => ({ type: 'message', id: `in_${String(n).padStart(8, '0')}`, conversationId: 'agent_001+agent_002', direction: 'in', from: 'agent_002', to: 'agent_001', text: `m${n}`, sentAt: T, seq: n });
+const item = (n: number): PendingItem => ({ message: message(n), enqueuedAt: T, attempts: 0 });
+
+describe('OutboxJournal', () => {
+  it('replays to the messages still to send, in send order', async () => {
+    const path = join(await tempDir(), 'outbox.jsonl');
+    const j = await OutboxJournal.open(path);
+    await j.put([entry(1), entry(2), entry(3)]);
+    await j.put([entry(4)]);
+    await j.done([entry(2).id], 'acked');
+    await j.done([entry(4).id], 'cancelled');
+    await j.close();
+    const again = await OutboxJournal.open(path);
+    expect([...again.entries()].map((e) => e.text)).toEqual(['m1', 'm3']);
+    await again.close();
+    // Opening compacted the journal to the live entries.
+    expect((await readFile(path, 'utf8')).trim().split('\n')).toHaveLength(2);
+  });
+
+  it('compacts while appends continue, losing nothing', async () => {
+    const path = join(await tempDir(), 'outbox.jsonl');
+    const j = await OutboxJournal.open(path);
+    const N = 10_000;
+    await j.put(Array.from({ length: N }, (_, i) => entry(i)));
+    // Finish all but the last 10, in chunks, with new puts racing the compaction that triggers.
+    const work: Array<Promise<void>> = [];
+    for (let i = 0; i < N - 10; i += 500) {
+      work.push(j.done(Array.from({ length: Math.min(500, N - 10 - i) }, (_, k) => entry(i + k).id), 'acked'));
+      work.push(j.put([entry(N + i)]));
+    }
+    await Promise.all(work);
+    await j.close();
+    const lines = (await readFile(path, 'utf8')).trim().split('\n');
+    expect(lines.length).toBeLessThan(N / 2);
+    const again = await OutboxJournal.open(path);
+    const live = [...again.entries()].map((e) => e.id);
+    expect(live).toHaveLength(10 + work.length / 2);
+    expect(live.slice(0, 10)).toEqual(Array.from({ length: 10 }, (_, k) => entry(N - 10 + k).id));
+    await again.close();
+  });
+});
+
+describe('PendingQueueStore', () => {
+  it('replays snapshot plus log, and an old log replayed over a newer snapshot changes nothing', async () => {
+    const dir = await tempDir();
+    const [snap, log] = [join(dir, 'pending.json'), join(dir, 'pending.log.jsonl')];
+    const q = await PendingQueueStore.open(snap, log);
+    await q.add([item(1), item(2), item(3)]);
+    await q.claim([message(1).id, message(2).id], '2030-01-01T00:00:00.000Z');
+    await q.release([message(2).id]);
+    await q.ack([message(1).id]);
+    await q.claim([message(2).id], '2031-01-01T00:00:00.000Z');
+    const expected = structuredClone([...q.items()]);
+    expect(expected[0]).toMatchObject({ attempts: 2, leaseUntil: '2031-01-01T00:00:00.000Z' });
+    // A crash after the snapshot was written but before the log was emptied: keep the old log.
+    await copyFile(log, `${log}.old`);
+    await q.close();
+    expect(JSON.parse(await readFile(snap, 'utf8')).items).toEqual(expected);
+    await copyFile(`${log}.old`, log);
+    const again = await PendingQueueStore.open(snap, log);
+    expect([...again.items()]).toEqual(expected);
+    await again.close();
+  });
+
+  it('ignores a duplicate add of a queued id', async () => {
+    const dir = await tempDir();
+    const q = await PendingQueueStore.open(join(dir, 'p.json'), join(dir, 'p.log'));
+    await q.add([item(1)]);
+    await q.add([item(1), item(2)]);
+    expect([...q.items()].map((i) => i.message.seq)).toEqual([1, 2]);
+    await q.close();
+  });
+
+  it('drains a long queue by appending log lines, folding them into pending.json from time to time', async () => {
+    const dir = await tempDir();
+    const [snap, log] = [join(dir, 'pending.json'), join(dir, 'pending.log.jsonl')];
+    const q = await PendingQueueStore.open(snap, log);
+    const N = 20_000;
+    await q.add(Array.from({ length: N }, (_, i) => item(i + 1)));
+    for (let i = 1; i <= N; i += 100) await q.ack(Array.from({ length: 100 }, (_, k) => message(i + k).id));
+    expect(q.size).toBe(0);
+    await q.close();
+    expect(JSON.parse(await readFile(snap, 'utf8'))).toEqual({ version: 1, items: [] });
+    expect(await readFile(log, 'utf8')).toBe('');
+  });
+});
