@@ -1,0 +1,176 @@
+import { createHash } from 'node:crypto';
+import stableStringify from 'fast-json-stable-stringify';
+import { MAX_RECEIPT_ITEMS } from '../constants.js';
+import type { NackCode } from '../protocol/codes.js';
+import { RETRYABLE_NACK_CODES } from '../protocol/codes.js';
+import { directConversationId } from '../protocol/ids.js';
+import type { WireMessage } from '../protocol/message.js';
+import type { AckFrame, NackFrame, SendFrame } from '../protocol/send.js';
+import type { Authenticator } from './auth.js';
+import type { ServerLogger } from './options.js';
+import type { InboxStore, ReceiptBody } from './store/InboxStore.js';
+
+/** What the exchange needs from the server. */
+export interface ExchangeOptions {
+  store: InboxStore;
+  auth: Authenticator;
+  maxMessageBytes: number;
+  maxInboxEntries: number;
+  log: ServerLogger;
+  /** Called when an agent's inbox has something new to deliver. */
+  notify(agentId: string): void;
+  now?: () => number;
+}
+
+/**
+ * The server's message routing, independent of sockets: validates a `send`,
+ * deduplicates it by (sender, id), stores it in the recipient's inbox and
+ * answers ack or nack; turns a recipient's `deliver_ack` into receipts in the
+ * senders' inboxes. Sessions call it; it calls `notify` to wake deliveries.
+ */
+export class Exchange {
+  readonly #o: ExchangeOptions;
+  readonly #now: () => number;
+  /** Sends being stored, by sender and id: a resend racing the first copy waits for its answer. */
+  readonly #inflight = new Map<string, Promise<{ frame: AckFrame | NackFrame; digest: string }>>();
+  /** Acks being processed per agent, so receipts are generated once per acknowledged entry. */
+  readonly #acking = new Map<string, Promise<void>>();
+
+  constructor(options: ExchangeOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Handles a `send` from `from`; resolves with the frame to answer it with. */
+  async send(from: string, frame: SendFrame): Promise<AckFrame | NackFrame> {
+    const bytes = Buffer.byteLength(frame.text) + (frame.meta ? Buffer.byteLength(JSON.stringify(frame.meta)) : 0);
+    if (bytes > this.#o.maxMessageBytes) {
+      return nack(frame.id, 'too_large', `message is ${bytes} bytes; the limit is ${this.#o.maxMessageBytes}`);
+    }
+    if (!this.#o.auth.isAddressable(frame.to)) {
+      return nack(frame.id, 'unknown_recipient', `no agent "${frame.to}" on this server`);
+    }
+    const direct = directConversationId(from, frame.to);
+    const conversationId = frame.conversationId ?? direct;
+    if (conversationId.includes('+') && conversationId !== direct) {
+      return nack(frame.id, 'invalid_message', `conversation id "${conversationId}" is a direct conversation of other agents; use "${direct}" or an id without "+"`);
+    }
+    const digest = contentDigest(frame.to, conversationId, frame);
+    const key = `${from}\n${frame.id}`;
+    const racing = this.#inflight.get(key);
+    if (racing) return sameOrConflict(await racing, digest, frame.id);
+    // Registered before the first await, so a resend arriving meanwhile finds it.
+    const work = this.#accept(from, frame, conversationId, digest).then((f) => ({ frame: f, digest }));
+    this.#inflight.set(key, work);
+    try {
+      return (await work).frame;
+    } finally {
+      if (this.#inflight.get(key) === work) this.#inflight.delete(key);
+    }
+  }
+
+  /**
+   * Handles a cumulative `deliver_ack` from `agentId`: receipts for the
+   * messages it covers go to their senders first, then the ack is recorded.
+   * (A crash in between repeats receipts, never loses them.)
+   */
+  deliverAck(agentId: string, upTo: number): Promise<void> {
+    const previous = this.#acking.get(agentId) ?? Promise.resolve();
+    const next = previous.then(() => this.#deliverAck(agentId, upTo));
+    const tail = next.catch(() => {});
+    this.#acking.set(agentId, tail);
+    void tail.then(() => {
+      if (this.#acking.get(agentId) === tail) this.#acking.delete(agentId);
+    });
+    return next;
+  }
+
+  async #accept(from: string, frame: SendFrame, conversationId: string, digest: string): Promise<AckFrame | NackFrame> {
+    const accepted = await this.#o.store.findAccepted(from, frame.id);
+    if (accepted) {
+      return accepted.digest === digest ? { type: 'ack', id: frame.id, seq: accepted.seq, at: accepted.at } : conflict(frame.id);
+    }
+    if ((await this.#o.store.backlog(frame.to)) >= this.#o.maxInboxEntries) {
+      return nack(frame.id, 'inbox_full', `the inbox of "${frame.to}" holds ${this.#o.maxInboxEntries} undelivered entries; retry later`);
+    }
+    const serverAt = new Date(this.#now()).toISOString();
+    const message: WireMessage = {
+      id: frame.id,
+      from,
+      to: frame.to,
+      conversationId,
+      text: frame.text,
+      ...(frame.replyTo === undefined ? {} : { replyTo: frame.replyTo }),
+      ...(frame.meta === undefined ? {} : { meta: frame.meta }),
+      sentAt: frame.sentAt ?? serverAt,
+      serverAt,
+    };
+    try {
+      const stored = await this.#o.store.appendMessage(message, digest);
+      this.#o.notify(frame.to);
+      return { type: 'ack', id: frame.id, seq: stored.seq, at: stored.at };
+    } catch (err) {
+      this.#o.log({ level: 'error', event: 'store_failed', to: frame.to, error: (err as Error).message });
+      return nack(frame.id, 'internal', 'the server could not store the message; retry later');
+    }
+  }
+
+  async #deliverAck(agentId: string, upTo: number): Promise<void> {
+    const covered = await this.#o.store.coveredBy(agentId, upTo);
+    const bySender = new Map<string, ReceiptBody['messages']>();
+    for (const e of covered) {
+      if (e.kind !== 'message') continue;
+      const list = bySender.get(e.from);
+      if (list) list.push({ id: e.id, conversationId: e.conversationId });
+      else bySender.set(e.from, [{ id: e.id, conversationId: e.conversationId }]);
+    }
+    const at = new Date(this.#now()).toISOString();
+    const appends: Array<Promise<unknown>> = [];
+    for (const [sender, items] of bySender) {
+      for (let i = 0; i < items.length; i += MAX_RECEIPT_ITEMS) {
+        appends.push(this.#o.store.appendReceipt(sender, { by: agentId, at, messages: items.slice(i, i + MAX_RECEIPT_ITEMS) }));
+      }
+    }
+    await Promise.all(appends);
+    await this.#o.store.ack(agentId, upTo);
+    // Senders hear of the delivery only once the recipient's ack is recorded too.
+    for (const sender of bySender.keys()) this.#o.notify(sender);
+  }
+}
+
+function nack(id: string, code: NackCode, message: string, retryAfterMs?: number): NackFrame {
+  return {
+    type: 'nack',
+    id,
+    code,
+    message,
+    retryable: RETRYABLE_NACK_CODES.has(code),
+    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+  };
+}
+
+/** The nack of a send refused by the rate limiter. */
+export function rateLimitedNack(id: string, retryAfterMs: number): NackFrame {
+  return nack(id, 'rate_limited', `too many messages; retry in ${retryAfterMs} ms`, retryAfterMs);
+}
+
+/** The nack of a send received while the server shuts down. */
+export function shuttingDownNack(id: string): NackFrame {
+  return nack(id, 'shutting_down', 'the server is shutting down; retry after reconnecting');
+}
+
+function conflict(id: string): NackFrame {
+  return nack(id, 'id_conflict', `message id "${id}" was already used for a different message`);
+}
+
+function sameOrConflict(first: { frame: AckFrame | NackFrame; digest: string }, digest: string, id: string): AckFrame | NackFrame {
+  return first.digest === digest ? first.frame : conflict(id);
+}
+
+/** Digest of what makes a message the same message: recipient, conversation and content. */
+function contentDigest(to: string, conversationId: string, frame: SendFrame): string {
+  return createHash('sha256')
+    .update(stableStringify({ to, conversationId, text: frame.text, replyTo: frame.replyTo ?? null, meta: frame.meta ?? null }))
+    .digest('base64url')
+    .slice(0, 22);
+}

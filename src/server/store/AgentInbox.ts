@@ -1,0 +1,283 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { storageIoError } from '../../errors.js';
+import { JsonlWriter } from '../../fs/JsonlWriter.js';
+import { readJsonl } from '../../fs/readJsonl.js';
+import type { WarningListener } from '../../fs/StorageWarning.js';
+import { ReceiptItem } from '../../protocol/delivery.js';
+import type { InboxPosition } from '../../protocol/handshake.js';
+import { WireMessage } from '../../protocol/message.js';
+import type { InboxEntry } from './InboxStore.js';
+
+/** Lines of an inbox segment file. */
+export const SegmentRecord = z.discriminatedUnion('k', [
+  /** First line of every segment: the inbox's identity and position when the segment began. */
+  z.object({ k: z.literal('h'), epoch: z.string().min(1), createdAt: z.string(), latestSeq: z.int().nonnegative(), ackedUpTo: z.int().nonnegative() }),
+  /** A message, with the digest of its content. */
+  z.object({ k: z.literal('m'), seq: z.int().positive(), d: z.string(), m: WireMessage }),
+  /** A receipt for messages this agent sent. */
+  z.object({
+    k: z.literal('r'),
+    seq: z.int().positive(),
+    r: z.object({ by: z.string(), at: z.string(), messages: z.array(ReceiptItem) }),
+  }),
+  /** The agent acknowledged everything up to `upTo`. */
+  z.object({ k: z.literal('a'), upTo: z.int().nonnegative() }),
+]);
+export type SegmentRecord = z.infer<typeof SegmentRecord>;
+
+const SEGMENT_NAME = /^(\d{12})\.jsonl$/;
+
+interface Segment {
+  path: string;
+  /** Highest sequence written to the segment (0 if none). */
+  lastSeq: number;
+}
+
+/** What an inbox needs from its store. */
+export interface InboxContext {
+  /** Roll to a new segment file once the current one reaches this size. */
+  segmentBytes: number;
+  onWarning?: WarningListener | undefined;
+  /** Called with the message entries of a segment about to be deleted. */
+  beforeTrim(messages: Array<{ from: string; id: string }>): Promise<void>;
+  /** Called for each message found while loading. */
+  onLoadedMessage(record: Extract<SegmentRecord, { k: 'm' }>): void;
+}
+
+/**
+ * One agent's durable inbox: segment files `{startSeq}.jsonl` in
+ * `inboxes/{agentId}/`, appended with group commit, deleted once every entry
+ * in them is acknowledged. Unacknowledged entries are also held in memory,
+ * as the JSON they are delivered with.
+ */
+export class AgentInbox {
+  readonly agentId: string;
+  readonly dir: string;
+  readonly #ctx: InboxContext;
+  epoch = '';
+  latestSeq = 0;
+  ackedUpTo = 0;
+  /** Highest sequence known durable; entries above it are not delivered yet. */
+  #durableSeq = 0;
+  /** Highest acknowledgement on its way to disk; a segment header written meanwhile records it. */
+  #ackingUpTo = 0;
+  /** Unacknowledged entries: `#entries[#head..]`, in sequence order. */
+  #entries: InboxEntry[] = [];
+  #head = 0;
+  #segments: Segment[] = [];
+  #writer: JsonlWriter | undefined;
+  /** Serialises segment rolls and trims with appends. */
+  #rolling: Promise<void> | undefined;
+
+  constructor(agentId: string, dir: string, ctx: InboxContext) {
+    this.agentId = agentId;
+    this.dir = dir;
+    this.#ctx = ctx;
+  }
+
+  /** Loads the inbox from its segments, or creates it with a fresh epoch. */
+  async load(): Promise<void> {
+    let names: string[] = [];
+    try {
+      names = (await readdir(this.dir)).filter((n) => SEGMENT_NAME.test(n)).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw storageIoError(this.dir, err);
+    }
+    for (const name of names) {
+      const segment: Segment = { path: join(this.dir, name), lastSeq: 0 };
+      for await (const { value } of readJsonl(segment.path, SegmentRecord, { onWarning: this.#ctx.onWarning })) {
+        this.#replay(value, segment);
+      }
+      this.#segments.push(segment);
+    }
+    this.#durableSeq = this.latestSeq;
+    this.#dropAcked();
+    if (this.#segments.length === 0) {
+      this.epoch = randomBytes(8).toString('hex');
+      await mkdir(this.dir, { recursive: true }).catch((err: unknown) => {
+        throw storageIoError(this.dir, err);
+      });
+      await this.#startSegment();
+    } else {
+      this.#writer = await JsonlWriter.open(this.#segments.at(-1)!.path);
+    }
+  }
+
+  position(): InboxPosition {
+    return { epoch: this.epoch, latestSeq: this.#durableSeq, ackedUpTo: this.ackedUpTo };
+  }
+
+  /** Number of unacknowledged entries. */
+  get backlog(): number {
+    return this.#entries.length - this.#head;
+  }
+
+  /** Appends an entry; the returned promise resolves once it is durable (and deliverable). */
+  async append(build: (seq: number) => { line: string; entry: InboxEntry }): Promise<number> {
+    while (this.#rolling) await this.#rolling;
+    if (this.#writer!.length >= this.#ctx.segmentBytes) {
+      this.#rolling = this.#startSegment().finally(() => (this.#rolling = undefined));
+      await this.#rolling;
+    }
+    const seq = ++this.latestSeq;
+    const { line, entry } = build(seq);
+    this.#entries.push(entry);
+    this.#segments.at(-1)!.lastSeq = seq;
+    try {
+      await this.#writer!.append(line);
+    } catch (err) {
+      // Never deliver what may not be on disk; the sender gets a retryable nack and resends.
+      const i = this.#indexAfter(seq - 1);
+      if (this.#entries[i]?.seq === seq) this.#entries.splice(i, 1);
+      throw err;
+    }
+    // Batches complete in order, so every sequence up to this one is durable too.
+    if (seq > this.#durableSeq) this.#durableSeq = seq;
+    return seq;
+  }
+
+  /** Durable, unacknowledged entries with `seq > afterSeq`, at most `limit`. */
+  read(afterSeq: number, limit: number): InboxEntry[] {
+    const out: InboxEntry[] = [];
+    for (let i = this.#indexAfter(afterSeq); i < this.#entries.length && out.length < limit; i++) {
+      const e = this.#entries[i]!;
+      if (e.seq > this.#durableSeq) break;
+      out.push(e);
+    }
+    return out;
+  }
+
+  /** Index in `#entries` of the first unacknowledged entry with `seq > afterSeq` (binary search). */
+  #indexAfter(afterSeq: number): number {
+    let lo = this.#head;
+    let hi = this.#entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#entries[mid]!.seq <= afterSeq) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Unacknowledged entries with `seq <= upTo`. */
+  coveredBy(upTo: number): InboxEntry[] {
+    const out: InboxEntry[] = [];
+    for (let i = this.#head; i < this.#entries.length; i++) {
+      const e = this.#entries[i]!;
+      if (e.seq > upTo) break;
+      out.push(e);
+    }
+    return out;
+  }
+
+  /** Records a cumulative acknowledgement durably, then trims segments it fully covers. */
+  async ack(upTo: number): Promise<void> {
+    upTo = Math.min(upTo, this.#durableSeq);
+    if (upTo <= this.ackedUpTo) return;
+    while (this.#rolling) await this.#rolling;
+    this.#ackingUpTo = Math.max(this.#ackingUpTo, upTo);
+    await this.#writer!.append(JSON.stringify({ k: 'a', upTo } satisfies SegmentRecord));
+    if (upTo <= this.ackedUpTo) return;
+    this.ackedUpTo = upTo;
+    this.#dropAcked();
+    if (this.#rolling) return;
+    this.#rolling = this.#trim().finally(() => (this.#rolling = undefined));
+    await this.#rolling;
+  }
+
+  async close(): Promise<void> {
+    while (this.#rolling) await this.#rolling;
+    await this.#writer?.close();
+  }
+
+  #replay(record: SegmentRecord, segment: Segment): void {
+    switch (record.k) {
+      case 'h':
+        this.epoch ||= record.epoch;
+        this.latestSeq = Math.max(this.latestSeq, record.latestSeq);
+        this.ackedUpTo = Math.max(this.ackedUpTo, record.ackedUpTo);
+        return;
+      case 'a':
+        this.ackedUpTo = Math.max(this.ackedUpTo, record.upTo);
+        return;
+      case 'm':
+      case 'r': {
+        if (record.seq <= (this.#entries.at(-1)?.seq ?? 0)) return;
+        this.latestSeq = Math.max(this.latestSeq, record.seq);
+        segment.lastSeq = record.seq;
+        if (record.k === 'm') {
+          this.#ctx.onLoadedMessage(record);
+          this.#entries.push({
+            seq: record.seq,
+            kind: 'message',
+            payload: JSON.stringify(record.m),
+            from: record.m.from,
+            id: record.m.id,
+            conversationId: record.m.conversationId,
+          });
+        } else {
+          this.#entries.push({ seq: record.seq, kind: 'receipt', payload: JSON.stringify(record.r) });
+        }
+        return;
+      }
+    }
+  }
+
+  #dropAcked(): void {
+    while (this.#head < this.#entries.length && this.#entries[this.#head]!.seq <= this.ackedUpTo) this.#head++;
+    // Compact the array once the consumed prefix dominates, keeping shifts amortised O(1).
+    if (this.#head > 1024 && this.#head * 2 > this.#entries.length) {
+      this.#entries = this.#entries.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** Starts a new segment whose header records the current position. */
+  async #startSegment(): Promise<void> {
+    const startSeq = this.latestSeq + 1;
+    const path = join(this.dir, `${String(startSeq).padStart(12, '0')}.jsonl`);
+    const writer = await JsonlWriter.open(path);
+    await writer.append(
+      JSON.stringify({
+        k: 'h',
+        epoch: this.epoch,
+        createdAt: new Date().toISOString(),
+        latestSeq: this.latestSeq,
+        ackedUpTo: Math.max(this.ackedUpTo, this.#ackingUpTo),
+      } satisfies SegmentRecord),
+    );
+    const previous = this.#writer;
+    this.#writer = writer;
+    this.#segments.push({ path, lastSeq: this.latestSeq });
+    await previous?.close();
+  }
+
+  /**
+   * Deletes segments whose entries are all acknowledged. When the current
+   * segment is fully acknowledged too and has grown, a fresh segment takes
+   * over first, so a caught-up agent's inbox shrinks to one header line.
+   */
+  async #trim(): Promise<void> {
+    const current = this.#segments.at(-1)!;
+    if (this.ackedUpTo >= this.latestSeq && current.lastSeq > 0 && this.#writer!.length >= this.#ctx.segmentBytes / 8) {
+      await this.#startSegment();
+    }
+    while (this.#segments.length > 1 && this.#segments[0]!.lastSeq <= this.ackedUpTo) {
+      const segment = this.#segments[0]!;
+      const messages: Array<{ from: string; id: string }> = [];
+      for await (const { value } of readJsonl(segment.path, SegmentRecord)) {
+        if (value.k === 'm') messages.push({ from: value.m.from, id: value.m.id });
+      }
+      await this.#ctx.beforeTrim(messages);
+      try {
+        await unlink(segment.path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw storageIoError(segment.path, err);
+      }
+      this.#segments.shift();
+    }
+  }
+}

@@ -1,0 +1,143 @@
+import { mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { storageIoError } from '../../errors.js';
+import { FileLock } from '../../fs/FileLock.js';
+import type { WarningListener } from '../../fs/StorageWarning.js';
+import type { InboxPosition } from '../../protocol/handshake.js';
+import { assertId, isId } from '../../protocol/ids.js';
+import type { WireMessage } from '../../protocol/message.js';
+import { AgentInbox, type SegmentRecord } from './AgentInbox.js';
+import { DedupeIndex } from './DedupeIndex.js';
+import type { AcceptedMessage, InboxEntry, InboxStore, ReceiptBody } from './InboxStore.js';
+
+/** Options of {@link FileInboxStore}. */
+export interface FileInboxStoreOptions {
+  /** Directory holding `inboxes/`, `dedupe.jsonl` and `server.lock`. */
+  dataDir: string;
+  /** Roll an inbox to a new segment file at this size. @default 8 MiB */
+  segmentBytes?: number | undefined;
+  /** How long a message id is remembered for deduplication. @default 24 h */
+  dedupeWindowMs?: number | undefined;
+  /** Most message ids remembered for deduplication. @default 1,000,000 */
+  dedupeMaxEntries?: number | undefined;
+  onWarning?: WarningListener | undefined;
+}
+
+/**
+ * The reference server's durable store: one folder of segment files per
+ * agent under `{dataDir}/inboxes/`, plus `dedupe.jsonl`. Appends are
+ * group-committed per inbox (many messages, one fsync) and acknowledged to
+ * senders only once synced. See docs/protocol.md, "Reference server storage".
+ */
+export class FileInboxStore implements InboxStore {
+  readonly dataDir: string;
+  readonly #segmentBytes: number;
+  readonly #onWarning: WarningListener | undefined;
+  readonly #dedupe: DedupeIndex;
+  readonly #inboxes = new Map<string, Promise<AgentInbox>>();
+  #lock: FileLock | undefined;
+
+  constructor(options: FileInboxStoreOptions) {
+    this.dataDir = options.dataDir;
+    this.#segmentBytes = options.segmentBytes ?? 8 * 1024 * 1024;
+    this.#onWarning = options.onWarning;
+    this.#dedupe = new DedupeIndex(join(this.dataDir, 'dedupe.jsonl'), {
+      windowMs: options.dedupeWindowMs ?? 24 * 60 * 60 * 1000,
+      maxEntries: options.dedupeMaxEntries ?? 1_000_000,
+    });
+  }
+
+  /** Takes the data-directory lock and loads every inbox. */
+  async open(): Promise<void> {
+    const inboxesDir = join(this.dataDir, 'inboxes');
+    try {
+      await mkdir(inboxesDir, { recursive: true });
+    } catch (err) {
+      throw storageIoError(inboxesDir, err);
+    }
+    this.#lock = await FileLock.acquire(join(this.dataDir, 'server.lock'), 'im-server');
+    try {
+      await this.#dedupe.load(this.#onWarning);
+      const names = await readdir(inboxesDir);
+      for (const name of names) {
+        if (!isId('agentId', name)) continue;
+        await this.#inbox(name);
+      }
+    } catch (err) {
+      await this.#lock.release();
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    const inboxes = await Promise.all(this.#inboxes.values());
+    await Promise.all(inboxes.map((i) => i.close()));
+    await this.#dedupe.close();
+    await this.#lock?.release();
+  }
+
+  async position(agentId: string): Promise<InboxPosition> {
+    return (await this.#inbox(agentId)).position();
+  }
+
+  async backlog(agentId: string): Promise<number> {
+    return (await this.#inbox(agentId)).backlog;
+  }
+
+  async findAccepted(from: string, id: string): Promise<AcceptedMessage | undefined> {
+    return this.#dedupe.get(from, id);
+  }
+
+  async appendMessage(message: WireMessage, digest: string): Promise<AcceptedMessage> {
+    const inbox = await this.#inbox(message.to);
+    const payload = JSON.stringify(message);
+    const seq = await inbox.append((seq) => ({
+      // Built by hand so the message JSON is serialised once, for the file and the delivery alike.
+      line: `{"k":"m","seq":${seq},"d":${JSON.stringify(digest)},"m":${payload}}`,
+      entry: { seq, kind: 'message', payload, from: message.from, id: message.id, conversationId: message.conversationId },
+    }));
+    const accepted: AcceptedMessage = { to: message.to, seq, at: message.serverAt, digest };
+    this.#dedupe.remember(message.from, message.id, accepted);
+    return accepted;
+  }
+
+  async appendReceipt(to: string, receipt: ReceiptBody): Promise<number> {
+    const inbox = await this.#inbox(to);
+    const payload = JSON.stringify(receipt);
+    return inbox.append((seq) => ({
+      line: `{"k":"r","seq":${seq},"r":${payload}}`,
+      entry: { seq, kind: 'receipt', payload },
+    }));
+  }
+
+  async read(agentId: string, afterSeq: number, limit: number): Promise<InboxEntry[]> {
+    return (await this.#inbox(agentId)).read(afterSeq, limit);
+  }
+
+  /** Unacknowledged entries of the agent with `seq <= upTo` (what an ack to `upTo` would cover). */
+  async coveredBy(agentId: string, upTo: number): Promise<InboxEntry[]> {
+    return (await this.#inbox(agentId)).coveredBy(upTo);
+  }
+
+  async ack(agentId: string, upTo: number): Promise<void> {
+    await (await this.#inbox(agentId)).ack(upTo);
+  }
+
+  #inbox(agentId: string): Promise<AgentInbox> {
+    let inbox = this.#inboxes.get(agentId);
+    if (!inbox) {
+      assertId('agentId', agentId);
+      const created = new AgentInbox(agentId, join(this.dataDir, 'inboxes', agentId), {
+        segmentBytes: this.#segmentBytes,
+        onWarning: this.#onWarning,
+        beforeTrim: (messages) => this.#dedupe.persist(messages),
+        onLoadedMessage: (r: Extract<SegmentRecord, { k: 'm' }>) =>
+          this.#dedupe.remember(r.m.from, r.m.id, { to: r.m.to, seq: r.seq, at: r.m.serverAt, digest: r.d }),
+      });
+      inbox = created.load().then(() => created);
+      this.#inboxes.set(agentId, inbox);
+      inbox.catch(() => this.#inboxes.delete(agentId));
+    }
+    return inbox;
+  }
+}
