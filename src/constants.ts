@@ -30,3 +30,6 @@ export const DEFAULT_MAX_PENDING_SENDS = 4096;
 export const DEFAULT_SEND_HIGH_WATER_BYTES = 1024 * 1024;
 /** Messages at most per receipt frame. */
 export const MAX_RECEIPT_ITEMS = 512;
+
+/** This package's version, sent in `hello` (kept equal to package.json by a test). */
+export const CLIENT_VERSION = '0.1.0';

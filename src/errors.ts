@@ -43,6 +43,8 @@ export type IMClientErrorCode =
   | 'MESSAGE_EXPIRED'
   /** The message was cancelled before it was sent. */
   | 'MESSAGE_CANCELLED'
+  /** No such contact (or other named thing). */
+  | 'NOT_FOUND'
   /** A wait ran past its timeout. */
   | 'TIMEOUT'
   /** An AbortSignal aborted the call (the rejection is `signal.reason` when it is an Error). */
@@ -122,17 +124,6 @@ export class StorageCorruptError extends IMClientError {
   constructor(file: string, reason: string, options?: { cause?: unknown }) {
     super('STORAGE_CORRUPT', `${file} is corrupt and was left untouched: ${reason}`, options);
     this.file = file;
-  }
-}
-
-/** A wire-level error reported by the server or detected in its frames. */
-export class ProtocolError extends IMClientError {
-  /** The wire error code (see `ErrorCode` in docs/protocol.md). */
-  readonly wireCode: string;
-
-  constructor(wireCode: string, message: string, code: IMClientErrorCode = 'PROTOCOL_ERROR') {
-    super(code, message);
-    this.wireCode = wireCode;
   }
 }
 

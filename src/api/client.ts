@@ -1,0 +1,514 @@
+import { CLIENT_VERSION, DEFAULT_MAX_MESSAGE_BYTES } from '../constants.js';
+import { ConnectionManager, type ConnectionState, type ConnectionStateChange } from '../core/connection/ConnectionManager.js';
+import { Link } from '../core/connection/Link.js';
+import { messageFromRecord, type IMMessage } from '../core/IMMessage.js';
+import { Inbox } from '../core/messages/Inbox.js';
+import { createMessageId } from '../core/messages/messageId.js';
+import { Outbox, type StatusUpdate } from '../core/messages/Outbox.js';
+import { PendingQueue, type PendingMessage } from '../core/messages/PendingQueue.js';
+import { StatusWaiters, type AwaitableStatus, type WaitOptions } from '../core/messages/StatusWaiters.js';
+import type { Contact, MessageRecord, OutboxEntry } from '../core/storage/records.js';
+import { WorkspaceStorage } from '../core/storage/WorkspaceStorage.js';
+import { IMClientError, InvalidOptionError, type IMClientErrorCode } from '../errors.js';
+import { formatStorageWarning } from '../fs/StorageWarning.js';
+import { assertId, directConversationId } from '../protocol/ids.js';
+import { MessageMeta } from '../protocol/message.js';
+import { Emitter } from './Emitter.js';
+import { MessageStream } from './MessageStream.js';
+import { resolveClientOptions, type IMClientOptions, type ResolvedClientOptions } from './options.js';
+import type { ContactInput, DrainOptions, HistoryOptions, IMClientEvents, SendMessageOptions } from './types.js';
+
+interface Parts {
+  storage: WorkspaceStorage;
+  link: Link;
+  outbox: Outbox;
+  inbox: Inbox;
+  pending: PendingQueue;
+  connection: ConnectionManager;
+  limits: { maxMessageBytes: number };
+}
+
+/**
+ * The agent's IM client: connects to an IM server, sends messages with a
+ * durable ack lifecycle, receives messages into the agent's workspace,
+ * keeps contacts and (in queue mode) a pending queue. Built on the
+ * statecharts in `machines/`; this class only wires their actors together.
+ *
+ * @example
+ * ```ts
+ * const client = new IMClient({ workspacePath: '~/.gateway/workspaces/user_001',
+ *   imServerUrl: 'http://127.0.0.1:8080', agentId: 'agent_001' });
+ * await client.connect();
+ * await client.sendMessage({ to: 'agent_002', text: '你好，我需要你的帮助' });
+ * const off = client.onMessage((m) => console.log(m.from, m.text));
+ * await client.close();
+ * ```
+ */
+export class IMClient {
+  /** This agent's id. */
+  readonly agentId: string;
+  readonly #o: ResolvedClientOptions;
+  readonly #events: Emitter<IMClientEvents>;
+  readonly #waiters = new StatusWaiters();
+  readonly #streams = new Set<MessageStream>();
+  #parts: Promise<Parts> | undefined;
+  /** The same parts once assembled, for synchronous getters. */
+  #opened: Parts | undefined;
+  #closing: Promise<void> | undefined;
+
+  /** Validates the options (throws InvalidOptionError / InvalidIdError); touches nothing on disk. */
+  constructor(options: IMClientOptions) {
+    this.#o = resolveClientOptions(options);
+    this.agentId = this.#o.agentId;
+    this.#events = new Emitter<IMClientEvents>((err, event) => {
+      const message = `a '${String(event)}' listener threw: ${err instanceof Error ? err.message : String(err)}`;
+      if (event === 'warning' || this.#events.listenerCount('warning') === 0) console.error(`im-client: ${message}`);
+      else this.#events.emit('warning', { kind: 'listener', message });
+    });
+  }
+
+  /** The absolute workspace path (`~` expanded). */
+  get workspacePath(): string {
+    return this.#o.workspacePath;
+  }
+
+  /** Where the connection is. */
+  get connectionState(): ConnectionState {
+    if (this.#closing) return 'closed';
+    return this.#opened?.connection.state ?? 'disconnected';
+  }
+
+  /** Subscribes to an event; returns the unsubscribe function. */
+  on<K extends keyof IMClientEvents>(event: K, listener: IMClientEvents[K]): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  /** Calls `listener` with each incoming message (once per id); returns the unsubscribe function. */
+  onMessage(listener: (message: IMMessage) => void): () => void {
+    return this.#events.on('message', listener);
+  }
+
+  /** Calls `listener` on each connection state change; returns the unsubscribe function. */
+  onConnectionStateChange(listener: (change: ConnectionStateChange) => void): () => void {
+    return this.#events.on('connectionStateChange', listener);
+  }
+
+  /**
+   * Incoming messages as an async iterator, from now on; ends when the
+   * client closes or `signal` aborts.
+   *
+   * @example
+   * ```ts
+   * for await (const m of client.messages({ signal })) console.log(m.text);
+   * ```
+   */
+  messages(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<IMMessage> {
+    const stream = new MessageStream(() => this.#streams.delete(stream), options.signal);
+    if (this.#closing) stream.end();
+    else this.#streams.add(stream);
+    return stream;
+  }
+
+  /**
+   * Opens the workspace (taking its lock) without connecting: history,
+   * contacts and sending (queued offline) work from here. `connect` and every
+   * other method open it when needed.
+   */
+  async open(): Promise<void> {
+    await this.#ready();
+  }
+
+  /**
+   * Connects and resolves once online. Keeps retrying with backoff through
+   * network trouble; rejects at once when the server refuses the login
+   * (`UNAUTHORIZED`, `UNSUPPORTED_PROTOCOL`, `SESSION_REPLACED`), and with
+   * `TIMEOUT` / the signal's reason when given and they fire.
+   */
+  async connect(options: WaitOptions = {}): Promise<void> {
+    const { connection } = await this.#ready();
+    if (connection.state === 'online') return;
+    await new Promise<void>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (err?: Error) => {
+        off();
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve();
+      };
+      const check = (state: ConnectionState) => {
+        if (state === 'online') done();
+        else if (state === 'failed') done(loginError(connection));
+        else if (state === 'closed') done(new IMClientError('CLOSED', 'the client was closed'));
+      };
+      const off = connection.onChange((c) => check(c.newState));
+      const onAbort = () =>
+        done(options.signal!.reason instanceof Error ? options.signal!.reason : new IMClientError('ABORTED', 'connect was aborted'));
+      if (options.signal?.aborted) return onAbort();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      if (options.timeoutMs !== undefined) {
+        timer = setTimeout(() => done(new IMClientError('TIMEOUT', `not online within ${options.timeoutMs} ms`)), options.timeoutMs);
+      }
+      connection.connect();
+      check(connection.state);
+    });
+  }
+
+  /** Skips a running reconnect delay (or retries a failed login). */
+  reconnectNow(): void {
+    this.#opened?.connection.reconnectNow();
+  }
+
+  /**
+   * Closes the connection, lets in-progress writes finish, stops every actor
+   * and releases the workspace. Pending waits reject with `CLOSED`.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#waiters.rejectAll(new IMClientError('CLOSED', 'the client was closed'));
+      for (const s of [...this.#streams]) s.end();
+      const parts = await this.#parts?.catch(() => undefined);
+      if (!parts) return;
+      parts.connection.close();
+      await parts.outbox.settled();
+      parts.inbox.stop();
+      parts.outbox.stop();
+      parts.pending.stop();
+      await parts.storage.close();
+    })();
+    return this.#closing;
+  }
+
+  /**
+   * Sends a message. Resolves once it is durable in the local outbox (so it
+   * works offline) with the message and its id; `waitFor: 'acked'` or
+   * `'delivered'` waits for the server or the recipient.
+   */
+  async sendMessage(options: SendMessageOptions): Promise<IMMessage> {
+    const parts = await this.#ready();
+    const { to, text } = options;
+    assertId('contactId', to);
+    if (typeof text !== 'string') throw new InvalidOptionError('text', 'expected a string');
+    const conversationId = this.#conversationFor(to, options.conversationId);
+    if (options.replyTo !== undefined) assertId('messageId', options.replyTo);
+    if (options.meta !== undefined && !MessageMeta.safeParse(options.meta).success) throw new InvalidOptionError('meta', 'expected a JSON object');
+    const bytes = Buffer.byteLength(text) + (options.meta ? Buffer.byteLength(JSON.stringify(options.meta)) : 0);
+    if (bytes > parts.limits.maxMessageBytes) {
+      throw new IMClientError('MESSAGE_TOO_LARGE', `message is ${bytes} bytes; the server accepts at most ${parts.limits.maxMessageBytes}`);
+    }
+    const ttlMs = options.ttlMs ?? this.#o.messageTtlMs;
+    if (!Number.isSafeInteger(ttlMs) || ttlMs < 0) throw new InvalidOptionError('ttlMs', 'expected an integer >= 0');
+    const id = options.id ?? createMessageId();
+    assertId('messageId', id);
+    const now = new Date();
+    const record: MessageRecord = {
+      type: 'message',
+      id,
+      conversationId,
+      direction: 'out',
+      from: this.agentId,
+      to,
+      text,
+      ...(options.replyTo === undefined ? {} : { replyTo: options.replyTo }),
+      ...(options.meta === undefined ? {} : { meta: options.meta }),
+      sentAt: now.toISOString(),
+      status: 'queued',
+    };
+    if (!parts.outbox.has(id)) {
+      const entry: OutboxEntry = {
+        id,
+        conversationId,
+        to,
+        text,
+        ...(options.replyTo === undefined ? {} : { replyTo: options.replyTo }),
+        ...(options.meta === undefined ? {} : { meta: options.meta }),
+        sentAt: record.sentAt,
+        ...(ttlMs > 0 ? { expiresAt: new Date(now.getTime() + ttlMs).toISOString() } : {}),
+      };
+      await parts.outbox.enqueue(entry, record);
+    }
+    const message = messageFromRecord(record);
+    message.status = parts.outbox.stateOf(id) ?? 'queued';
+    const waitFor = options.waitFor ?? 'stored';
+    if (waitFor === 'stored') return message;
+    if (waitFor !== 'acked' && waitFor !== 'delivered') throw new InvalidOptionError('waitFor', `expected 'stored', 'acked' or 'delivered'`);
+    return withStatus(message, await this.#waiters.wait(id, waitFor, options));
+  }
+
+  /**
+   * Waits until a message sent by this client is `acked` or `delivered`;
+   * rejects if it fails (MessageRejectedError, `MESSAGE_EXPIRED`, `TIMEOUT`)
+   * or is cancelled (`MESSAGE_CANCELLED`).
+   */
+  async waitForStatus(id: string, status: AwaitableStatus, options: WaitOptions = {}): Promise<StatusUpdate> {
+    await this.#ready();
+    return this.#waiters.wait(id, status, options);
+  }
+
+  /** Cancels a message that is still queued; resolves to whether it was. */
+  async cancelMessage(id: string): Promise<boolean> {
+    const { outbox } = await this.#ready();
+    return outbox.cancel(id);
+  }
+
+  /**
+   * The newest `limit` messages of a conversation, oldest first, with the
+   * status of outgoing ones; page back with `before`.
+   */
+  async getConversationHistory(options: HistoryOptions): Promise<IMMessage[]> {
+    const { storage, outbox } = await this.#ready();
+    if ((options.contactId === undefined) === (options.conversationId === undefined)) {
+      throw new InvalidOptionError('contactId', 'give exactly one of contactId and conversationId');
+    }
+    const conversationId = options.conversationId ?? directConversationId(this.agentId, options.contactId!);
+    const limit = options.limit ?? 50;
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new InvalidOptionError('limit', 'expected a positive integer');
+    if (options.before !== undefined) assertId('messageId', options.before);
+    const page = await storage.conversations.history(conversationId, { limit, before: options.before });
+    for (const m of page.messages) {
+      // The file knows durable statuses; the live lifecycle knows a message is on the wire.
+      if (m.direction === 'out' && m.status === 'queued' && outbox.stateOf(m.id) === 'sending') m.status = 'sending';
+    }
+    return page.messages;
+  }
+
+  /** Messages in the pending queue not yet acknowledged, oldest first (a peek: nothing is claimed). */
+  async getPendingMessages(options: { limit?: number } = {}): Promise<PendingMessage[]> {
+    const { pending } = await this.#ready();
+    return pending.list(options.limit);
+  }
+
+  /** Claims up to `max` pending messages for `leaseMs`; unacknowledged claims return to the queue when the lease ends. */
+  async claimPendingMessages(options: { max?: number; leaseMs?: number } = {}): Promise<PendingMessage[]> {
+    const { pending } = await this.#ready();
+    return pending.claim(positive('max', options.max, 1), positive('leaseMs', options.leaseMs, this.#o.leaseMs));
+  }
+
+  /** Removes processed messages from the pending queue; resolves to how many were pending. */
+  async ackPendingMessages(ids: readonly string[]): Promise<number> {
+    const { pending } = await this.#ready();
+    return pending.ack(ids);
+  }
+
+  /** Returns claimed messages to the queue unprocessed. */
+  async releasePendingMessages(ids: readonly string[]): Promise<void> {
+    const { pending } = await this.#ready();
+    await pending.release(ids);
+  }
+
+  /** Extends the lease of claimed messages by `leaseMs` from now. */
+  async extendPendingLease(ids: readonly string[], leaseMs = this.#o.leaseMs): Promise<void> {
+    const { pending } = await this.#ready();
+    await pending.extend(ids, positive('leaseMs', leaseMs, leaseMs));
+  }
+
+  /**
+   * Works through the pending queue: claims messages, calls `handler` for
+   * each (up to `concurrency` at once), acknowledges those it finished and
+   * releases those it threw on. Runs until `signal` aborts (or, with
+   * `untilEmpty`, until the queue is empty); resolves to how many were processed.
+   */
+  async drainPendingMessages(handler: (message: PendingMessage) => unknown, options: DrainOptions = {}): Promise<number> {
+    const { pending } = await this.#ready();
+    const concurrency = positive('concurrency', options.concurrency, 1);
+    const leaseMs = positive('leaseMs', options.leaseMs, this.#o.leaseMs);
+    const { signal } = options;
+    const running = new Set<Promise<void>>();
+    let processed = 0;
+    while (!signal?.aborted && !this.#closing) {
+      if (running.size >= concurrency) {
+        await Promise.race(running);
+        continue;
+      }
+      const [message] = await pending.claim(1, leaseMs);
+      if (!message) {
+        if (options.untilEmpty && running.size === 0) break;
+        await Promise.race([...running, pending.waitForUnclaimed(signal).catch(() => {})]);
+        continue;
+      }
+      const task: Promise<void> = (async () => {
+        try {
+          await handler(message);
+          await pending.ack([message.id]);
+          processed++;
+        } catch (err) {
+          await pending.release([message.id]).catch(() => {});
+          this.#events.emit('warning', { kind: 'listener', message: `pending message ${message.id} handler threw: ${String(err)}; released` });
+        }
+      })().finally(() => running.delete(task));
+      running.add(task);
+    }
+    await Promise.all(running);
+    return processed;
+  }
+
+  /** Adds a contact, or replaces the one with the same id (keeping when it was added). */
+  async addContact(input: ContactInput): Promise<Contact> {
+    const { storage } = await this.#ready();
+    assertId('contactId', input.contactId);
+    const now = new Date().toISOString();
+    const contact = checkContact({ ...input, addedAt: storage.contacts.get(input.contactId)?.addedAt ?? now, updatedAt: now });
+    await storage.contacts.put(contact);
+    return contact;
+  }
+
+  /** Changes some fields of a contact; rejects with code `NOT_FOUND` for an unknown one. */
+  async updateContact(contactId: string, patch: Partial<Omit<ContactInput, 'contactId'>>): Promise<Contact> {
+    const { storage } = await this.#ready();
+    assertId('contactId', contactId);
+    const current = storage.contacts.get(contactId);
+    if (!current) throw new IMClientError('NOT_FOUND', `no contact "${contactId}"`);
+    const contact = checkContact({ ...current, ...patch, contactId, updatedAt: new Date().toISOString() });
+    await storage.contacts.put(contact);
+    return contact;
+  }
+
+  /** Removes a contact; resolves to whether it existed. */
+  async removeContact(contactId: string): Promise<boolean> {
+    const { storage } = await this.#ready();
+    assertId('contactId', contactId);
+    return storage.contacts.remove(contactId);
+  }
+
+  async getContact(contactId: string): Promise<Contact | undefined> {
+    const { storage } = await this.#ready();
+    return storage.contacts.get(contactId);
+  }
+
+  async listContacts(): Promise<Contact[]> {
+    const { storage } = await this.#ready();
+    return storage.contacts.list();
+  }
+
+  #conversationFor(to: string, conversationId: string | undefined): string {
+    const direct = directConversationId(this.agentId, to);
+    if (conversationId === undefined) return direct;
+    assertId('conversationId', conversationId);
+    if (conversationId.includes('+') && conversationId !== direct) {
+      throw new InvalidOptionError('conversationId', `"${conversationId}" is the direct conversation of other agents; use "${direct}" or an id without "+"`);
+    }
+    return conversationId;
+  }
+
+  #ready(): Promise<Parts> {
+    if (this.#closing) return Promise.reject(new IMClientError('CLOSED', 'the client was closed'));
+    this.#parts ??= this.#assemble();
+    return this.#parts;
+  }
+
+  /** Opens storage and wires the actors: connection -> inbox/outbox, outbox <-> inbox (receipts). */
+  async #assemble(): Promise<Parts> {
+    const o = this.#o;
+    const warn = (kind: 'storage' | 'protocol', message: string, where: { file?: string; line?: number } = {}) =>
+      this.#events.emit('warning', { kind, message, ...where });
+    const fail = (err: unknown) =>
+      this.#events.emit('error', err instanceof IMClientError ? err : new IMClientError('STORAGE_IO', String(err), { cause: err }));
+    const storage = await WorkspaceStorage.open({
+      workspacePath: o.workspacePath,
+      agentId: o.agentId,
+      imServerUrl: o.imServerUrl,
+      onWarning: (w) => warn('storage', formatStorageWarning(w), { file: w.file, ...(w.line === undefined ? {} : { line: w.line }) }),
+    });
+    try {
+      const link = new Link();
+      const limits = { maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES };
+      const pending = new PendingQueue({ store: storage.pending, inspect: o.inspect, onError: fail });
+      await pending.start();
+      const outbox = new Outbox({
+        storage,
+        link,
+        window: o.window,
+        ackTimeoutMs: o.ackTimeoutMs,
+        maxAttempts: o.maxAttempts,
+        inspect: o.inspect,
+        onStatus: (update) => {
+          this.#waiters.update(update);
+          this.#events.emit('status', update);
+        },
+        onError: fail,
+      });
+      const inbox = await Inbox.open({
+        storage,
+        link,
+        outbox,
+        pending: o.mode === 'queue' ? pending : undefined,
+        inspect: o.inspect,
+        publish: (messages) => {
+          for (const m of messages) {
+            this.#events.emit('message', m);
+            for (const s of this.#streams) s.push(m);
+          }
+        },
+        onWarning: (message) => warn('protocol', message),
+      });
+      const connection = new ConnectionManager({
+        url: o.wsUrl,
+        agentId: o.agentId,
+        token: o.token,
+        link,
+        resume: () => inbox.resume(),
+        handlers: {
+          onWelcome: (frame, generation) => {
+            limits.maxMessageBytes = frame.limits.maxMessageBytes;
+            inbox.onWelcome(frame, generation);
+          },
+          onAck: (frame) => outbox.onAck(frame),
+          onNack: (frame) => outbox.onNack(frame),
+          onDeliver: (frame, generation) => inbox.onDeliver(frame, generation),
+          onReceipt: (frame, generation) => inbox.onReceipt(frame, generation),
+          onProtocolError: (message) => warn('protocol', message),
+        },
+        backoff: o.backoff,
+        stableAfterMs: o.stableAfterMs,
+        heartbeatMs: o.heartbeatMs,
+        pongTimeoutMs: o.pongTimeoutMs,
+        connectTimeoutMs: o.connectTimeoutMs,
+        handshakeTimeoutMs: o.handshakeTimeoutMs,
+        inspect: o.inspect,
+        clientVersion: CLIENT_VERSION,
+      });
+      connection.onChange((change) => {
+        if (change.newState === 'online') outbox.online();
+        else if (change.oldState === 'online') outbox.offline();
+        this.#events.emit('connectionStateChange', change);
+      });
+      outbox.start();
+      const parts: Parts = { storage, link, outbox, inbox, pending, connection, limits };
+      this.#opened = parts;
+      return parts;
+    } catch (err) {
+      await storage.close();
+      throw err;
+    }
+  }
+}
+
+function withStatus(message: IMMessage, update: StatusUpdate): IMMessage {
+  message.status = update.status;
+  if (update.seq !== undefined) message.seq = update.seq;
+  if (update.serverAt !== undefined) message.serverAt = update.serverAt;
+  if (update.deliveredAt !== undefined) message.deliveredAt = update.deliveredAt;
+  return message;
+}
+
+/** The typed error of a refused login, from what the connection recorded. */
+function loginError(connection: ConnectionManager): IMClientError {
+  const p = connection.lastProblem;
+  const byClose: Record<number, IMClientErrorCode> = { 4001: 'UNAUTHORIZED', 4002: 'UNSUPPORTED_PROTOCOL', 4003: 'SESSION_REPLACED' };
+  const code = (p?.closeCode !== undefined ? byClose[p.closeCode] : undefined) ?? 'CONNECTION_LOST';
+  return new IMClientError(code, `the server refused the connection: ${p?.message ?? 'unknown reason'}`);
+}
+
+function checkContact(contact: Contact): Contact {
+  if (typeof contact.name !== 'string' || contact.name.trim() === '') throw new InvalidOptionError('name', 'expected a non-empty string');
+  if (contact.description !== undefined && typeof contact.description !== 'string') throw new InvalidOptionError('description', 'expected a string');
+  if (contact.kind !== undefined && contact.kind !== 'agent' && contact.kind !== 'user') throw new InvalidOptionError('kind', "expected 'agent' or 'user'");
+  if (contact.meta !== undefined && !MessageMeta.safeParse(contact.meta).success) throw new InvalidOptionError('meta', 'expected a JSON object');
+  return contact;
+}
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  const v = value ?? fallback;
+  if (!Number.isSafeInteger(v) || v < 1) throw new InvalidOptionError(name, `expected a positive integer, got ${String(value)}`);
+  return v;
+}

@@ -1,0 +1,403 @@
+import { createActor, type Actor, type InspectionEvent, type SnapshotFrom } from 'xstate';
+import { messageMachine, type MessageContext } from '../../../machines/message.js';
+import { outboxMachine } from '../../../machines/outbox.js';
+import type { ReceiptItem } from '../../protocol/delivery.js';
+import type { AckFrame, NackFrame, SendFrame } from '../../protocol/send.js';
+import type { Link } from '../connection/Link.js';
+import type { MessageRecord, OutboxEntry, OutgoingStatus, StatusRecord } from '../storage/records.js';
+import type { WorkspaceStorage } from '../storage/WorkspaceStorage.js';
+import { MinHeap } from './MinHeap.js';
+
+type MessageLogic = typeof messageMachine;
+type MessageActor = Actor<MessageLogic>;
+type MessageSnapshot = SnapshotFrom<MessageLogic>;
+
+/** A status change of an outgoing message, reported once it is durable. */
+export interface StatusUpdate {
+  id: string;
+  conversationId: string;
+  status: Exclude<OutgoingStatus, 'queued' | 'sending'>;
+  at: string;
+  seq?: number;
+  serverAt?: string;
+  deliveredAt?: string;
+  error?: StatusRecord['reason'];
+}
+
+/** Options of the {@link Outbox}. */
+export interface OutboxOptions {
+  storage: WorkspaceStorage;
+  link: Link;
+  /** Most messages awaiting their ack at once. */
+  window: number;
+  ackTimeoutMs: number;
+  maxAttempts: number;
+  inspect?: ((event: InspectionEvent) => void) | undefined;
+  /** Called once a status change is on disk. */
+  onStatus: (update: StatusUpdate) => void;
+  /** Called when a status could not be written. */
+  onError: (err: unknown) => void;
+  /** Acked messages whose lifecycle actor stays alive awaiting the receipt; older ones are restored on demand. */
+  maxRestingActors?: number;
+}
+
+interface Slot {
+  entry: OutboxEntry;
+  /** Send order: lower goes first. */
+  ordinal: number;
+  /** Between DISPATCH and leaving sending/awaitingAck. */
+  inflight: boolean;
+}
+
+const IN_FLIGHT = new Set(['sending', 'awaitingAck']);
+
+/**
+ * The outgoing half of the Message Handler. Every message is first made
+ * durable (its `message` line in the conversation log, its `put` in
+ * `outbox.jsonl`); the outbox statechart then drains the queue while online,
+ * oldest first, within the send window. Each message in flight runs the
+ * message statechart as its own actor; its `persistStatus` action appends
+ * the status line and, once that is durable, marks the message done in the
+ * outbox journal. Messages waiting for a slot are plain entries (the
+ * machine's `queued` state, implicitly), so a queue of 100k costs no actors.
+ */
+export class Outbox {
+  readonly #o: OutboxOptions;
+  readonly #machine: Actor<typeof outboxMachine>;
+  readonly #logic: MessageLogic;
+  /** Every message still in the outbox journal, by id. */
+  readonly #slots = new Map<string, Slot>();
+  /** Ids waiting for a slot, by send order. */
+  readonly #queue = new MinHeap<string>();
+  /** Live lifecycle actors: in flight, or resting in `acked` awaiting a receipt. */
+  readonly #actors = new Map<string, MessageActor>();
+  /** Acked actors kept alive, oldest first (an LRU of at most `maxRestingActors`). */
+  readonly #resting = new Map<string, MessageActor>();
+  /** The last durable write of each message's status, for callers that must wait for it. */
+  readonly #writes = new Map<string, Promise<void>>();
+  #ordinal = 0;
+  #sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: OutboxOptions) {
+    this.#o = options;
+    this.#logic = messageMachine.provide({
+      actions: {
+        transmit: ({ context, self }) => this.#transmit(context, self),
+        persistStatus: ({ context }, { status }) => this.#persistStatus(context, status),
+      },
+    });
+    this.#machine = createActor(
+      outboxMachine.provide({
+        actions: {
+          dispatch: (_, { count }) => this.#dispatch(count),
+          abandonInflight: () => {
+            for (const actor of [...this.#actors.values()]) {
+              if (IN_FLIGHT.has(actor.getSnapshot().value)) actor.send({ type: 'CONNECTION_LOST' });
+            }
+          },
+        },
+      }),
+      { id: 'outbox', input: { window: options.window }, ...(options.inspect ? { inspect: options.inspect } : {}) },
+    );
+  }
+
+  /** The outbox statechart actor, for inspection. */
+  get actor(): Actor<typeof outboxMachine> {
+    return this.#machine;
+  }
+
+  /** Messages not yet acked (queued or in flight). */
+  get size(): number {
+    return this.#slots.size;
+  }
+
+  /** Loads the journal's messages as queued, in their original order, and starts draining logic. */
+  start(): void {
+    this.#machine.start();
+    let loaded = 0;
+    for (const entry of this.#o.storage.outbox.entries()) {
+      this.#addSlot(entry);
+      loaded++;
+    }
+    if (loaded) this.#machine.send({ type: 'ENQUEUED', count: loaded });
+    // Expired messages must fail even while offline, when nothing dispatches them.
+    this.#sweepTimer = setInterval(() => this.sweepExpired(), 30_000);
+    this.#sweepTimer.unref();
+  }
+
+  /**
+   * Makes a new message durable (conversation line, then outbox journal) and
+   * queues it. Resolves once both are on disk.
+   */
+  async enqueue(entry: OutboxEntry, record: MessageRecord): Promise<void> {
+    // The send order is fixed now, even if concurrent sends reach the disk in another order.
+    const ordinal = ++this.#ordinal;
+    await this.#o.storage.conversations.append(entry.conversationId, [record]);
+    await this.#o.storage.outbox.put([entry]);
+    this.#slots.set(entry.id, { entry, ordinal, inflight: false });
+    this.#queue.push(ordinal, entry.id);
+    this.#machine.send({ type: 'ENQUEUED', count: 1 });
+  }
+
+  has(id: string): boolean {
+    return this.#slots.has(id);
+  }
+
+  /** The live lifecycle state of a message in the outbox ('queued' when waiting for a slot). */
+  stateOf(id: string): OutgoingStatus | undefined {
+    const actor = this.#actors.get(id);
+    if (actor) return publicStatus(actor.getSnapshot().value);
+    return this.#slots.has(id) ? 'queued' : undefined;
+  }
+
+  online(): void {
+    this.#machine.send({ type: 'ONLINE' });
+  }
+
+  offline(): void {
+    this.#machine.send({ type: 'OFFLINE' });
+  }
+
+  /** Cancels a message still waiting for a slot; resolves to whether it was cancelled (durably). */
+  async cancel(id: string): Promise<boolean> {
+    const slot = this.#slots.get(id);
+    if (!slot || slot.inflight || this.#actors.has(id)) return false;
+    const actor = this.#spawn(slot);
+    actor.send({ type: 'CANCEL' });
+    await this.#writes.get(id);
+    return true;
+  }
+
+  /** Fails every queued message whose time to live has run out. */
+  sweepExpired(now = Date.now()): void {
+    for (const slot of this.#slots.values()) {
+      if (slot.inflight || this.#actors.has(slot.entry.id)) continue;
+      if (slot.entry.expiresAt && Date.parse(slot.entry.expiresAt) <= now) this.#spawn(slot).send({ type: 'EXPIRE' });
+    }
+  }
+
+  onAck(frame: AckFrame): void {
+    const actor = this.#actors.get(frame.id) ?? this.#spawnIfQueued(frame.id);
+    actor?.send({ type: 'ACK', seq: frame.seq, at: frame.at });
+  }
+
+  onNack(frame: NackFrame): void {
+    if (frame.code === 'rate_limited') {
+      this.#machine.send({ type: 'THROTTLE', untilMs: Date.now() + (frame.retryAfterMs ?? 1000) });
+    }
+    this.#actors.get(frame.id)?.send({ type: 'NACK', code: frame.code, message: frame.message, retryable: frame.retryable });
+  }
+
+  /**
+   * Applies a receipt: each message moves to `delivered` through its
+   * lifecycle (restored from `acked` if its actor is gone). Resolves once the
+   * status lines are durable.
+   */
+  async receipt(items: readonly ReceiptItem[], by: string, at: string): Promise<void> {
+    const writes: Array<Promise<void>> = [];
+    for (const item of items) {
+      const actor = this.#actors.get(item.id) ?? this.#spawnIfQueued(item.id) ?? this.#restoreAcked(item, by);
+      actor.send({ type: 'RECEIPT', at });
+      const write = this.#writes.get(item.id);
+      if (write) writes.push(write);
+    }
+    await Promise.all(writes);
+  }
+
+  /** Stops every actor (their state is on disk). */
+  stop(): void {
+    clearInterval(this.#sweepTimer);
+    for (const actor of this.#actors.values()) actor.stop();
+    this.#actors.clear();
+    this.#resting.clear();
+    this.#machine.stop();
+  }
+
+  /** Resolves when every status write started so far is durable. */
+  async settled(): Promise<void> {
+    while (this.#writes.size > 0) await Promise.all(this.#writes.values());
+  }
+
+  #addSlot(entry: OutboxEntry): Slot {
+    const slot: Slot = { entry, ordinal: ++this.#ordinal, inflight: false };
+    this.#slots.set(entry.id, slot);
+    this.#queue.push(slot.ordinal, entry.id);
+    return slot;
+  }
+
+  /** Hands the oldest `count` waiting messages to their lifecycle. */
+  #dispatch(count: number): void {
+    let sent = 0;
+    while (sent < count) {
+      const id = this.#queue.pop();
+      if (id === undefined) break;
+      const slot = this.#slots.get(id);
+      // Entries that left the queue otherwise (cancelled, expired) were already uncounted.
+      if (!slot || slot.inflight) continue;
+      const actor = this.#actors.get(id) ?? this.#spawn(slot);
+      slot.inflight = true;
+      sent++;
+      actor.send({ type: 'DISPATCH' });
+    }
+  }
+
+  #spawn(slot: Slot): MessageActor {
+    const e = slot.entry;
+    const actor = createActor(this.#logic, {
+      id: `message:${e.id}`,
+      input: {
+        id: e.id,
+        conversationId: e.conversationId,
+        to: e.to,
+        maxAttempts: this.#o.maxAttempts,
+        ackTimeoutMs: this.#o.ackTimeoutMs,
+        expiresAt: e.expiresAt ? Date.parse(e.expiresAt) : null,
+      },
+      ...(this.#o.inspect ? { inspect: this.#o.inspect } : {}),
+    });
+    this.#watch(e.id, actor);
+    return actor;
+  }
+
+  #spawnIfQueued(id: string): MessageActor | undefined {
+    const slot = this.#slots.get(id);
+    return slot ? this.#spawn(slot) : undefined;
+  }
+
+  /** Recreates the lifecycle of a message that rests in `acked` without a live actor. */
+  #restoreAcked(item: ReceiptItem, to: string): MessageActor {
+    const snapshot = this.#logic.resolveState({
+      value: 'acked',
+      context: {
+        id: item.id,
+        conversationId: item.conversationId,
+        to,
+        attempts: 0,
+        failures: 0,
+        maxAttempts: this.#o.maxAttempts,
+        ackTimeoutMs: this.#o.ackTimeoutMs,
+        expiresAt: null,
+        ackDeadline: null,
+        seq: null,
+        serverAt: null,
+        deliveredAt: null,
+        error: null,
+      } satisfies MessageContext,
+    });
+    const actor = createActor(this.#logic, {
+      id: `message:${item.id}`,
+      snapshot,
+      // Ignored when a snapshot is given, but the machine's types require it.
+      input: { id: item.id, conversationId: item.conversationId, to },
+      ...(this.#o.inspect ? { inspect: this.#o.inspect } : {}),
+    });
+    this.#watch(item.id, actor);
+    return actor;
+  }
+
+  /** Starts an actor and follows its state: window accounting, requeueing, resting, cleanup. */
+  #watch(id: string, actor: MessageActor): void {
+    this.#actors.set(id, actor);
+    actor.subscribe((snapshot) => this.#onSnapshot(id, actor, snapshot));
+    actor.start();
+  }
+
+  #onSnapshot(id: string, actor: MessageActor, snapshot: MessageSnapshot): void {
+    const state = snapshot.value;
+    const waiting = state === 'queued' || IN_FLIGHT.has(state);
+    const slot = this.#slots.get(id);
+    if (slot) {
+      if (slot.inflight && !IN_FLIGHT.has(state)) {
+        slot.inflight = false;
+        this.#machine.send({ type: 'SETTLED', count: 1 });
+        if (state === 'queued') {
+          // Back to the queue (lost connection, timeout, retryable nack): it goes first again.
+          // Its actor stays alive, keeping its attempt count; at most a window of them.
+          this.#queue.push(slot.ordinal, id);
+          this.#machine.send({ type: 'ENQUEUED', count: 1 });
+        }
+      } else if (!slot.inflight && !waiting) {
+        // Left the queue without a dispatch: cancelled, expired, or a receipt/ack overtook it.
+        this.#machine.send({ type: 'REMOVED', count: 1 });
+      }
+      if (!waiting) this.#slots.delete(id);
+    }
+    if (state === 'acked') {
+      this.#rest(id, actor);
+    } else if (snapshot.status === 'done') {
+      this.#actors.delete(id);
+      this.#resting.delete(id);
+    }
+  }
+
+  /** Keeps an acked actor for its receipt, evicting the oldest resting one beyond the cap. */
+  #rest(id: string, actor: MessageActor): void {
+    this.#resting.set(id, actor);
+    const cap = this.#o.maxRestingActors ?? 10_000;
+    while (this.#resting.size > cap) {
+      const [oldestId, oldest] = this.#resting.entries().next().value as [string, MessageActor];
+      this.#resting.delete(oldestId);
+      this.#actors.delete(oldestId);
+      oldest.stop();
+    }
+  }
+
+  #transmit(context: MessageContext, self: { send: (e: { type: 'SENT' } | { type: 'CONNECTION_LOST' }) => void }): void {
+    const slot = this.#slots.get(context.id);
+    if (!slot) return;
+    const e = slot.entry;
+    const frame: SendFrame = {
+      type: 'send',
+      id: e.id,
+      to: e.to,
+      text: e.text,
+      conversationId: e.conversationId,
+      sentAt: e.sentAt,
+      ...(e.replyTo === undefined ? {} : { replyTo: e.replyTo }),
+      ...(e.meta === undefined ? {} : { meta: e.meta }),
+    };
+    const written = this.#o.link.send(frame, (err) => self.send(err ? { type: 'CONNECTION_LOST' } : { type: 'SENT' }));
+    if (!written) self.send({ type: 'CONNECTION_LOST' });
+  }
+
+  /** Appends the status line, then (once durable) takes the message out of the outbox journal and reports it. */
+  #persistStatus(context: MessageContext, status: StatusUpdate['status']): void {
+    const at = new Date().toISOString();
+    const record: StatusRecord = {
+      type: 'status',
+      id: context.id,
+      status,
+      at,
+      ...(context.seq === null ? {} : { seq: context.seq }),
+      ...(context.serverAt === null ? {} : { serverAt: context.serverAt }),
+      ...(context.error === null ? {} : { reason: context.error }),
+    };
+    const previous = this.#writes.get(context.id) ?? Promise.resolve();
+    const write = previous
+      .then(() => this.#o.storage.conversations.append(context.conversationId, [record]))
+      .then(async () => {
+        // Only once the status line is durable may the message leave the outbox: a crash in between resends it.
+        if (this.#o.storage.outbox.has(context.id)) await this.#o.storage.outbox.done([context.id], status === 'delivered' ? 'acked' : status);
+        this.#o.onStatus({
+          id: context.id,
+          conversationId: context.conversationId,
+          status,
+          at,
+          ...(context.seq === null ? {} : { seq: context.seq }),
+          ...(context.serverAt === null ? {} : { serverAt: context.serverAt }),
+          ...(status === 'delivered' ? { deliveredAt: context.deliveredAt ?? at } : {}),
+          ...(context.error === null ? {} : { error: context.error }),
+        });
+      })
+      .catch((err: unknown) => this.#o.onError(err))
+      .finally(() => {
+        if (this.#writes.get(context.id) === write) this.#writes.delete(context.id);
+      });
+    this.#writes.set(context.id, write);
+  }
+}
+
+/** The public status of a lifecycle state. */
+function publicStatus(state: MessageSnapshot['value']): OutgoingStatus {
+  return state === 'awaitingAck' ? 'sending' : state;
+}

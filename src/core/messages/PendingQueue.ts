@@ -1,0 +1,215 @@
+import { createActor, type Actor, type InspectionEvent } from 'xstate';
+import { pendingItemMachine } from '../../../machines/pendingItem.js';
+import { IMClientError } from '../../errors.js';
+import { messageFromRecord, type IMMessage } from '../IMMessage.js';
+import type { PendingQueueStore } from '../storage/PendingQueueStore.js';
+import type { MessageRecord, PendingItem } from '../storage/records.js';
+
+type ItemActor = Actor<typeof pendingItemMachine>;
+
+/** A message in the pending queue, with where it stands. */
+export interface PendingMessage extends IMMessage {
+  pending: {
+    /** How many times it was claimed. */
+    attempts: number;
+    /** While claimed: when the claim lapses, ISO 8601. */
+    leaseUntil?: string;
+  };
+}
+
+/** Options of the {@link PendingQueue}. */
+export interface PendingQueueOptions {
+  store: PendingQueueStore;
+  inspect?: ((event: InspectionEvent) => void) | undefined;
+  onError: (err: unknown) => void;
+}
+
+/**
+ * The digital employee's pending queue: incoming messages wait here until
+ * the agent acknowledges them. Claimed messages run the pending-item
+ * statechart (a lease that lapses back to pending); unclaimed ones are plain
+ * entries. Every change is a line in the queue log before it is reported
+ * done.
+ */
+export class PendingQueue {
+  readonly #o: PendingQueueOptions;
+  readonly #logic: typeof pendingItemMachine;
+  readonly #actors = new Map<string, ItemActor>();
+  readonly #writes = new Map<string, Promise<void>>();
+  #waiters: Array<() => void> = [];
+
+  constructor(options: PendingQueueOptions) {
+    this.#o = options;
+    const track = (id: string, write: Promise<void>) => {
+      const chained = (this.#writes.get(id) ?? Promise.resolve())
+        .then(() => write)
+        .catch((err: unknown) => this.#o.onError(err))
+        .finally(() => {
+          if (this.#writes.get(id) === chained) this.#writes.delete(id);
+        });
+      this.#writes.set(id, chained);
+    };
+    this.#logic = pendingItemMachine.provide({
+      actions: {
+        persistClaim: ({ context }) => track(context.id, this.#o.store.claim([context.id], new Date(context.leaseUntil ?? 0).toISOString())),
+        persistRelease: ({ context }) => track(context.id, this.#o.store.release([context.id])),
+        persistAck: ({ context }) => track(context.id, this.#o.store.ack([context.id])),
+      },
+    });
+  }
+
+  /** Re-arms the claims of the previous run: live leases keep their deadline, lapsed ones return to pending. */
+  async start(now = Date.now()): Promise<void> {
+    const lapsed: string[] = [];
+    for (const item of this.#o.store.items()) {
+      if (!item.leaseUntil) continue;
+      const until = Date.parse(item.leaseUntil);
+      if (until <= now) lapsed.push(item.message.id);
+      else this.#spawn(item).send({ type: 'RESUME_CLAIM', leaseUntil: until });
+    }
+    await this.#o.store.release(lapsed);
+  }
+
+  get size(): number {
+    return this.#o.store.size;
+  }
+
+  /** Adds incoming messages (ids already queued are ignored); resolves once durable. */
+  async add(records: readonly MessageRecord[]): Promise<void> {
+    const enqueuedAt = new Date().toISOString();
+    await this.#o.store.add(records.map((message) => ({ message, enqueuedAt, attempts: 0 })));
+    this.#wake();
+  }
+
+  /** Every message not yet acknowledged, oldest first (claimed ones included). */
+  list(limit = Infinity): PendingMessage[] {
+    const out: PendingMessage[] = [];
+    for (const item of this.#o.store.items()) {
+      if (out.length >= limit) break;
+      out.push(toPendingMessage(item));
+    }
+    return out;
+  }
+
+  /** Whether some message is waiting unclaimed. */
+  hasUnclaimed(): boolean {
+    for (const item of this.#o.store.items()) if (!this.#actors.has(item.message.id)) return true;
+    return false;
+  }
+
+  /** Claims up to `max` unclaimed messages, oldest first, for `leaseMs`; resolves once the claims are durable. */
+  async claim(max: number, leaseMs: number): Promise<PendingMessage[]> {
+    const claimed: string[] = [];
+    for (const item of this.#o.store.items()) {
+      if (claimed.length >= max) break;
+      if (this.#actors.has(item.message.id)) continue;
+      this.#spawn(item).send({ type: 'CLAIM', leaseMs });
+      claimed.push(item.message.id);
+    }
+    await this.#settle(claimed);
+    return claimed.flatMap((id) => {
+      const item = this.#o.store.get(id);
+      return item ? [toPendingMessage(item)] : [];
+    });
+  }
+
+  /** Marks messages processed; resolves to how many were still pending. */
+  async ack(ids: readonly string[]): Promise<number> {
+    let acked = 0;
+    for (const id of ids) {
+      const actor = this.#actors.get(id) ?? this.#spawnIfQueued(id);
+      if (!actor) continue;
+      actor.send({ type: 'ACK' });
+      acked++;
+    }
+    await this.#settle(ids);
+    return acked;
+  }
+
+  /** Gives claimed messages back to the queue unprocessed. */
+  async release(ids: readonly string[]): Promise<void> {
+    for (const id of ids) this.#actors.get(id)?.send({ type: 'RELEASE' });
+    await this.#settle(ids);
+  }
+
+  /** Extends the lease of claimed messages by `leaseMs` from now. */
+  async extend(ids: readonly string[], leaseMs: number): Promise<void> {
+    for (const id of ids) {
+      const actor = this.#actors.get(id);
+      if (!actor) throw new IMClientError('INVALID_OPTION', `message ${id} is not claimed`);
+      actor.send({ type: 'EXTEND', leaseMs });
+    }
+    await this.#settle(ids);
+  }
+
+  /** Resolves as soon as an unclaimed message is waiting (at once if one is). Rejects with the signal's reason on abort. */
+  waitForUnclaimed(signal?: AbortSignal): Promise<void> {
+    if (this.hasUnclaimed()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        this.#waiters = this.#waiters.filter((w) => w !== wake);
+        reject(signal!.reason instanceof Error ? signal!.reason : new IMClientError('ABORTED', 'aborted'));
+      };
+      const wake = () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.push(wake);
+    });
+  }
+
+  stop(): void {
+    for (const actor of this.#actors.values()) actor.stop();
+    this.#actors.clear();
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  #spawnIfQueued(id: string): ItemActor | undefined {
+    const item = this.#o.store.get(id);
+    return item ? this.#spawn(item) : undefined;
+  }
+
+  #spawn(item: PendingItem): ItemActor {
+    const id = item.message.id;
+    const actor = createActor(this.#logic, {
+      id: `pending:${id}`,
+      input: { id, attempts: item.attempts },
+      ...(this.#o.inspect ? { inspect: this.#o.inspect } : {}),
+    });
+    this.#actors.set(id, actor);
+    let previous: string = 'pending';
+    actor.subscribe((snapshot) => {
+      const back = previous === 'claimed' && snapshot.value === 'pending';
+      previous = snapshot.value;
+      // Back to pending (released or lapsed) or done: the item is a plain entry again, or gone.
+      if (back || snapshot.status === 'done') {
+        if (this.#actors.get(id) === actor) this.#actors.delete(id);
+        actor.stop();
+        if (back) void this.#settle([id]).then(() => this.#wake());
+      }
+    });
+    actor.start();
+    return actor;
+  }
+
+  async #settle(ids: readonly string[]): Promise<void> {
+    await Promise.all(ids.map((id) => this.#writes.get(id)));
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+function toPendingMessage(item: PendingItem): PendingMessage {
+  return {
+    ...messageFromRecord(item.message),
+    pending: { attempts: item.attempts, ...(item.leaseUntil === undefined ? {} : { leaseUntil: item.leaseUntil }) },
+  };
+}
