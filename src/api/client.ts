@@ -416,6 +416,7 @@ export class IMClient {
       await pending.start();
       const outbox = new Outbox({
         storage,
+        agentId: o.agentId,
         link,
         window: o.window,
         ackTimeoutMs: o.ackTimeoutMs,
@@ -472,7 +473,7 @@ export class IMClient {
         else if (change.oldState === 'online') outbox.offline();
         this.#events.emit('connectionStateChange', change);
       });
-      outbox.start();
+      await outbox.start();
       const parts: Parts = { storage, link, outbox, inbox, pending, connection, limits };
       this.#opened = parts;
       return parts;

@@ -35,6 +35,14 @@ export class Link {
   }
 
   /**
+   * Drops the current socket because writing to it failed: its close event
+   * then takes the connection out of `online` like any other loss.
+   */
+  fail(): void {
+    this.#ws?.terminate();
+  }
+
+  /**
    * Writes a frame; `onWritten` runs once it reached the socket (with an
    * error if the socket failed). Returns false, without calling `onWritten`,
    * when there is no open socket.

@@ -27,6 +27,8 @@ export interface StatusUpdate {
 /** Options of the {@link Outbox}. */
 export interface OutboxOptions {
   storage: WorkspaceStorage;
+  /** This agent, the sender of every message in the outbox. */
+  agentId: string;
   link: Link;
   /** Most messages awaiting their ack at once. */
   window: number;
@@ -88,13 +90,16 @@ export class Outbox {
     });
     this.#machine = createActor(
       outboxMachine.provide({
+        // Deferred to a microtask: an action must not drive other actors while its own
+        // machine is mid-transition (XState's rule for custom actions).
         actions: {
-          dispatch: (_, { count }) => this.#dispatch(count),
-          abandonInflight: () => {
-            for (const actor of [...this.#actors.values()]) {
-              if (IN_FLIGHT.has(actor.getSnapshot().value)) actor.send({ type: 'CONNECTION_LOST' });
-            }
-          },
+          dispatch: (_, { count }) => queueMicrotask(() => this.#dispatch(count)),
+          abandonInflight: () =>
+            queueMicrotask(() => {
+              for (const actor of [...this.#actors.values()]) {
+                if (IN_FLIGHT.has(actor.getSnapshot().value)) actor.send({ type: 'CONNECTION_LOST' });
+              }
+            }),
         },
       }),
       { id: 'outbox', input: { window: options.window }, ...(options.inspect ? { inspect: options.inspect } : {}) },
@@ -111,8 +116,13 @@ export class Outbox {
     return this.#slots.size;
   }
 
-  /** Loads the journal's messages as queued, in their original order, and starts draining logic. */
-  start(): void {
+  /**
+   * Loads the journal's messages as queued, in their original order, writes
+   * the conversation line of any whose line a crash kept from being written,
+   * and starts the draining logic.
+   */
+  async start(): Promise<void> {
+    await this.#repairHistory();
     this.#machine.start();
     let loaded = 0;
     for (const entry of this.#o.storage.outbox.entries()) {
@@ -126,21 +136,63 @@ export class Outbox {
   }
 
   /**
-   * Makes a new message durable (conversation line, then outbox journal) and
-   * queues it. Resolves once both are on disk.
+   * Makes a new message durable and queues it: first its outbox entry (with
+   * the conversation file's current length), then its conversation line.
+   * A crash between the two leaves an entry whose line {@link start} writes;
+   * the other order could leave a line saying `queued` that nothing sends.
    */
   async enqueue(entry: OutboxEntry, record: MessageRecord): Promise<void> {
     // The send order is fixed now, even if concurrent sends reach the disk in another order.
     const ordinal = ++this.#ordinal;
-    await this.#o.storage.conversations.append(entry.conversationId, [record]);
-    await this.#o.storage.outbox.put([entry]);
-    this.#slots.set(entry.id, { entry, ordinal, inflight: false });
+    const { conversations, outbox } = this.#o.storage;
+    const queued: OutboxEntry = { ...entry, offset: await conversations.length(entry.conversationId) };
+    await outbox.put([queued]);
+    await conversations.append(entry.conversationId, [record]);
+    this.#slots.set(entry.id, { entry: queued, ordinal, inflight: false });
     this.#queue.push(ordinal, entry.id);
     this.#machine.send({ type: 'ENQUEUED', count: 1 });
   }
 
   has(id: string): boolean {
     return this.#slots.has(id);
+  }
+
+  /** Writes the missing `message` lines of outbox entries (a crash between the two writes of `enqueue`). */
+  async #repairHistory(): Promise<void> {
+    const { storage, agentId } = this.#o;
+    const byConversation = new Map<string, OutboxEntry[]>();
+    for (const entry of storage.outbox.entries()) {
+      if (entry.offset === undefined) continue;
+      const list = byConversation.get(entry.conversationId);
+      if (list) list.push(entry);
+      else byConversation.set(entry.conversationId, [entry]);
+    }
+    for (const [conversationId, entries] of byConversation) {
+      const wanted = new Set(entries.map((e) => e.id));
+      const start = Math.min(...entries.map((e) => e.offset!));
+      for await (const { value } of storage.conversations.records(conversationId, start)) {
+        if (value.type === 'message') wanted.delete(value.id);
+        if (wanted.size === 0) break;
+      }
+      const missing = entries.filter((e) => wanted.has(e.id));
+      if (missing.length === 0) continue;
+      await storage.conversations.append(
+        conversationId,
+        missing.map((e) => ({
+          type: 'message' as const,
+          id: e.id,
+          conversationId,
+          direction: 'out' as const,
+          from: agentId,
+          to: e.to,
+          text: e.text,
+          ...(e.replyTo === undefined ? {} : { replyTo: e.replyTo }),
+          ...(e.meta === undefined ? {} : { meta: e.meta }),
+          sentAt: e.sentAt,
+          status: 'queued' as const,
+        })),
+      );
+    }
   }
 
   /** The live lifecycle state of a message in the outbox ('queued' when waiting for a slot). */
@@ -342,7 +394,7 @@ export class Outbox {
     }
   }
 
-  #transmit(context: MessageContext, self: { send: (e: { type: 'SENT' } | { type: 'CONNECTION_LOST' }) => void }): void {
+  #transmit(context: MessageContext, self: { send: (e: { type: 'SENT' }) => void }): void {
     const slot = this.#slots.get(context.id);
     if (!slot) return;
     const e = slot.entry;
@@ -356,8 +408,10 @@ export class Outbox {
       ...(e.replyTo === undefined ? {} : { replyTo: e.replyTo }),
       ...(e.meta === undefined ? {} : { meta: e.meta }),
     };
-    const written = this.#o.link.send(frame, (err) => self.send(err ? { type: 'CONNECTION_LOST' } : { type: 'SENT' }));
-    if (!written) self.send({ type: 'CONNECTION_LOST' });
+    // A message that cannot be written stays in `sending`: the socket is gone or being dropped, so
+    // the connection leaves `online` and the outbox's OFFLINE returns every in-flight message to
+    // the queue. Requeueing it here would redispatch it at once, in a loop, while still "online".
+    this.#o.link.send(frame, (err) => (err ? this.#o.link.fail() : self.send({ type: 'SENT' })));
   }
 
   /** Appends the status line, then (once durable) takes the message out of the outbox journal and reports it. */

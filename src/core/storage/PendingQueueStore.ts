@@ -1,3 +1,4 @@
+import { access } from 'node:fs/promises';
 import { atomicWriteFile } from '../../fs/atomicWriteFile.js';
 import { JsonFile } from '../../fs/JsonFile.js';
 import { JsonlWriter } from '../../fs/JsonlWriter.js';
@@ -52,7 +53,8 @@ export class PendingQueueStore {
     }
     const store = new PendingQueueStore(snapshot, logPath, await JsonlWriter.open(logPath), items, logLines);
     store.#claimSeq = Math.max(store.#claimSeq, claimSeq);
-    if (logLines > 0) await store.compact();
+    // Compacting also creates pending.json on first open, so the seed's layout is complete from the start.
+    if (logLines > 0 || !(await exists(snapshotPath))) await store.compact();
     return store;
   }
 
@@ -128,6 +130,13 @@ export class PendingQueueStore {
       this.#compacting = undefined;
     }
   }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 function apply(items: Map<string, PendingItem>, record: PendingLogRecord): void {

@@ -105,6 +105,12 @@ export const OutboxEntry = z.object({
   sentAt: IsoTime,
   /** After this instant the message fails with `MESSAGE_EXPIRED` instead of being sent. */
   expiresAt: IsoTime.optional(),
+  /**
+   * Byte offset of the conversation file when the message was queued: its
+   * `message` line is at or after it. On start the client checks from there
+   * and writes the line if a crash came between the two writes.
+   */
+  offset: z.int().nonnegative().optional(),
 });
 export type OutboxEntry = z.infer<typeof OutboxEntry>;
 

@@ -1,0 +1,92 @@
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { IMClient } from '../../src/api/client.js';
+import type { IMMessage } from '../../src/core/IMMessage.js';
+import { ServerProcess } from '../../src/testing/ServerProcess.js';
+import { runFixture, type Child } from '../helpers/child.js';
+import { collect, eventually, makeClient } from '../helpers/clients.js';
+import { startServer } from '../helpers/server.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const id = (i: number) => `msg_${String(i).padStart(8, '0')}`;
+
+/** The history of a workspace as a fresh client reads it from disk (no connection). */
+async function historyOf(workspacePath: string, agentId: string, contactId: string, limit: number): Promise<IMMessage[]> {
+  const client = new IMClient({ workspacePath, imServerUrl: 'http://127.0.0.1:1', agentId });
+  try {
+    return await client.getConversationHistory({ contactId, limit });
+  } finally {
+    await client.close();
+  }
+}
+
+function expectExactlyOnceInOrder(history: IMMessage[], n: number, direction: 'in' | 'out'): void {
+  const ids = history.filter((m) => m.direction === direction).map((m) => m.id);
+  expect(ids).toEqual(Array.from({ length: n }, (_, i) => id(i)));
+}
+
+async function stop(child: Child): Promise<void> {
+  child.process.kill('SIGTERM');
+  expect((await child.exited).code).toBe(0);
+}
+
+describe('crash safety end to end', () => {
+  it('server SIGKILLed mid-stream and restarted: every message delivered once, in order, and acked', async () => {
+    const dataDir = await tempDir('im-server-');
+    let server = await ServerProcess.start({ dataDir, args: ['--quiet'] });
+    onTestFinished(() => server.kill('SIGKILL').then(() => {}));
+    const a = await makeClient(server.url, 'agent_001');
+    const b = await makeClient(server.url, 'agent_002');
+    const got = collect(b);
+    await Promise.all([a.connect(), b.connect()]);
+    const N = 300;
+    let stored = 0;
+    const sending = (async () => {
+      for (let i = 0; i < N; i++) {
+        await a.sendMessage({ to: 'agent_002', text: `message ${i}`, id: id(i) });
+        stored++;
+      }
+    })();
+    await eventually(() => got.length >= 60, 10_000, 'traffic flowing');
+    await server.kill('SIGKILL');
+    const port = server.port;
+    await eventually(() => stored >= 150 || stored === N);
+    server = await ServerProcess.start({ dataDir, port, args: ['--quiet'] });
+    await sending;
+    await eventually(() => got.length >= N, 20_000, 'all deliveries');
+    expect(got.map((m) => m.id)).toEqual(Array.from({ length: N }, (_, i) => id(i)));
+    expectExactlyOnceInOrder(await b.getConversationHistory({ contactId: 'agent_001', limit: N + 50 }), N, 'in');
+    const sent = await eventually(async () => {
+      const h = await a.getConversationHistory({ contactId: 'agent_002', limit: N + 50 });
+      return h.every((m) => m.status === 'acked' || m.status === 'delivered') && h;
+    });
+    expectExactlyOnceInOrder(sent, N, 'out');
+  });
+
+  it('client processes SIGKILLed mid-stream and restarted over their workspaces: the same', { timeout: 60_000 }, async () => {
+    const server = await startServer();
+    const [rxWs, txWs] = [await tempDir('rx-'), await tempDir('tx-')];
+    const N = 400;
+    const receiver = () => runFixture('agent.ts', [rxWs, server.url, 'agent_rx', 'receive']);
+    const sender = () => runFixture('agent.ts', [txWs, server.url, 'agent_tx', 'send', 'agent_rx', String(N)]);
+
+    let rx = receiver();
+    await rx.waitFor(/online/);
+    let tx = sender();
+    // Kill the receiver while deliveries stream in, then the sender while it is still sending.
+    await eventually(() => (rx.output().match(/got msg_/g) ?? []).length >= 40, 20_000, 'deliveries streaming in');
+    rx.process.kill('SIGKILL');
+    await rx.exited;
+    await tx.waitFor(/stored (1[5-9]\d|[2-9]\d\d)\n/);
+    tx.process.kill('SIGKILL');
+    await tx.exited;
+
+    rx = receiver();
+    tx = sender();
+    // The sender sees every message delivered only once the receiver stored each durably.
+    await tx.waitFor(/all delivered/, 40_000);
+    await stop(rx);
+    await stop(tx);
+    expectExactlyOnceInOrder(await historyOf(rxWs, 'agent_rx', 'agent_tx', N + 50), N, 'in');
+    expectExactlyOnceInOrder(await historyOf(txWs, 'agent_tx', 'agent_rx', N + 50), N, 'out');
+  });
+});

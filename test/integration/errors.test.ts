@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import { IMClient } from '../../src/api/client.js';
+import { IMClientError, InvalidIdError, InvalidOptionError, MessageRejectedError, WorkspaceLockedError } from '../../src/errors.js';
+import { FaultProxy } from '../../src/testing/FaultProxy.js';
+import { eventually, makeClient } from '../helpers/clients.js';
+import { sleep, startServer } from '../helpers/server.js';
+import { tempDir } from '../helpers/tmp.js';
+
+describe('IMClient errors', () => {
+  it('validates options in the constructor with errors naming the option', async () => {
+    const workspacePath = await tempDir();
+    const base = { workspacePath, imServerUrl: 'http://127.0.0.1:1', agentId: 'agent_001' };
+    expect(() => new IMClient({ ...base, agentId: '../../etc' })).toThrow(InvalidIdError);
+    expect(() => new IMClient({ ...base, imServerUrl: 'im-server:8080' })).toThrow(expect.objectContaining({ option: 'imServerUrl' }));
+    expect(() => new IMClient({ ...base, window: 0 })).toThrow(expect.objectContaining({ option: 'window' }));
+    expect(() => new IMClient({ ...base, mode: 'batch' as 'queue' })).toThrow(InvalidOptionError);
+    expect(() => new IMClient({ ...base, workspacePath: '' })).toThrow(expect.objectContaining({ option: 'workspacePath' }));
+  });
+
+  it('rejects bad sends with typed errors and queues nothing', async () => {
+    const server = await startServer({ maxMessageBytes: 1000, maxFrameBytes: 8000 });
+    const a = await makeClient(server.url, 'agent_001');
+    await a.connect();
+    await expect(a.sendMessage({ to: '../x', text: 'hi' })).rejects.toBeInstanceOf(InvalidIdError);
+    await expect(a.sendMessage({ to: 'agent_002', text: 42 as unknown as string })).rejects.toMatchObject({ option: 'text' });
+    await expect(a.sendMessage({ to: 'agent_002', text: 'x', conversationId: 'a/b' })).rejects.toMatchObject({ code: 'INVALID_ID' });
+    await expect(a.sendMessage({ to: 'agent_002', text: 'x', conversationId: 'agent_003+agent_004' })).rejects.toMatchObject({ option: 'conversationId' });
+    await expect(a.sendMessage({ to: 'agent_002', text: 'x', id: 'bad id!' })).rejects.toMatchObject({ code: 'INVALID_ID' });
+    // The limit comes from the server's welcome.
+    await expect(a.sendMessage({ to: 'agent_002', text: 'x'.repeat(1001) })).rejects.toMatchObject({ code: 'MESSAGE_TOO_LARGE' });
+    expect(await a.getConversationHistory({ contactId: 'agent_002' })).toEqual([]);
+  });
+
+  it('fails a message to an unknown recipient with MessageRejectedError, without retrying', async () => {
+    const server = await startServer({ tokens: { agent_001: 't1', agent_002: 't2' } });
+    const a = await makeClient(server.url, 'agent_001', { token: 't1' });
+    await a.connect();
+    const err = await a.sendMessage({ to: 'agent_404', text: 'hello?', waitFor: 'acked' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MessageRejectedError);
+    expect(err).toMatchObject({ code: 'MESSAGE_REJECTED', reason: 'unknown_recipient' });
+    const [m] = await a.getConversationHistory({ contactId: 'agent_404' });
+    expect(m).toMatchObject({ status: 'failed', error: { code: 'MESSAGE_REJECTED', nack: 'unknown_recipient' } });
+  });
+
+  it('ends a refused token in failed, with UNAUTHORIZED and no retry storm', async () => {
+    const server = await startServer({ tokens: { agent_001: 'right' } });
+    const proxy = await FaultProxy.start({ target: server.url });
+    const a = await makeClient(proxy.url, 'agent_001', { token: 'wrong' });
+    const err = await a.connect().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IMClientError);
+    expect((err as IMClientError).code).toBe('UNAUTHORIZED');
+    expect(a.connectionState).toBe('failed');
+    await sleep(600);
+    expect(proxy.connections).toBe(1);
+    expect(a.connectionState).toBe('failed');
+    await proxy.close();
+  });
+
+  it('refuses a second client on the same workspace, naming the holder', async () => {
+    const server = await startServer();
+    const workspacePath = await tempDir();
+    const first = await makeClient(server.url, 'agent_001', { workspacePath });
+    await first.open();
+    const second = await makeClient(server.url, 'agent_001', { workspacePath });
+    const err = await second.connect().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkspaceLockedError);
+    expect((err as WorkspaceLockedError).holder.pid).toBe(process.pid);
+    await first.close();
+    await second.close();
+    const third = await makeClient(server.url, 'agent_001', { workspacePath });
+    await third.connect();
+  });
+
+  it('bounds waits with timeoutMs and AbortSignal, and rejects waits when closed', async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    // Offline: nothing can be acked.
+    await expect(a.sendMessage({ to: 'agent_002', text: 'x', waitFor: 'acked', timeoutMs: 50 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+    const reason = new Error('caller gave up');
+    const controller = new AbortController();
+    const wait = a.sendMessage({ to: 'agent_002', text: 'y', waitFor: 'delivered', signal: controller.signal });
+    setTimeout(() => controller.abort(reason), 20);
+    await expect(wait).rejects.toBe(reason);
+    const pendingWait = expect(a.sendMessage({ to: 'agent_002', text: 'z', waitFor: 'acked' })).rejects.toMatchObject({ code: 'CLOSED' });
+    await sleep(20);
+    await a.close();
+    await pendingWait;
+    await expect(a.sendMessage({ to: 'agent_002', text: 'late' })).rejects.toMatchObject({ code: 'CLOSED' });
+    expect(a.connectionState).toBe('closed');
+  });
+
+  it('cancels a queued message, which then never leaves', async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    const m = await a.sendMessage({ to: 'agent_002', text: 'never mind' });
+    expect(await a.cancelMessage(m.id)).toBe(true);
+    expect(await a.cancelMessage(m.id)).toBe(false);
+    await expect(a.waitForStatus(m.id, 'acked')).rejects.toMatchObject({ code: 'MESSAGE_CANCELLED' });
+    await a.connect();
+    const b = await makeClient(server.url, 'agent_002');
+    await b.connect();
+    await sleep(200);
+    expect(await b.getConversationHistory({ contactId: 'agent_001' })).toEqual([]);
+    expect((await a.getConversationHistory({ contactId: 'agent_002' }))[0]).toMatchObject({ status: 'cancelled' });
+  });
+
+  it('fails a message whose time to live runs out before it is sent', async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    const m = await a.sendMessage({ to: 'agent_002', text: 'stale soon', ttlMs: 30 });
+    await sleep(60);
+    await a.connect();
+    await expect(a.waitForStatus(m.id, 'acked', { timeoutMs: 2000 })).rejects.toMatchObject({ code: 'MESSAGE_EXPIRED' });
+    await eventually(async () => (await a.getConversationHistory({ contactId: 'agent_002' }))[0]?.status === 'failed');
+  });
+
+  it('sends a caller-chosen id once even when sendMessage is called twice with it', async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    const first = await a.sendMessage({ to: 'agent_002', text: 'once', id: 'task-42-report' });
+    const second = await a.sendMessage({ to: 'agent_002', text: 'once', id: 'task-42-report' });
+    expect(second.id).toBe(first.id);
+    expect(await a.getConversationHistory({ contactId: 'agent_002' })).toHaveLength(1);
+  });
+});

@@ -1,0 +1,159 @@
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readJsonl } from '../../src/fs/readJsonl.js';
+import { ConversationRecord } from '../../src/core/storage/records.js';
+import { collect, eventually, makeClient } from '../helpers/clients.js';
+import { startServer } from '../helpers/server.js';
+
+describe('IMClient messaging', () => {
+  it('sends and receives both ways, with history and contacts on disk in the seed layout', async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    const b = await makeClient(server.url, 'agent_002');
+    const gotB = collect(b);
+    const gotA = collect(a);
+    await Promise.all([a.connect(), b.connect()]);
+
+    const sent = await a.sendMessage({ to: 'agent_002', text: '你好，我需要你的帮助', meta: { task: 'report' } });
+    expect(sent).toMatchObject({ from: 'agent_001', to: 'agent_002', conversationId: 'agent_001+agent_002', direction: 'out' });
+    expect(sent.id).toMatch(/^[A-Za-z0-9_-]{8,128}$/);
+    await eventually(() => gotB.length === 1);
+    expect(gotB[0]).toMatchObject({ id: sent.id, from: 'agent_001', to: 'agent_002', text: '你好，我需要你的帮助', meta: { task: 'report' }, direction: 'in' });
+    expect(gotB[0]!.sentAt).toBe(sent.sentAt);
+
+    const reply = await b.sendMessage({ to: 'agent_001', text: '好的', replyTo: sent.id, waitFor: 'delivered', timeoutMs: 5000 });
+    expect(reply.status).toBe('delivered');
+    await eventually(() => gotA.length === 1);
+    expect(gotA[0]).toMatchObject({ text: '好的', replyTo: sent.id });
+    await a.waitForStatus(sent.id, 'delivered', { timeoutMs: 5000 });
+
+    await a.addContact({ contactId: 'agent_002', name: '助理 Agent', description: '负责数据分析的助理' });
+    const history = await a.getConversationHistory({ contactId: 'agent_002', limit: 50 });
+    expect(history.map((m) => [m.direction, m.text, m.status])).toEqual([
+      ['out', '你好，我需要你的帮助', 'delivered'],
+      ['in', '好的', undefined],
+    ]);
+
+    // The files say the same, in the seed's layout.
+    const root = join(a.workspacePath, 'im_client');
+    expect(await readdir(join(root, 'conversations'))).toEqual(['agent_001+agent_002.jsonl']);
+    const lines: ConversationRecord[] = [];
+    for await (const { value } of readJsonl(join(root, 'conversations', 'agent_001+agent_002.jsonl'), ConversationRecord)) lines.push(value);
+    expect(lines.filter((l) => l.type === 'status' && l.id === sent.id).map((l) => (l as { status: string }).status)).toEqual(['acked', 'delivered']);
+    expect(JSON.parse(await readFile(join(root, 'contacts.json'), 'utf8')).contacts[0]).toMatchObject({ contactId: 'agent_002', name: '助理 Agent' });
+    expect(await a.listContacts()).toHaveLength(1);
+  });
+
+  it('queues messages sent while offline and delivers them all, in order, once connected', async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    const b = await makeClient(server.url, 'agent_002');
+    const got = collect(b);
+    const texts = Array.from({ length: 120 }, (_, i) => `offline ${i}`);
+    for (const text of texts) await a.sendMessage({ to: 'agent_002', text });
+    expect(a.connectionState).toBe('disconnected');
+    expect((await a.getConversationHistory({ contactId: 'agent_002', limit: 200 })).every((m) => m.status === 'queued')).toBe(true);
+    await b.connect();
+    await a.connect();
+    await eventually(() => got.length === texts.length, 15_000, 'all deliveries');
+    expect(got.map((m) => m.text)).toEqual(texts);
+    const history = await eventually(async () => {
+      const h = await a.getConversationHistory({ contactId: 'agent_002', limit: 200 });
+      return h.every((m) => m.status === 'delivered') && h;
+    });
+    expect(history.map((m) => m.text)).toEqual(texts);
+  });
+
+  it('keeps a digital employee\'s messages in the pending queue until acknowledged', async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    const worker = await makeClient(server.url, 'worker_1', { mode: 'queue' });
+    await Promise.all([a.connect(), worker.connect()]);
+    for (let i = 0; i < 3; i++) await a.sendMessage({ to: 'worker_1', text: `job ${i}` });
+    const pending = await eventually(async () => {
+      const p = await worker.getPendingMessages();
+      return p.length === 3 && p;
+    });
+    expect(pending.map((m) => m.text)).toEqual(['job 0', 'job 1', 'job 2']);
+    // Peeking does not consume: they stay until acknowledged.
+    expect(await worker.getPendingMessages()).toHaveLength(3);
+    expect(await worker.ackPendingMessages([pending[0]!.id])).toBe(1);
+    expect((await worker.getPendingMessages()).map((m) => m.text)).toEqual(['job 1', 'job 2']);
+    // After a clean close, the seed's queue/pending.json alone lists what is left.
+    await worker.close();
+    const queueFile = JSON.parse(await readFile(join(worker.workspacePath, 'im_client', 'queue', 'pending.json'), 'utf8'));
+    expect(queueFile.items.map((i: { message: { text: string } }) => i.message.text)).toEqual(['job 1', 'job 2']);
+  });
+
+  it('hands each incoming message to callbacks and iterators once, in order', async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    const b = await makeClient(server.url, 'agent_002');
+    const controller = new AbortController();
+    const iterated: string[] = [];
+    const loop = (async () => {
+      for await (const m of b.messages({ signal: controller.signal })) iterated.push(m.text);
+    })();
+    const got = collect(b);
+    await Promise.all([a.connect(), b.connect()]);
+    for (let i = 0; i < 20; i++) await a.sendMessage({ to: 'agent_002', text: `m${i}` });
+    await eventually(() => got.length === 20 && iterated.length === 20);
+    controller.abort();
+    await loop;
+    const expected = Array.from({ length: 20 }, (_, i) => `m${i}`);
+    expect(got.map((m) => m.text)).toEqual(expected);
+    expect(iterated).toEqual(expected);
+    expect(new Set(got.map((m) => m.id)).size).toBe(20);
+  });
+
+  it('unsubscribes a callback with the function onMessage returns', async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    const b = await makeClient(server.url, 'agent_002');
+    const seen: string[] = [];
+    const off = b.onMessage((m) => seen.push(m.text));
+    const all = collect(b);
+    await Promise.all([a.connect(), b.connect()]);
+    await a.sendMessage({ to: 'agent_002', text: 'first' });
+    await eventually(() => seen.length === 1);
+    off();
+    await a.sendMessage({ to: 'agent_002', text: 'second' });
+    await eventually(() => all.length === 2);
+    expect(seen).toEqual(['first']);
+  });
+
+  it('pages history backwards with before', async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    for (let i = 0; i < 25; i++) await a.sendMessage({ to: 'agent_002', text: `m${i}` });
+    const page1 = await a.getConversationHistory({ contactId: 'agent_002', limit: 10 });
+    const page2 = await a.getConversationHistory({ contactId: 'agent_002', limit: 10, before: page1[0]!.id });
+    const page3 = await a.getConversationHistory({ contactId: 'agent_002', limit: 10, before: page2[0]!.id });
+    expect([...page3, ...page2, ...page1].map((m) => m.text)).toEqual(Array.from({ length: 25 }, (_, i) => `m${i}`));
+  });
+
+  it('threads a conversation id chosen by the sender on both ends', async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    const b = await makeClient(server.url, 'agent_002');
+    const got = collect(b);
+    await Promise.all([a.connect(), b.connect()]);
+    await a.sendMessage({ to: 'agent_002', text: 'about task 42', conversationId: 'task-42' });
+    await eventually(() => got.length === 1);
+    expect(got[0]!.conversationId).toBe('task-42');
+    expect((await b.getConversationHistory({ conversationId: 'task-42' })).map((m) => m.text)).toEqual(['about task 42']);
+  });
+
+  it('updates and removes contacts', async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    const added = await a.addContact({ contactId: 'user_7', name: 'Lin', kind: 'user' });
+    const updated = await a.updateContact('user_7', { description: 'reviewer' });
+    expect(updated).toMatchObject({ contactId: 'user_7', name: 'Lin', kind: 'user', description: 'reviewer', addedAt: added.addedAt });
+    await expect(a.updateContact('nobody', { name: 'x' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(await a.removeContact('user_7')).toBe(true);
+    expect(await a.removeContact('user_7')).toBe(false);
+    expect(await a.listContacts()).toEqual([]);
+  });
+});
