@@ -73,6 +73,7 @@ export const inboxMachine = setup({
     writing: {
       on: { DELIVERED: { actions: 'addBuffered' } },
       invoke: {
+        id: 'persistBatch',
         src: 'persistBatch',
         onDone: [
           {

@@ -3,23 +3,19 @@ import { assign, setup } from 'xstate';
 export interface OutboxContext {
   /** Most messages awaiting their ack at once. */
   window: number;
-  /** Messages handed to their lifecycle and not settled yet. */
+  /** Messages handed to their lifecycle and not settled yet (as last reported). */
   inflight: number;
-  /** Messages waiting for a slot. */
+  /** Messages waiting for a slot (as last reported). */
   queued: number;
-  /** How many the last fill handed out. */
+  /** How many the last fill planned to hand out (the outbox may send fewer). */
   lastDispatch: number;
   /** While throttled: epoch ms at which sending resumes. */
   throttledUntil: number | null;
 }
 
 export type OutboxEvent =
-  /** Messages entered the queue: new ones, or in-flight ones sent back (timeout, retryable nack). */
-  | { type: 'ENQUEUED'; count: number }
-  /** Queued messages left without being sent (cancelled, expired). */
-  | { type: 'REMOVED'; count: number }
-  /** In-flight messages left the window (acked, failed, or sent back to the queue). */
-  | { type: 'SETTLED'; count: number }
+  /** The queue or the window changed: how many messages wait, how many are in flight (exact counts, from the outbox). */
+  | { type: 'QUEUE_CHANGED'; queued: number; inflight: number }
   /** The connection is online. */
   | { type: 'ONLINE' }
   /** The connection is lost. */
@@ -28,16 +24,16 @@ export type OutboxEvent =
   | { type: 'THROTTLE'; untilMs: number };
 
 /**
- * Draining of the outbox: while `online`, every change refills the send
- * window (at most `window` messages awaiting their ack), oldest message
- * first, so each conversation is sent in order; `offline` pauses it and
- * sends the in-flight messages back to the queue, to go first once online
- * again; `throttled` waits out a `rate_limited` nack. Only counters live
- * here: the messages themselves stay in the outbox (src), one lifecycle
- * actor each while in flight.
+ * Draining of the outbox: while `online`, every change of the queue refills
+ * the send window (at most `window` messages awaiting their ack), oldest
+ * message first, so each conversation is sent in order; `offline` pauses it
+ * and sends the in-flight messages back to the queue, to go first once
+ * online again; `throttled` waits out a `rate_limited` nack. Only counters
+ * live here, reported by the outbox: the messages themselves stay in the
+ * outbox (src), one lifecycle actor each while in flight.
  *
- * `dispatch` hands the oldest `count` queued messages to their lifecycle;
- * `abandonInflight` tells in-flight messages the connection is lost.
+ * `dispatch` hands at most `count` of the oldest queued messages to their
+ * lifecycle; `abandonInflight` tells in-flight messages the connection is lost.
  */
 export const outboxMachine = setup({
   types: {
@@ -48,16 +44,16 @@ export const outboxMachine = setup({
   actions: {
     dispatch: (_, _params: { count: number }) => {},
     abandonInflight: () => {},
-    addQueued: assign(({ context, event }) => (event.type === 'ENQUEUED' ? { queued: context.queued + event.count } : {})),
-    removeQueued: assign(({ context, event }) => (event.type === 'REMOVED' ? { queued: Math.max(0, context.queued - event.count) } : {})),
-    settle: assign(({ context, event }) => (event.type === 'SETTLED' ? { inflight: Math.max(0, context.inflight - event.count) } : {})),
-    takeSlots: assign(({ context }) => {
-      const n = Math.max(0, Math.min(context.window - context.inflight, context.queued));
-      return { inflight: context.inflight + n, queued: context.queued - n, lastDispatch: n };
-    }),
-    requeueInflight: assign(({ context }) => ({ queued: context.queued + context.inflight, inflight: 0 })),
+    recordCounts: assign(({ event }) => (event.type === 'QUEUE_CHANGED' ? { queued: event.queued, inflight: event.inflight } : {})),
+    planDispatch: assign(({ context }) => ({
+      lastDispatch: Math.max(0, Math.min(context.window - context.inflight, context.queued)),
+    })),
     recordThrottle: assign(({ event }) => (event.type === 'THROTTLE' ? { throttledUntil: event.untilMs } : {})),
     clearThrottle: assign({ throttledUntil: null }),
+  },
+  guards: {
+    // Reads the event: guards run before the transition's assign.
+    hasRoomAndWork: ({ context, event }) => event.type === 'QUEUE_CHANGED' && event.queued > 0 && event.inflight < context.window,
   },
   delays: {
     throttle: ({ context }) => Math.max(0, (context.throttledUntil ?? 0) - Date.now()),
@@ -67,9 +63,7 @@ export const outboxMachine = setup({
   initial: 'offline',
   context: ({ input }) => ({ window: input.window, inflight: 0, queued: 0, lastDispatch: 0, throttledUntil: null }),
   on: {
-    ENQUEUED: { actions: 'addQueued' },
-    REMOVED: { actions: 'removeQueued' },
-    SETTLED: { actions: 'settle' },
+    QUEUE_CHANGED: { actions: 'recordCounts' },
   },
   states: {
     offline: {
@@ -78,16 +72,18 @@ export const outboxMachine = setup({
     online: {
       initial: 'draining',
       on: {
-        OFFLINE: { target: 'offline', actions: ['abandonInflight', 'requeueInflight'] },
+        OFFLINE: { target: 'offline', actions: 'abandonInflight' },
         THROTTLE: { target: '.throttled', actions: 'recordThrottle' },
       },
       states: {
         draining: {
           // Every entry fills the window with as many queued messages as fit.
-          entry: ['takeSlots', { type: 'dispatch', params: ({ context }) => ({ count: context.lastDispatch }) }],
+          entry: ['planDispatch', { type: 'dispatch', params: ({ context }) => ({ count: context.lastDispatch }) }],
           on: {
-            ENQUEUED: { target: 'draining', reenter: true, actions: 'addQueued' },
-            SETTLED: { target: 'draining', reenter: true, actions: 'settle' },
+            QUEUE_CHANGED: [
+              { guard: 'hasRoomAndWork', target: 'draining', reenter: true, actions: 'recordCounts' },
+              { actions: 'recordCounts' },
+            ],
           },
         },
         throttled: {

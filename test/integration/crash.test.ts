@@ -90,3 +90,25 @@ describe('crash safety end to end', () => {
     expectExactlyOnceInOrder(await historyOf(txWs, 'agent_tx', 'agent_rx', N + 50), N, 'out');
   });
 });
+
+describe('crash between the two writes of a send', () => {
+  it('writes the missing history line of a queued message on start, and sends it', async () => {
+    const server = await startServer();
+    const workspacePath = await tempDir('ws-');
+    // A previous run queued a message durably in the outbox and died before its conversation line.
+    const first = await makeClient(server.url, 'agent_001', { workspacePath });
+    await first.open();
+    await first.close();
+    const { writeFile } = await import('node:fs/promises');
+    const entry = { id: id(7), conversationId: 'agent_001+agent_002', to: 'agent_002', text: 'survived', sentAt: new Date().toISOString(), offset: 0 };
+    await writeFile(`${workspacePath}/im_client/outbox.jsonl`, `${JSON.stringify({ op: 'put', entry })}\n`);
+
+    const again = await makeClient(server.url, 'agent_001', { workspacePath });
+    expect((await again.getConversationHistory({ contactId: 'agent_002' })).map((m) => [m.id, m.text, m.status])).toEqual([[id(7), 'survived', 'queued']]);
+    const b = await makeClient(server.url, 'agent_002');
+    const got = collect(b);
+    await Promise.all([again.connect(), b.connect()]);
+    await eventually(() => got.length === 1);
+    expect(got[0]).toMatchObject({ id: id(7), text: 'survived' });
+  });
+});

@@ -78,6 +78,10 @@ export class Outbox {
   /** The last durable write of each message's status, for callers that must wait for it. */
   readonly #writes = new Map<string, Promise<void>>();
   #ordinal = 0;
+  /** Exact counts, reported to the outbox machine whenever they change. */
+  #queued = 0;
+  #inflight = 0;
+  #reported = { queued: -1, inflight: -1 };
   #sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(options: OutboxOptions) {
@@ -124,12 +128,8 @@ export class Outbox {
   async start(): Promise<void> {
     await this.#repairHistory();
     this.#machine.start();
-    let loaded = 0;
-    for (const entry of this.#o.storage.outbox.entries()) {
-      this.#addSlot(entry);
-      loaded++;
-    }
-    if (loaded) this.#machine.send({ type: 'ENQUEUED', count: loaded });
+    for (const entry of this.#o.storage.outbox.entries()) this.#addSlot(entry);
+    this.#report();
     // Expired messages must fail even while offline, when nothing dispatches them.
     this.#sweepTimer = setInterval(() => this.sweepExpired(), 30_000);
     this.#sweepTimer.unref();
@@ -150,7 +150,8 @@ export class Outbox {
     await conversations.append(entry.conversationId, [record]);
     this.#slots.set(entry.id, { entry: queued, ordinal, inflight: false });
     this.#queue.push(ordinal, entry.id);
-    this.#machine.send({ type: 'ENQUEUED', count: 1 });
+    this.#queued++;
+    this.#report();
   }
 
   has(id: string): boolean {
@@ -274,23 +275,38 @@ export class Outbox {
     const slot: Slot = { entry, ordinal: ++this.#ordinal, inflight: false };
     this.#slots.set(entry.id, slot);
     this.#queue.push(slot.ordinal, entry.id);
+    this.#queued++;
     return slot;
   }
 
-  /** Hands the oldest `count` waiting messages to their lifecycle. */
+  /** Tells the outbox machine the exact counts, when they changed. */
+  #report(): void {
+    if (this.#reported.queued === this.#queued && this.#reported.inflight === this.#inflight) return;
+    this.#reported = { queued: this.#queued, inflight: this.#inflight };
+    this.#machine.send({ type: 'QUEUE_CHANGED', queued: this.#queued, inflight: this.#inflight });
+  }
+
+  /**
+   * Hands up to `count` of the oldest waiting messages to their lifecycle.
+   * The window is enforced here, on the exact counts: a dispatch planned on
+   * counts that changed since (it runs a microtask later) sends fewer.
+   */
   #dispatch(count: number): void {
-    let sent = 0;
-    while (sent < count) {
+    let room = Math.min(count, this.#o.window - this.#inflight);
+    while (room > 0) {
       const id = this.#queue.pop();
       if (id === undefined) break;
       const slot = this.#slots.get(id);
-      // Entries that left the queue otherwise (cancelled, expired) were already uncounted.
+      // Entries that left the queue otherwise (cancelled, expired) are skipped.
       if (!slot || slot.inflight) continue;
       const actor = this.#actors.get(id) ?? this.#spawn(slot);
       slot.inflight = true;
-      sent++;
+      this.#queued--;
+      this.#inflight++;
+      room--;
       actor.send({ type: 'DISPATCH' });
     }
+    this.#report();
   }
 
   #spawn(slot: Slot): MessageActor {
@@ -361,18 +377,19 @@ export class Outbox {
     if (slot) {
       if (slot.inflight && !IN_FLIGHT.has(state)) {
         slot.inflight = false;
-        this.#machine.send({ type: 'SETTLED', count: 1 });
+        this.#inflight--;
         if (state === 'queued') {
           // Back to the queue (lost connection, timeout, retryable nack): it goes first again.
           // Its actor stays alive, keeping its attempt count; at most a window of them.
           this.#queue.push(slot.ordinal, id);
-          this.#machine.send({ type: 'ENQUEUED', count: 1 });
+          this.#queued++;
         }
       } else if (!slot.inflight && !waiting) {
         // Left the queue without a dispatch: cancelled, expired, or a receipt/ack overtook it.
-        this.#machine.send({ type: 'REMOVED', count: 1 });
+        this.#queued--;
       }
       if (!waiting) this.#slots.delete(id);
+      this.#report();
     }
     if (state === 'acked') {
       this.#rest(id, actor);

@@ -1,0 +1,115 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { IMClient } from '../../src/api/client.js';
+import { eventually, makeClient } from '../helpers/clients.js';
+import { sleep, startServer } from '../helpers/server.js';
+import { tempDir } from '../helpers/tmp.js';
+
+async function workerWithJobs(n: number, options: { leaseMs?: number; workspacePath?: string } = {}) {
+  const server = await startServer();
+  const boss = await makeClient(server.url, 'boss');
+  const worker = await makeClient(server.url, 'worker', { mode: 'queue', ...options });
+  await Promise.all([boss.connect(), worker.connect()]);
+  for (let i = 0; i < n; i++) await boss.sendMessage({ to: 'worker', text: `job ${i}` });
+  await eventually(async () => (await worker.getPendingMessages()).length === n, 10_000, 'jobs queued');
+  return { server, boss, worker };
+}
+
+const texts = (ms: Array<{ text: string }>) => ms.map((m) => m.text);
+
+describe('pending queue (digital employee)', () => {
+  it('claims the oldest messages with a lease; claimed ones are not handed out twice', async () => {
+    const { worker } = await workerWithJobs(5);
+    const first = await worker.claimPendingMessages({ max: 2, leaseMs: 10_000 });
+    expect(texts(first)).toEqual(['job 0', 'job 1']);
+    expect(first[0]!.pending.attempts).toBe(1);
+    expect(Date.parse(first[0]!.pending.leaseUntil!)).toBeGreaterThan(Date.now());
+    expect(texts(await worker.claimPendingMessages({ max: 10 }))).toEqual(['job 2', 'job 3', 'job 4']);
+    expect(await worker.claimPendingMessages({ max: 10 })).toEqual([]);
+    // Still pending (claimed) until acknowledged.
+    expect(await worker.getPendingMessages()).toHaveLength(5);
+    expect(await worker.ackPendingMessages(first.map((m) => m.id))).toBe(2);
+    expect(texts(await worker.getPendingMessages())).toEqual(['job 2', 'job 3', 'job 4']);
+  });
+
+  it('returns a released claim, and a lapsed one, to the queue', async () => {
+    const { worker } = await workerWithJobs(2);
+    const [a, b] = await worker.claimPendingMessages({ max: 2, leaseMs: 150 });
+    await worker.releasePendingMessages([a!.id]);
+    const again = await worker.claimPendingMessages({ max: 5, leaseMs: 10_000 });
+    expect(texts(again)).toEqual(['job 0']);
+    expect(again[0]!.pending.attempts).toBe(2);
+    // b's lease lapses: it comes back without anyone releasing it.
+    await sleep(250);
+    const lapsed = await worker.claimPendingMessages({ max: 5 });
+    expect(lapsed.map((m) => m.id)).toEqual([b!.id]);
+    expect(lapsed[0]!.pending.attempts).toBe(2);
+  });
+
+  it('keeps claims across a restart, and lets them lapse on their original deadline', async () => {
+    const workspacePath = join(await tempDir(), 'worker');
+    const { server, worker } = await workerWithJobs(1, { workspacePath });
+    const [job] = await worker.claimPendingMessages({ max: 1, leaseMs: 400 });
+    await worker.close();
+    const restarted = await makeClient(server.url, 'worker', { mode: 'queue', workspacePath });
+    await restarted.open();
+    expect(await restarted.claimPendingMessages({ max: 1 })).toEqual([]);
+    const [pending] = await restarted.getPendingMessages();
+    expect(pending!.pending.leaseUntil).toBe(job!.pending.leaseUntil);
+    await eventually(async () => (await restarted.claimPendingMessages({ max: 1 }))[0]?.id === job!.id, 3000, 'lapse after restart');
+  });
+
+  it('extends a lease', async () => {
+    const { worker } = await workerWithJobs(1);
+    const [job] = await worker.claimPendingMessages({ max: 1, leaseMs: 150 });
+    await sleep(100);
+    await worker.extendPendingLease([job!.id], 10_000);
+    await sleep(150);
+    expect(await worker.claimPendingMessages({ max: 1 })).toEqual([]);
+    await expect(worker.extendPendingLease(['not-claimed-id'], 1000)).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+  });
+
+  it('drains with a handler: acknowledges what it finishes, retries what throws', async () => {
+    const { worker } = await workerWithJobs(6);
+    const done: string[] = [];
+    let failedOnce = false;
+    const processed = await worker.drainPendingMessages(
+      async (m) => {
+        await sleep(10);
+        if (m.text === 'job 3' && !failedOnce) {
+          failedOnce = true;
+          throw new Error('flaky tool');
+        }
+        done.push(m.text);
+      },
+      { concurrency: 3, untilEmpty: true },
+    );
+    expect(processed).toBe(6);
+    expect([...done].sort()).toEqual(['job 0', 'job 1', 'job 2', 'job 3', 'job 4', 'job 5']);
+    expect(await worker.getPendingMessages()).toEqual([]);
+  });
+
+  it('drains until aborted, picking up messages as they arrive', async () => {
+    const { boss, worker } = await workerWithJobs(0);
+    const controller = new AbortController();
+    const seen: string[] = [];
+    const draining = worker.drainPendingMessages((m) => void seen.push(m.text), { signal: controller.signal });
+    await boss.sendMessage({ to: 'worker', text: 'late job' });
+    await eventually(() => seen.length === 1);
+    controller.abort();
+    expect(await draining).toBe(1);
+    expect(seen).toEqual(['late job']);
+  });
+
+  it('has an empty queue in callback mode', async () => {
+    const server = await startServer();
+    const boss = await makeClient(server.url, 'boss');
+    const plain: IMClient = await makeClient(server.url, 'plain');
+    const got: string[] = [];
+    plain.onMessage((m) => got.push(m.text));
+    await Promise.all([boss.connect(), plain.connect()]);
+    await boss.sendMessage({ to: 'plain', text: 'hi' });
+    await eventually(() => got.length === 1);
+    expect(await plain.getPendingMessages()).toEqual([]);
+  });
+});
