@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, unlinkSync } from 'node:fs';
 import { link, open, readFile, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { IMClientError, WorkspaceLockedError, storageIoError, type LockHolder } from '../errors.js';
 import { fsyncDir } from './fsyncDir.js';
@@ -90,7 +90,8 @@ export class FileLock {
 async function tryCreate(path: string, content: string): Promise<boolean> {
   // Write the full record under a private name, then hard-link it into place: link() fails if the
   // lock exists, and readers never see a half-written lock file.
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  // Named like atomicWriteFile's temp files, so removeStaleTempFiles cleans them up after a crash.
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
     const fh = await open(tmp, 'wx', 0o644);
     try {

@@ -48,7 +48,11 @@ export class JsonFile<S extends z.ZodType> {
       throw new StorageCorruptError(this.path, 'not valid JSON', { cause: err });
     }
     const parsed = this.#schema.safeParse(value);
-    if (!parsed.success) throw new StorageCorruptError(this.path, summarizeIssues(parsed.error));
+    if (!parsed.success) {
+      const version = (value as { version?: unknown } | null)?.version;
+      const hint = typeof version === 'number' && version > 1 ? ` (format version ${version}: written by a newer im-client?)` : '';
+      throw new StorageCorruptError(this.path, `${summarizeIssues(parsed.error)}${hint}`);
+    }
     return parsed.data;
   }
 

@@ -38,7 +38,6 @@ export const NACK_CODES = [
   'too_large',
   'invalid_message',
   'id_conflict',
-  'unauthorized',
   'rate_limited',
   'inbox_full',
   'shutting_down',

@@ -95,6 +95,7 @@ export class IMServer {
         dataDir: resolved.dataDir,
         segmentBytes: resolved.segmentBytes,
         dedupeWindowMs: resolved.dedupeWindowMs,
+        dedupeMaxEntries: resolved.dedupeMaxEntries,
         onWarning: (w) => resolved.log({ level: 'warn', event: 'storage_warning', ...w }),
       });
     await store.open();
@@ -181,7 +182,7 @@ export class IMServer {
     this.#byAgent.set(session.agentId!, session);
     if (previous && previous !== session) {
       this.options.log({ level: 'info', event: 'session_replaced', agentId: session.agentId, old: previous.id, new: session.id });
-      previous.close(CloseCode.SESSION_REPLACED, 'another connection logged in as this agent');
+      previous.closeWithError('session_replaced', 'another connection logged in as this agent', CloseCode.SESSION_REPLACED);
     }
   }
 
@@ -195,9 +196,10 @@ export class IMServer {
   #closeIdle(): void {
     const limit = Date.now() - 3 * this.options.heartbeatMs;
     for (const s of this.#sessions) {
-      if (s.agentId && s.lastSeen < limit) {
+      // A session whose socket the server stopped reading cannot show it is alive.
+      if (s.agentId && !s.paused && s.lastSeen < limit) {
         this.options.log({ level: 'info', event: 'idle_timeout', agentId: s.agentId });
-        s.close(CloseCode.IDLE_TIMEOUT, 'no frame for 3 heartbeat intervals');
+        s.closeWithError('idle_timeout', 'no frame for 3 heartbeat intervals', CloseCode.IDLE_TIMEOUT);
       }
     }
   }

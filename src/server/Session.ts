@@ -82,6 +82,17 @@ export class Session {
     void this.#pump();
   }
 
+  /** Whether reading from the socket is paused (too many sends pending): silence is then the server's doing. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** Tells the client why, with a fatal error frame, then closes with a protocol close code. */
+  closeWithError(code: ErrorCode, message: string, closeCode: number): void {
+    this.#send({ type: 'error', code, message, fatal: true });
+    this.close(closeCode, message.slice(0, 120));
+  }
+
   /** Closes the socket with a protocol close code. */
   close(code: number, reason: string): void {
     if (this.#ws.readyState === this.#ws.OPEN || this.#ws.readyState === this.#ws.CONNECTING) this.#ws.close(code, reason);
@@ -113,7 +124,10 @@ export class Session {
       this.#early.push(() => this.#onMessage(data, isBinary));
       return;
     }
-    if (isBinary) return this.#badFrame('bad_frame', 'binary frames are not part of the protocol; send JSON text');
+    if (isBinary) {
+      const message = 'binary frames are not part of the protocol; send JSON text';
+      return this.agentId ? this.#badFrame('bad_frame', message) : this.#fail('bad_frame', `${message}; the first frame must be hello`, CloseCode.BAD_HANDSHAKE);
+    }
     const text = rawText(data);
     const decoded = decodeClientFrame(text);
     if (!decoded.ok) {
@@ -179,7 +193,12 @@ export class Session {
       inbox: position,
       serverTime: new Date().toISOString(),
     });
-    this.#log('info', 'session_opened', { agentId: hello.agentId, resumeFrom: position.ackedUpTo, backlog: position.latestSeq - position.ackedUpTo });
+    this.#log('info', 'session_opened', {
+      agentId: hello.agentId,
+      client: hello.client ? `${hello.client.name ?? '?'}/${hello.client.version ?? '?'}` : undefined,
+      resumeFrom: position.ackedUpTo,
+      backlog: position.latestSeq - position.ackedUpTo,
+    });
     const early = this.#early ?? [];
     this.#early = undefined;
     for (const handle of early) handle();

@@ -33,6 +33,9 @@ Options:
   --max-inflight N         unacknowledged deliveries per connection (default ${DEFAULT_MAX_INFLIGHT_DELIVERIES})
   --max-inbox N            undelivered entries per inbox before inbox_full (default ${DEFAULT_MAX_INBOX_ENTRIES})
   --rate-limit N           messages per second per connection (default: no limit)
+  --handshake-timeout-ms MS  time a connection has to send hello (default 10000)
+  --max-bad-frames N       bad frames tolerated per connection before closing with 1008 (default 20)
+  --dedupe-window-ms MS    how long message ids are remembered for deduplication (default 86400000)
   --segment-bytes N        inbox segment file size (default 8388608)
   --quiet                  log warnings and errors only
   -h, --help               show this help
@@ -75,6 +78,9 @@ async function main(): Promise<void> {
         'max-inflight': { type: 'string' },
         'max-inbox': { type: 'string' },
         'rate-limit': { type: 'string' },
+        'handshake-timeout-ms': { type: 'string' },
+        'max-bad-frames': { type: 'string' },
+        'dedupe-window-ms': { type: 'string' },
         'segment-bytes': { type: 'string' },
         quiet: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -108,6 +114,9 @@ async function main(): Promise<void> {
     ['maxMessageBytes', 'max-message-bytes'],
     ['maxInflightDeliveries', 'max-inflight'],
     ['maxInboxEntries', 'max-inbox'],
+    ['handshakeTimeoutMs', 'handshake-timeout-ms'],
+    ['maxBadFrames', 'max-bad-frames'],
+    ['dedupeWindowMs', 'dedupe-window-ms'],
     ['segmentBytes', 'segment-bytes'],
   ];
   for (const [key, flag] of numeric) {

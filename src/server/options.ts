@@ -64,6 +64,8 @@ export interface IMServerOptions {
   segmentBytes?: number;
   /** How long message ids are remembered for deduplication (file store). @default 86400000 */
   dedupeWindowMs?: number;
+  /** Most message ids remembered for deduplication; the oldest are forgotten first (file store). @default 1000000 */
+  dedupeMaxEntries?: number;
   /** A store to use instead of the file store in `dataDir`. */
   store?: InboxStore;
   /** Receives log records; silent by default. */
@@ -89,6 +91,7 @@ export interface ResolvedServerOptions {
   rateLimit: { perSecond: number; burst: number } | undefined;
   segmentBytes: number;
   dedupeWindowMs: number;
+  dedupeMaxEntries: number;
   store: InboxStore | undefined;
   log: ServerLogger;
 }
@@ -117,6 +120,7 @@ export function resolveServerOptions(options: IMServerOptions = {}): ResolvedSer
     rateLimit: undefined,
     segmentBytes: positiveInt('segmentBytes', options.segmentBytes, 8 * 1024 * 1024),
     dedupeWindowMs: positiveInt('dedupeWindowMs', options.dedupeWindowMs, 24 * 60 * 60 * 1000),
+    dedupeMaxEntries: positiveInt('dedupeMaxEntries', options.dedupeMaxEntries, 1_000_000),
     store: options.store,
     log: options.log ?? (() => {}),
   };

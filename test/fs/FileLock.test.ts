@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { access, readFile, readdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -35,6 +35,14 @@ describe('FileLock', () => {
     await writeFile(path, JSON.stringify({ pid: process.pid, hostname: hostname(), since: '2020-01-01T00:00:00.000Z', token: 'previous-life' }));
     const lock = await FileLock.acquire(path);
     await lock.release();
+  });
+
+  it('leaves no temp files behind in the lock directory', async () => {
+    const dir = await tempDir();
+    const lock = await FileLock.acquire(join(dir, 'x.lock'));
+    expect(await readdir(dir)).toEqual(['x.lock']);
+    await lock.release();
+    expect(await readdir(dir)).toEqual([]);
   });
 
   it('takes over an unreadable lock file', async () => {
@@ -75,12 +83,13 @@ describe('workspace lock across processes', () => {
     await storage.close();
   });
 
-  it('releases the lock when the holder exits normally', async () => {
+  it('removes the lock file when the holder process exits without closing', async () => {
     const workspacePath = await tempDir('ws-');
     const child = runFixture('holdWorkspace.ts', [workspacePath, 'agent_001']);
     await child.waitFor(/holding/);
     child.process.kill('SIGTERM');
-    await child.exited;
+    expect((await child.exited).code).toBe(0);
+    await expect(access(join(workspacePath, 'im_client', 'client.lock'))).rejects.toThrow();
     const storage = await WorkspaceStorage.open({ workspacePath, agentId: 'agent_001' });
     await storage.close();
   });

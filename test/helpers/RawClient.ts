@@ -50,7 +50,7 @@ export class RawClient {
   static async login(url: string, agentId: string, extra: Partial<Extract<ClientFrame, { type: 'hello' }>> = {}): Promise<RawClient & { welcome: WelcomeFrame }> {
     const c = await RawClient.open(url);
     c.send({ type: 'hello', protocol: 1, agentId, ...extra });
-    const first = await Promise.race([c.next('welcome'), c.next('error')]);
+    const first = await c.nextOf(['welcome', 'error']);
     if (first.type !== 'welcome') throw new Error(`login refused: ${JSON.stringify(first)}`);
     return Object.assign(c, { welcome: first });
   }
@@ -65,23 +65,31 @@ export class RawClient {
 
   /** The next frame of `type` not yet returned by `next` (waits up to `timeoutMs`). */
   next<T extends ServerFrame['type']>(type: T, timeoutMs = 5000): Promise<FrameOf<T>> {
-    for (let i = 0; i < this.frames.length; i++) {
-      const f = this.frames[i]!;
-      if (f.type === type) {
-        this.frames.splice(i, 1);
-        return Promise.resolve(f as FrameOf<T>);
-      }
+    return this.nextOf([type], timeoutMs);
+  }
+
+  /** The next frame of any of `types` not yet returned (waits up to `timeoutMs`). */
+  nextOf<T extends ServerFrame['type']>(types: readonly T[], timeoutMs = 5000): Promise<FrameOf<T>> {
+    const wanted = (f: ServerFrame) => (types as readonly string[]).includes(f.type);
+    const buffered = this.frames.find(wanted);
+    if (buffered) {
+      this.frames.splice(this.frames.indexOf(buffered), 1);
+      return Promise.resolve(buffered as FrameOf<T>);
     }
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no ${type} frame within ${timeoutMs} ms; got ${JSON.stringify(this.frames).slice(0, 500)}`)), timeoutMs);
-      this.#waiters.push({
-        test: (f) => f.type === type,
-        resolve: (f) => {
+      const waiter = {
+        test: wanted,
+        resolve: (f: ServerFrame) => {
           clearTimeout(timer);
           this.frames.splice(this.frames.indexOf(f), 1);
           resolve(f as FrameOf<T>);
         },
-      });
+      };
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        reject(new Error(`no ${types.join('/')} frame within ${timeoutMs} ms; got ${JSON.stringify(this.frames).slice(0, 500)}`));
+      }, timeoutMs);
+      this.#waiters.push(waiter);
     });
   }
 

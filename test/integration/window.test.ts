@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { InspectionEvent } from 'xstate';
+import type { AnyActorRef, InspectionEvent } from 'xstate';
 import { collect, eventually, makeClient } from '../helpers/clients.js';
 import { startServer } from '../helpers/server.js';
 
@@ -11,10 +11,10 @@ describe('send window and inspection', () => {
     const actorIds = new Set<string>();
     const inspect = (e: InspectionEvent) => {
       if (e.type !== '@xstate.snapshot') return;
-      const id = e.actorRef.id;
+      const id = (e.actorRef as AnyActorRef).id;
       actorIds.add(id.split(':')[0]!);
       if (!id.startsWith('message:')) return;
-      live.set(id, String((e.snapshot as { value: unknown }).value));
+      live.set(id, String((e.snapshot as unknown as { value: unknown }).value));
       const n = [...live.values()].filter((v) => v === 'sending' || v === 'awaitingAck').length;
       maxInFlight = Math.max(maxInFlight, n);
     };

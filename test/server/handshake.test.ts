@@ -62,6 +62,14 @@ describe('handshake', () => {
     expect((await c.closed).code).toBe(CloseCode.BAD_HANDSHAKE);
   });
 
+  it('closes with 4000 when the first frame is binary', async () => {
+    const server = await startServer();
+    const c = await RawClient.open(server.url);
+    c.sendRaw(Buffer.from([0x68, 0x69]));
+    expect(await c.next('error')).toMatchObject({ code: 'bad_frame', fatal: true });
+    expect((await c.closed).code).toBe(CloseCode.BAD_HANDSHAKE);
+  });
+
   it('closes with 4004 when no hello arrives in time', async () => {
     const server = await startServer({ handshakeTimeoutMs: 200 });
     const c = await RawClient.open(server.url);

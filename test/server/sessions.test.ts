@@ -8,6 +8,7 @@ describe('sessions', () => {
     const server = await startServer();
     const old = await RawClient.login(server.url, 'agent_001');
     const fresh = await RawClient.login(server.url, 'agent_001');
+    expect(await old.next('error')).toMatchObject({ code: 'session_replaced', fatal: true });
     expect((await old.closed).code).toBe(CloseCode.SESSION_REPLACED);
     expect(server.onlineAgents).toEqual(['agent_001']);
     // Deliveries now go to the new session.
@@ -24,6 +25,7 @@ describe('sessions', () => {
     const chatty = await RawClient.login(server.url, 'agent_002');
     const pinger = setInterval(() => chatty.send({ type: 'ping' }), 50);
     expect((await quiet.closed).code).toBe(CloseCode.IDLE_TIMEOUT);
+    expect(quiet.frames.find((f) => f.type === 'error')).toMatchObject({ code: 'idle_timeout', fatal: true });
     expect(chatty.ws.readyState).toBe(chatty.ws.OPEN);
     clearInterval(pinger);
     chatty.close();

@@ -1,5 +1,7 @@
+import { IMClientError } from '../../errors.js';
 import { JsonFile } from '../../fs/JsonFile.js';
-import { ContactsFile, type Contact } from './records.js';
+import { summarizeIssues } from '../../validation.js';
+import { Contact, ContactsFile } from './records.js';
 
 /**
  * `contacts.json`: the agent's contact list, held in memory and replaced
@@ -28,9 +30,11 @@ export class ContactsStore {
     return this.#contacts.get(contactId);
   }
 
-  /** Inserts or replaces a contact; resolves once the file is durable. */
+  /** Inserts or replaces a contact; resolves once the file is durable. Throws INVALID_OPTION for an invalid contact. */
   async put(contact: Contact): Promise<void> {
-    this.#contacts.set(contact.contactId, contact);
+    const parsed = Contact.safeParse(contact);
+    if (!parsed.success) throw new IMClientError('INVALID_OPTION', `invalid contact: ${summarizeIssues(parsed.error)}`);
+    this.#contacts.set(contact.contactId, parsed.data);
     await this.#save();
   }
 

@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { IMClientError, storageIoError } from '../../errors.js';
 import { JsonlWriter } from '../../fs/JsonlWriter.js';
 import { parseLine, readJsonl, type JsonlRecord } from '../../fs/readJsonl.js';
@@ -14,6 +14,26 @@ export interface HistoryQuery {
   limit: number;
   /** Return only messages older than the message with this id. */
   before?: string | undefined;
+}
+
+/** Where a backward history scan stopped. */
+interface Scan {
+  /** File length when the scan started. */
+  length: number;
+  /** Offset of the oldest message returned: the next page ends there. */
+  resumeAt: number;
+  /** Status lines already read whose messages are older. */
+  statuses: Map<string, StatusRecord[]>;
+}
+
+function scanKey(conversationId: string, messageId: string): string {
+  return `${conversationId}\n${messageId}`;
+}
+
+function addStatus(statuses: Map<string, StatusRecord[]>, record: StatusRecord): void {
+  const list = statuses.get(record.id);
+  if (list) list.push(record);
+  else statuses.set(record.id, [record]);
 }
 
 /** A page of history, oldest first. */
@@ -40,6 +60,8 @@ export class ConversationStore {
   /** Writers evicted from the pool and still flushing; a new writer for the same file waits for them. */
   readonly #closing = new Map<string, Promise<void>>();
   #closed = false;
+  /** Where recent history pages stopped, by conversation and oldest message id, to resume paging from. */
+  readonly #scans = new Map<string, Scan>();
 
   constructor(paths: WorkspacePaths, options: { onWarning?: WarningListener | undefined; maxOpenFiles?: number } = {}) {
     this.#paths = paths;
@@ -83,17 +105,38 @@ export class ConversationStore {
    * The newest `limit` messages (older than `before`, when given), oldest
    * first, with their statuses folded in. Reads the file backwards from its
    * end, so the cost depends on how far back the page is, not on the size of
-   * the conversation.
+   * the conversation. Paging on with `before` set to the oldest message of
+   * the previous page resumes where that page stopped (plus whatever was
+   * appended since), so reading a whole conversation page by page is linear.
    */
   async history(conversationId: string, query: HistoryQuery): Promise<HistoryPage> {
     const file = this.#paths.conversation(conversationId);
     await this.#writers.get(conversationId)?.then((w) => w.flush());
+    const length = await stat(file).then(
+      (st) => st.size,
+      () => 0,
+    );
     // Status lines come after their message, so reading backwards meets them first.
-    const statuses = new Map<string, StatusRecord[]>();
-    const newestFirst: IMMessage[] = [];
+    let statuses = new Map<string, StatusRecord[]>();
+    let end = length;
     let reachedBefore = query.before === undefined;
+    const resume = query.before === undefined ? undefined : this.#scans.get(scanKey(conversationId, query.before));
+    if (resume && resume.length <= length) {
+      statuses = new Map([...resume.statuses].map(([id, list]) => [id, [...list]]));
+      // Lines appended since the previous page may hold statuses of older messages; they are the
+      // newest, so they go first in the newest-first lists.
+      const appended = new Map<string, StatusRecord[]>();
+      for await (const { value } of this.records(conversationId, resume.length)) {
+        if (value.type === 'status') addStatus(appended, value);
+      }
+      for (const [id, list] of appended) statuses.set(id, [...list.reverse(), ...(statuses.get(id) ?? [])]);
+      end = resume.resumeAt;
+      reachedBefore = true;
+    }
+    const newestFirst: IMMessage[] = [];
+    let oldestOffset = 0;
     let hasMore = false;
-    for await (const { text, offset } of readLinesBackward(file)) {
+    for await (const { text, offset } of readLinesBackward(file, { end })) {
       const parsed = parseLine(text, ConversationRecord);
       if (!parsed.ok) {
         this.#onWarning?.({ file, offset, reason: parsed.reason });
@@ -101,9 +144,7 @@ export class ConversationStore {
       }
       const record = parsed.value;
       if (record.type === 'status') {
-        const list = statuses.get(record.id);
-        if (list) list.push(record);
-        else statuses.set(record.id, [record]);
+        addStatus(statuses, record);
         continue;
       }
       if (!reachedBefore) {
@@ -123,8 +164,17 @@ export class ConversationStore {
         statuses.delete(record.id);
       }
       newestFirst.push(message);
+      oldestOffset = offset;
     }
+    const oldest = newestFirst.at(-1);
+    if (hasMore && oldest) this.#remember(scanKey(conversationId, oldest.id), { length, resumeAt: oldestOffset, statuses });
     return { messages: newestFirst.reverse(), hasMore };
+  }
+
+  #remember(key: string, scan: Scan): void {
+    this.#scans.delete(key);
+    this.#scans.set(key, scan);
+    if (this.#scans.size > 64) this.#scans.delete(this.#scans.keys().next().value as string);
   }
 
   /** Flushes and closes every open file. */

@@ -20,6 +20,8 @@ export class OutboxJournal {
   #writer: JsonlWriter;
   #done: number;
   #compacting: Promise<void> | undefined;
+  /** Set when a compaction replaced the file but could not reopen it: appends would be lost, so they fail. */
+  #broken: Error | undefined;
 
   private constructor(path: string, writer: JsonlWriter, entries: Map<string, OutboxEntry>, done: number) {
     this.path = path;
@@ -34,7 +36,8 @@ export class OutboxJournal {
     let done = 0;
     for await (const { value } of readJsonl(path, OutboxRecord, { onWarning })) {
       if (value.op === 'put') {
-        if (!entries.has(value.entry.id)) entries.set(value.entry.id, value.entry);
+        // A later put of the same id (a compaction racing appends) carries the same message.
+        entries.set(value.entry.id, value.entry);
       } else {
         if (entries.delete(value.id)) done++;
       }
@@ -61,10 +64,15 @@ export class OutboxJournal {
     return this.#entries.get(id);
   }
 
-  /** Adds messages; resolves once they are durable. */
+  /** Adds messages; resolves once they are durable (and forgets them again if writing failed). */
   async put(entries: readonly OutboxEntry[]): Promise<void> {
     for (const e of entries) this.#entries.set(e.id, e);
-    await this.#append(entries.map((entry) => JSON.stringify({ op: 'put', entry } satisfies OutboxRecord)));
+    try {
+      await this.#append(entries.map((entry) => JSON.stringify({ op: 'put', entry } satisfies OutboxRecord)));
+    } catch (err) {
+      for (const e of entries) if (this.#entries.get(e.id) === e) this.#entries.delete(e.id);
+      throw err;
+    }
   }
 
   /** Removes messages that left the outbox; resolves once that is durable. */
@@ -80,7 +88,10 @@ export class OutboxJournal {
     if (this.#done >= COMPACT_MIN_DONE && this.#done > this.#entries.size) this.#compacting ??= this.#compact();
   }
 
+  /** Compacts if anything finished since the last compaction, then closes. */
   async close(): Promise<void> {
+    while (this.#compacting) await this.#compacting;
+    if (this.#done > 0 && !this.#broken) this.#compacting = this.#compact();
     await this.#compacting;
     await this.#writer.close();
   }
@@ -88,20 +99,29 @@ export class OutboxJournal {
   async #append(lines: string[]): Promise<void> {
     // Nothing may reach the old file once compaction has snapshotted it: its inode is about to be replaced.
     while (this.#compacting) await this.#compacting;
+    if (this.#broken) throw this.#broken;
     await this.#writer.append(lines);
   }
 
-  /** Rewrites the journal with only the live entries. */
+  /**
+   * Rewrites the journal with only the live entries. A failure before the
+   * rename leaves the old journal in use; a failure to reopen after it makes
+   * the journal refuse appends rather than write into the replaced file.
+   */
   async #compact(): Promise<void> {
+    let replaced = false;
     try {
       await this.#writer.flush();
       // Snapshot taken synchronously: later puts and dones go to the new file and replay on top of it.
       const lines = [...this.#entries.values()].map((entry) => JSON.stringify({ op: 'put', entry } satisfies OutboxRecord));
       const old = this.#writer;
       await atomicWriteFile(this.path, lines.length ? `${lines.join('\n')}\n` : '');
+      replaced = true;
       this.#writer = await JsonlWriter.open(this.path);
       this.#done = 0;
       await old.close();
+    } catch (err) {
+      if (replaced) this.#broken = err instanceof Error ? err : new Error(String(err));
     } finally {
       this.#compacting = undefined;
     }

@@ -112,7 +112,13 @@ export class PendingQueueStore {
     for (const r of records) apply(this.#items, r);
     while (this.#compacting) await this.#compacting;
     this.#logLines += records.length;
-    await this.#log.append(records.map((r) => JSON.stringify(r)));
+    try {
+      await this.#log.append(records.map((r) => JSON.stringify(r)));
+    } catch (err) {
+      // An add that is not on disk must not be handed out; other changes fail safe (the message stays queued on disk).
+      for (const r of records) if (r.op === 'add' && this.#items.get(r.item.message.id) === r.item) this.#items.delete(r.item.message.id);
+      throw err;
+    }
     if (this.#logLines >= COMPACT_MIN_LINES && this.#logLines > this.#items.size) void this.compact().catch(() => {});
   }
 

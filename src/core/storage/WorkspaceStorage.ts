@@ -86,19 +86,23 @@ export class WorkspaceStorage {
       throw storageIoError(paths.root, err);
     }
     const lock = await FileLock.acquire(paths.lock, options.agentId);
+    let outbox: OutboxJournal | undefined;
+    let pending: PendingQueueStore | undefined;
     try {
       await removeStaleTempFiles(paths.root);
       await removeStaleTempFiles(paths.queue);
       const config = await openConfig(paths.config, options.agentId, options.imServerUrl);
       const contacts = await ContactsStore.open(paths.contacts);
-      const outbox = await OutboxJournal.open(paths.outbox, options.onWarning);
-      const pending = await PendingQueueStore.open(paths.pending, paths.pendingLog, options.onWarning);
+      outbox = await OutboxJournal.open(paths.outbox, options.onWarning);
+      pending = await PendingQueueStore.open(paths.pending, paths.pendingLog, options.onWarning);
       const cursor = new JsonFile(paths.cursor, CursorFile);
       // Validate now: a corrupt cursor must stop the client before it acks anything.
       await cursor.read();
       const conversations = new ConversationStore(paths, { onWarning: options.onWarning });
       return new WorkspaceStorage({ paths, agentId: options.agentId, config, contacts, conversations, outbox, pending, cursor, lock });
     } catch (err) {
+      await outbox?.close().catch(() => {});
+      await pending?.close().catch(() => {});
       await lock.release();
       throw err;
     }

@@ -125,7 +125,7 @@ export type OutboxRecord = z.infer<typeof OutboxRecord>;
 export const CursorFile = z.object({
   version: z.literal(1),
   /** The server inbox epoch this cursor belongs to. */
-  epoch: z.string().min(1),
+  epoch: z.string().min(1).max(64),
   /** Every delivery up to this sequence is in the conversation files (and the pending queue). */
   ackedUpTo: z.int().nonnegative(),
   /**

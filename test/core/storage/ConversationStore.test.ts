@@ -58,6 +58,21 @@ describe('ConversationStore.history', () => {
     expect(page3.messages[1]!.status).toBe('acked');
   });
 
+  it('resumes paging where the previous page stopped, folding statuses appended in between', async () => {
+    const { store: s } = await store();
+    const records: ConversationRecord[] = [];
+    for (let n = 1; n <= 30; n++) records.push(out(n));
+    await s.append(CID, records);
+    const page1 = await s.history(CID, { limit: 10 });
+    // While the caller reads page 1, older messages get acked and delivered.
+    await s.append(CID, [status(3, 'acked', { seq: 33 }), status(3, 'delivered'), out(31)]);
+    const page2 = await s.history(CID, { limit: 10, before: page1.messages[0]!.id });
+    const page3 = await s.history(CID, { limit: 10, before: page2.messages[0]!.id });
+    expect([...page3.messages, ...page2.messages, ...page1.messages].map((m) => m.text)).toEqual(Array.from({ length: 30 }, (_, i) => `out ${i + 1}`));
+    expect(page3.messages[2]).toMatchObject({ text: 'out 3', status: 'delivered', seq: 33 });
+    expect(page3.hasMore).toBe(false);
+  });
+
   it('never lets a status move a message backwards (a duplicate or late receipt)', async () => {
     const { store: s } = await store();
     await s.append(CID, [out(1), status(1, 'delivered'), status(1, 'acked', { seq: 9 })]);
