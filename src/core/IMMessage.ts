@@ -48,12 +48,20 @@ export function messageFromRecord(record: MessageRecord): IMMessage {
   return m;
 }
 
-const rank: Record<OutgoingStatus, number> = { queued: 0, sending: 1, acked: 2, delivered: 3, failed: 4, cancelled: 4 };
+/**
+ * How far a status goes. `failed` and `cancelled` are the client's verdicts,
+ * `acked` and `delivered` facts from the server: a receipt that arrives after
+ * the client gave up on a message (its acks were lost, the recipient got it
+ * anyway) makes it `delivered`.
+ */
+const rank: Record<OutgoingStatus, number> = { queued: 0, sending: 1, failed: 2, cancelled: 2, acked: 3, delivered: 4 };
 
 /**
- * Folds a status line into its message. Statuses only move forward
- * (queued, sending, acked, delivered; or failed / cancelled), so a
- * duplicate or late line (a receipt the server sent twice) changes nothing.
+ * Folds a status line into its message. Statuses only move forward in the
+ * order above, so a duplicate or late line (a receipt the server sent twice,
+ * an ack after a receipt) does not move a message back; `seq`, `serverAt`
+ * and `error` take the value of the last line that has them, `deliveredAt`
+ * that of the first `delivered` line.
  */
 export function applyStatus(message: IMMessage, status: StatusRecord): void {
   if (status.seq !== undefined) message.seq = status.seq;

@@ -1,6 +1,7 @@
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { storageIoError } from '../../errors.js';
+import { removeStaleTempFiles } from '../../fs/atomicWriteFile.js';
 import { FileLock } from '../../fs/FileLock.js';
 import type { WarningListener } from '../../fs/StorageWarning.js';
 import type { InboxPosition } from '../../protocol/handshake.js';
@@ -57,6 +58,7 @@ export class FileInboxStore implements InboxStore {
     }
     this.#lock = await FileLock.acquire(join(this.dataDir, 'server.lock'), 'im-server');
     try {
+      await removeStaleTempFiles(this.dataDir);
       await this.#dedupe.load(this.#onWarning);
       const names = await readdir(inboxesDir);
       for (const name of names) {

@@ -80,6 +80,14 @@ describe('ConversationStore.history', () => {
     expect(m).toMatchObject({ status: 'delivered', seq: 9 });
   });
 
+  it('lets a receipt overrule a failure the client gave up on, keeping the error', async () => {
+    const { store: s } = await store();
+    const reason = { code: 'TIMEOUT', message: 'no ack after 10 attempts' };
+    await s.append(CID, [out(1), status(1, 'failed', { reason }), status(1, 'delivered')]);
+    const [m] = (await s.history(CID, { limit: 1 })).messages;
+    expect(m).toMatchObject({ status: 'delivered', deliveredAt: at(1001), error: reason });
+  });
+
   it('skips a torn last line and a corrupt middle line with warnings, keeping the messages around them', async () => {
     const { store: s, paths, warnings } = await store();
     await s.append(CID, [out(1)]);
