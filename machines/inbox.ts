@@ -6,6 +6,8 @@ export interface BatchResult {
   count: number;
   /** Highest inbox sequence now durable. */
   upTo: number;
+  /** Deliveries still waiting in the buffer (arrived during the write). */
+  remaining: number;
 }
 
 export interface InboxContext {
@@ -28,8 +30,8 @@ export type InboxEvent =
  * actor: written to the conversation files (and the pending queue) and the
  * cursor moved past them; only then does `acknowledge` send the cumulative
  * `deliver_ack` and hand the messages to callbacks. A failed write
- * (`retrying`) acknowledges nothing, so the server keeps them and
- * redelivers; the pipeline tries again after a pause.
+ * (`retrying`) acknowledges nothing and puts the batch back in the buffer;
+ * the pipeline tries again after a pause.
  */
 export const inboxMachine = setup({
   types: {
@@ -39,13 +41,13 @@ export const inboxMachine = setup({
   },
   actors: {
     /** Persists everything buffered; src provides it. */
-    persistBatch: fromPromise<BatchResult>(async () => ({ count: 0, upTo: 0 })),
+    persistBatch: fromPromise<BatchResult>(async () => ({ count: 0, upTo: 0, remaining: 0 })),
   },
   actions: {
     acknowledge: (_, _params: { upTo: number }) => {},
     addBuffered: assign(({ context, event }) => ({ buffered: context.buffered + event.count })),
     recordBatch: assign(({ context }, params: BatchResult) => ({
-      buffered: Math.max(0, context.buffered - params.count),
+      buffered: params.remaining,
       storedUpTo: Math.max(context.storedUpTo, params.upTo),
       failures: 0,
       lastError: null,
@@ -56,7 +58,8 @@ export const inboxMachine = setup({
     })),
   },
   guards: {
-    moreBuffered: ({ context }, params: BatchResult) => context.buffered - params.count > 0,
+    // The buffer's own count, not a tally of events: it cannot drift into an endless loop.
+    moreBuffered: (_, params: BatchResult) => params.remaining > 0,
   },
   delays: {
     // 100 ms, doubling per consecutive failure, at most 5 s.

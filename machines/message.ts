@@ -15,12 +15,12 @@ export interface MessageContext {
   to: string;
   /** Times the frame was written to a socket. */
   attempts: number;
-  /** Ack timeouts and retryable nacks so far. */
+  /** Ack timeouts so far. */
   failures: number;
-  /** Give up after this many failures. */
+  /** Give up after this many ack timeouts. */
   maxAttempts: number;
   ackTimeoutMs: number;
-  /** Epoch ms after which the message fails instead of being sent, or null for no limit. */
+  /** Epoch ms after which a message never sent fails instead, or null for no limit. */
   expiresAt: number | null;
   /** Epoch ms by which the pending ack must arrive (in `awaitingAck`). */
   ackDeadline: number | null;
@@ -62,12 +62,16 @@ export type MessageEvent =
 
 /**
  * The ack lifecycle of one outgoing message: `queued` -> `sending` ->
- * `awaitingAck` -> `acked` -> `delivered`. An ack timeout or a retryable
- * nack sends it back to `queued` (same id: the server deduplicates) until
- * `maxAttempts` failures; a permanent nack, too many failures or an expired
- * time to live end in `failed`; a lost connection returns it to `queued`;
- * `cancelled` is reachable only from `queued`. A receipt can overtake the
- * ack (after a crash the ack may be lost while the recipient got it).
+ * `awaitingAck` -> `acked` -> `delivered`. An ack timeout sends it back to
+ * `queued` (same id: the server deduplicates) until `maxAttempts` timeouts;
+ * a retryable nack (the server asks to wait: rate limit, full inbox) sends
+ * it back without counting, so only the time to live bounds that wait; a
+ * permanent nack or too many timeouts end in `failed`, and so does a time to
+ * live that runs out before the message was ever sent (once sent, it is only
+ * resent: the server may already have it); a lost connection returns it to
+ * `queued`; `cancelled` is reachable only from `queued`. A receipt can
+ * overtake the ack (after a crash the ack may be lost while the recipient
+ * got it).
  *
  * `transmit` writes the frame; `persistStatus` appends the status line to
  * the conversation log (its `status` param names it). src provides both.
@@ -96,9 +100,10 @@ export const messageMachine = setup({
     })),
   },
   guards: {
-    expired: ({ context }) => context.expiresAt !== null && Date.now() >= context.expiresAt,
+    // Only a message never sent may expire: one sent may be stored already, so it is resent instead.
+    expired: ({ context }) => context.attempts === 0 && context.expiresAt !== null && Date.now() >= context.expiresAt,
     canRetry: ({ context }) => context.failures + 1 < context.maxAttempts,
-    retryableNack: ({ context, event }) => event.type === 'NACK' && event.retryable && context.failures + 1 < context.maxAttempts,
+    retryableNack: ({ event }) => event.type === 'NACK' && event.retryable,
   },
   delays: {
     ackTimeout: ({ context }) => context.ackTimeoutMs,
@@ -142,10 +147,7 @@ export const messageMachine = setup({
       on: {
         SENT: 'awaitingAck',
         ACK: { target: 'acked', actions: 'recordAck' },
-        NACK: [
-          { guard: 'retryableNack', target: 'queued', actions: 'countFailure' },
-          { target: 'failed', actions: 'recordRejection' },
-        ],
+        NACK: [{ guard: 'retryableNack', target: 'queued' }, { target: 'failed', actions: 'recordRejection' }],
         CONNECTION_LOST: 'queued',
       },
     },
@@ -154,10 +156,7 @@ export const messageMachine = setup({
       exit: 'clearAckDeadline',
       on: {
         ACK: { target: 'acked', actions: 'recordAck' },
-        NACK: [
-          { guard: 'retryableNack', target: 'queued', actions: 'countFailure' },
-          { target: 'failed', actions: 'recordRejection' },
-        ],
+        NACK: [{ guard: 'retryableNack', target: 'queued' }, { target: 'failed', actions: 'recordRejection' }],
         CONNECTION_LOST: 'queued',
       },
       after: {

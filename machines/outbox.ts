@@ -20,7 +20,7 @@ export type OutboxEvent =
   | { type: 'ONLINE' }
   /** The connection is lost. */
   | { type: 'OFFLINE' }
-  /** The server asked to slow down (`rate_limited`). */
+  /** The server asked to wait (a retryable nack: rate limit, full inbox...). */
   | { type: 'THROTTLE'; untilMs: number };
 
 /**
@@ -48,7 +48,9 @@ export const outboxMachine = setup({
     planDispatch: assign(({ context }) => ({
       lastDispatch: Math.max(0, Math.min(context.window - context.inflight, context.queued)),
     })),
-    recordThrottle: assign(({ event }) => (event.type === 'THROTTLE' ? { throttledUntil: event.untilMs } : {})),
+    recordThrottle: assign(({ context, event }) =>
+      event.type === 'THROTTLE' ? { throttledUntil: Math.max(event.untilMs, context.throttledUntil ?? 0) } : {},
+    ),
     clearThrottle: assign({ throttledUntil: null }),
   },
   guards: {
@@ -88,6 +90,8 @@ export const outboxMachine = setup({
         },
         throttled: {
           exit: 'clearThrottle',
+          // A later, longer request to wait re-arms the timer.
+          on: { THROTTLE: { target: 'throttled', reenter: true, actions: 'recordThrottle' } },
           after: { throttle: 'draining' },
         },
       },

@@ -24,6 +24,7 @@ export const ERROR_CODES = [
   'too_large',
   'invalid_message',
   'id_conflict',
+  'out_of_order',
   'rate_limited',
   'inbox_full',
   'shutting_down',
@@ -38,6 +39,7 @@ export const NACK_CODES = [
   'too_large',
   'invalid_message',
   'id_conflict',
+  'out_of_order',
   'rate_limited',
   'inbox_full',
   'shutting_down',
@@ -48,6 +50,7 @@ export type NackCode = z.infer<typeof NackCode>;
 
 /** Nack codes for which sending the same message again later can succeed. */
 export const RETRYABLE_NACK_CODES: ReadonlySet<NackCode> = new Set<NackCode>([
+  'out_of_order',
   'rate_limited',
   'inbox_full',
   'shutting_down',

@@ -16,6 +16,13 @@ export const SendFrame = z.object({
   meta: MessageMeta.optional(),
   /** Sender's creation time, ISO 8601; defaults to the server's time. */
   sentAt: z.iso.datetime().optional(),
+  /**
+   * The sender's previous message in this conversation, while that one is not
+   * yet acknowledged: this message is stored only after it, else refused with
+   * `out_of_order` (retryable), so resending in order keeps the conversation
+   * in order even when the server refuses some messages for a while.
+   */
+  after: MessageId.optional(),
 });
 export type SendFrame = z.infer<typeof SendFrame>;
 

@@ -8,7 +8,12 @@ import type { WireMessage } from '../protocol/message.js';
 import type { AckFrame, NackFrame, SendFrame } from '../protocol/send.js';
 import type { Authenticator } from './auth.js';
 import type { ServerLogger } from './options.js';
-import type { InboxStore, ReceiptBody } from './store/InboxStore.js';
+import { InboxFullError, type AcceptedMessage, type InboxStore, type ReceiptBody } from './store/InboxStore.js';
+
+/** What the server suggests waiting after a full inbox or a storage failure. */
+const RETRY_AFTER_MS = 1000;
+/** What it suggests waiting before resending messages in order. */
+const OUT_OF_ORDER_RETRY_MS = 50;
 
 /** What the exchange needs from the server. */
 export interface ExchangeOptions {
@@ -35,10 +40,21 @@ export class Exchange {
   readonly #inflight = new Map<string, Promise<{ frame: AckFrame | NackFrame; digest: string }>>();
   /** Acks being processed per agent, so receipts are generated once per acknowledged entry. */
   readonly #acking = new Map<string, Promise<void>>();
+  /** The last pending decision per sender and conversation. */
+  readonly #decisions = new Map<string, Promise<void>>();
+  /** Messages admitted (being stored) and not yet findable by findAccepted, by sender and id. */
+  readonly #admitted = new Set<string>();
 
   constructor(options: ExchangeOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+  }
+
+  /** Resolves once no send or delivery ack is being processed (for shutdown). */
+  async idle(): Promise<void> {
+    while (this.#inflight.size > 0 || this.#acking.size > 0) {
+      await Promise.allSettled([...this.#inflight.values(), ...this.#acking.values()]);
+    }
   }
 
   /** Handles a `send` from `from`; resolves with the frame to answer it with. */
@@ -85,13 +101,52 @@ export class Exchange {
     return next;
   }
 
+  /**
+   * Decides, then stores. Decisions for one sender's conversation are taken
+   * one after another (each waits for the previous decision, not for its
+   * write), so `after` is checked against a settled answer while appends
+   * still share fsyncs.
+   */
   async #accept(from: string, frame: SendFrame, conversationId: string, digest: string): Promise<AckFrame | NackFrame> {
+    const chainKey = `${from}\n${conversationId}`;
+    const decision = (this.#decisions.get(chainKey) ?? Promise.resolve()).then(() => this.#decide(from, frame, conversationId, digest));
+    const settled = decision.then(
+      () => {},
+      () => {},
+    );
+    this.#decisions.set(chainKey, settled);
+    void settled.then(() => {
+      if (this.#decisions.get(chainKey) === settled) this.#decisions.delete(chainKey);
+    });
+    const outcome = await decision;
+    if (!('append' in outcome)) return outcome;
+    const admittedKey = `${from}\n${frame.id}`;
+    try {
+      const stored = await outcome.append;
+      this.#o.notify(frame.to);
+      return { type: 'ack', id: frame.id, seq: stored.seq, at: stored.at };
+    } catch (err) {
+      if (err instanceof InboxFullError) return nack(frame.id, 'inbox_full', `${err.message}; retry later`, RETRY_AFTER_MS);
+      this.#o.log({ level: 'error', event: 'store_failed', to: frame.to, error: (err as Error).message });
+      return nack(frame.id, 'internal', 'the server could not store the message; retry later', RETRY_AFTER_MS);
+    } finally {
+      // Stored messages are found by findAccepted from now on.
+      this.#admitted.delete(admittedKey);
+    }
+  }
+
+  /**
+   * The answer to a send (a duplicate, a conflict, an order problem), or its
+   * append under way (wrapped, so that resolving the decision does not wait for it).
+   */
+  async #decide(from: string, frame: SendFrame, conversationId: string, digest: string): Promise<AckFrame | NackFrame | { append: Promise<AcceptedMessage> }> {
     const accepted = await this.#o.store.findAccepted(from, frame.id);
     if (accepted) {
       return accepted.digest === digest ? { type: 'ack', id: frame.id, seq: accepted.seq, at: accepted.at } : conflict(frame.id);
     }
-    if ((await this.#o.store.backlog(frame.to)) >= this.#o.maxInboxEntries) {
-      return nack(frame.id, 'inbox_full', `the inbox of "${frame.to}" holds ${this.#o.maxInboxEntries} undelivered entries; retry later`);
+    // The message it must follow is stored, or admitted by an earlier decision of this conversation.
+    if (frame.after !== undefined && !this.#admitted.has(`${from}\n${frame.after}`) && !(await this.#o.store.findAccepted(from, frame.after))) {
+      return nack(frame.id, 'out_of_order', `message ${frame.after} must be stored first; send it again, then this one`, OUT_OF_ORDER_RETRY_MS);
     }
     const serverAt = new Date(this.#now()).toISOString();
     const message: WireMessage = {
@@ -105,14 +160,11 @@ export class Exchange {
       sentAt: frame.sentAt ?? serverAt,
       serverAt,
     };
-    try {
-      const stored = await this.#o.store.appendMessage(message, digest);
-      this.#o.notify(frame.to);
-      return { type: 'ack', id: frame.id, seq: stored.seq, at: stored.at };
-    } catch (err) {
-      this.#o.log({ level: 'error', event: 'store_failed', to: frame.to, error: (err as Error).message });
-      return nack(frame.id, 'internal', 'the server could not store the message; retry later');
-    }
+    this.#admitted.add(`${from}\n${frame.id}`);
+    const append = this.#o.store.appendMessage(message, digest, { maxBacklog: this.#o.maxInboxEntries });
+    // Handled by #accept; this keeps an early rejection from being reported as unhandled.
+    append.catch(() => {});
+    return { append };
   }
 
   async #deliverAck(agentId: string, upTo: number): Promise<void> {

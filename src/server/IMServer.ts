@@ -157,6 +157,8 @@ export class IMServer {
     if (!(await withTimeout(socketsClosed, timeoutMs))) for (const s of sessions) s.terminate();
     this.#http.closeAllConnections();
     await httpClosed;
+    // Acks and sends still being processed finish before the store (and its lock) goes away.
+    await withTimeout(this.#host.exchange.idle(), timeoutMs);
     await this.store.close();
     this.options.log({ level: 'info', event: 'closed' });
   }

@@ -261,21 +261,25 @@ export class Session {
         this.#pumpAgain = false;
         for (;;) {
           if (this.#closed) return;
+          // Waiting for the socket to drain: the last frame's write callback resumes the pump.
+          if (this.#blocked) break;
           const room = options.maxInflightDeliveries - (this.#inflight.length - this.#inflightHead);
           if (room <= 0) break;
-          if (this.#ws.bufferedAmount >= options.sendHighWaterBytes) {
-            // The last frame's write callback resumes the pump once the socket has drained.
-            this.#blocked = true;
-            break;
-          }
           const batch = await store.read(this.agentId, this.#sentUpTo, Math.min(room, 256));
           if (batch.length === 0 || this.#closed) break;
-          const last = batch.length - 1;
-          for (let i = 0; i <= last; i++) {
-            const entry = batch[i]!;
-            this.#ws.send(frameOf(entry), i === last ? this.#onWritten : undefined);
+          let full = false;
+          for (const entry of batch) {
+            // Checked per frame: a batch of large messages must not overshoot the buffer limit by much.
+            full = this.#ws.bufferedAmount + entry.payload.length >= options.sendHighWaterBytes && this.#ws.bufferedAmount > 0;
+            // The write callback of the last frame sent before stopping resumes the pump once it is out.
+            this.#ws.send(frameOf(entry), full ? this.#onWritten : undefined);
             this.#sentUpTo = entry.seq;
             this.#inflight.push(entry.seq);
+            if (full) break;
+          }
+          if (full) {
+            this.#blocked = true;
+            break;
           }
         }
       } while (this.#pumpAgain);

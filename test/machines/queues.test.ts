@@ -85,7 +85,7 @@ describe('inbox machine', () => {
             batches.push(count);
             await new Promise((r) => setTimeout(r, 5));
             stored += count;
-            return { count, upTo: stored };
+            return { count, upTo: stored, remaining: buffered };
           }),
         },
         actions: { acknowledge: (_, { upTo }) => void acks.push(upTo) },
@@ -117,7 +117,7 @@ describe('inbox machine', () => {
         actors: {
           persistBatch: fromPromise<BatchResult>(async () => {
             if (failures-- > 0) throw new Error('disk full');
-            return { count: 1, upTo: 1 };
+            return { count: 1, upTo: 1, remaining: 0 };
           }),
         },
         actions: { acknowledge: (_, { upTo }) => void acks.push(upTo) },

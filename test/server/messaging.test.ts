@@ -187,13 +187,64 @@ describe('send, ack, deliver, receipt', () => {
     a.close();
   });
 
+  it('refuses a message whose `after` is not stored as out_of_order, retryable', async () => {
+    const server = await startServer({ rateLimit: { perSecond: 20, burst: 1 } });
+    const a = await RawClient.login(server.url, 'agent_001');
+    a.send({ type: 'send', id: msgId(0), to: 'agent_002', text: 'zero' });
+    a.send({ type: 'send', id: msgId(1), to: 'agent_002', text: 'one' }); // rate limited
+    expect(await a.next('ack')).toMatchObject({ id: msgId(0) });
+    expect(await a.next('nack')).toMatchObject({ id: msgId(1), code: 'rate_limited' });
+    await sleep(60);
+    // Its successor, sent after a token came back, must not overtake it.
+    a.send({ type: 'send', id: msgId(2), to: 'agent_002', text: 'two', after: msgId(1) });
+    expect(await a.next('nack')).toMatchObject({ id: msgId(2), code: 'out_of_order', retryable: true });
+    await sleep(60);
+    a.send({ type: 'send', id: msgId(1), to: 'agent_002', text: 'one', after: msgId(0) });
+    expect(await a.next('ack')).toMatchObject({ id: msgId(1) });
+    await sleep(60);
+    a.send({ type: 'send', id: msgId(2), to: 'agent_002', text: 'two', after: msgId(1) });
+    expect(await a.next('ack')).toMatchObject({ id: msgId(2) });
+    const b = await RawClient.login(server.url, 'agent_002');
+    expect((await b.collect('deliver', 3)).map((d) => d.message.text)).toEqual(['zero', 'one', 'two']);
+    a.close();
+    b.close();
+  });
+
+  it('keeps a conversation in order under refusals when each send names the message it follows', async () => {
+    // Tokens come back while a burst is being processed, so without `after` later messages overtake.
+    const server = await startServer({ rateLimit: { perSecond: 5000, burst: 3 } });
+    const a = await RawClient.login(server.url, 'agent_001');
+    const acked = new Set<string>();
+    a.ws.on('message', (d) => {
+      const f = JSON.parse(d.toString()) as { type: string; id: string };
+      if (f.type === 'ack') acked.add(f.id);
+    });
+    const ids = Array.from({ length: 200 }, (_, i) => msgId(i));
+    // Like the client's outbox: resend what is not acked, in order, each naming its unacked predecessor.
+    while (acked.size < ids.length) {
+      let previous: string | undefined;
+      for (const id of ids) {
+        if (acked.has(id)) continue;
+        a.send({ type: 'send', id, to: 'agent_002', text: id, ...(previous ? { after: previous } : {}) });
+        previous = id;
+      }
+      await sleep(30);
+    }
+    const b = await RawClient.login(server.url, 'agent_002');
+    const delivered = await b.collect('deliver', ids.length);
+    expect(delivered.map((d) => d.message.id)).toEqual(ids);
+    a.close();
+    b.close();
+  });
+
   it('nacks as inbox_full, retryable, once the recipient holds maxInboxEntries undelivered', async () => {
     const server = await startServer({ maxInboxEntries: 3 });
-    const a = await RawClient.login(server.url, 'agent_001');
-    for (let i = 0; i < 3; i++) a.send({ type: 'send', id: msgId(i), to: 'agent_002', text: 'x' });
-    await a.collect('ack', 3);
-    a.send({ type: 'send', id: msgId(9), to: 'agent_002', text: 'x' });
-    expect(await a.next('nack')).toMatchObject({ code: 'inbox_full', retryable: true });
-    a.close();
+    // Four senders at once: the limit holds even for sends racing each other.
+    const senders = await Promise.all(['agent_a', 'agent_b', 'agent_c', 'agent_d'].map((id) => RawClient.login(server.url, id)));
+    senders.forEach((c, i) => c.send({ type: 'send', id: msgId(i), to: 'agent_002', text: 'x' }));
+    const answers = await Promise.all(senders.map((c) => c.nextOf(['ack', 'nack'])));
+    expect(answers.filter((f) => f.type === 'ack')).toHaveLength(3);
+    expect(answers.find((f) => f.type === 'nack')).toMatchObject({ code: 'inbox_full', retryable: true });
+    for (const c of senders) c.close();
   });
 });

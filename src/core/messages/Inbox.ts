@@ -2,6 +2,7 @@ import { createActor, fromPromise, type Actor, type InspectionEvent } from 'xsta
 import { inboxMachine, type BatchResult } from '../../../machines/inbox.js';
 import type { DeliverFrame, ReceiptFrame } from '../../protocol/delivery.js';
 import type { ResumeCursor, WelcomeFrame } from '../../protocol/handshake.js';
+import { IMClientError } from '../../errors.js';
 import type { Link } from '../connection/Link.js';
 import { messageFromRecord, type IMMessage } from '../IMMessage.js';
 import type { CursorFile, MessageRecord } from '../storage/records.js';
@@ -10,7 +11,11 @@ import type { Outbox } from './Outbox.js';
 import type { PendingQueue } from './PendingQueue.js';
 import { RecentIds } from './RecentIds.js';
 
-type Arrival = { frame: DeliverFrame | ReceiptFrame; generation: number };
+/** A frame as it arrived: on which connection, in which inbox epoch. */
+type Arrival = { frame: DeliverFrame | ReceiptFrame; generation: number; epoch: string | undefined };
+
+/** Messages are recognised by sender and id together, as the server deduplicates them. */
+const keyOf = (from: string, id: string) => `${from}\n${id}`;
 
 /** Options of the {@link Inbox}. */
 export interface InboxOptions {
@@ -41,8 +46,14 @@ export class Inbox {
   readonly #o: InboxOptions;
   readonly #machine: Actor<typeof inboxMachine>;
   readonly #recent = new RecentIds(50_000);
-  /** Messages found written by a batch that a crash interrupted, by id. */
+  /** Messages found written by a batch that a crash interrupted, by sender and id. */
   readonly #recovered = new Map<string, MessageRecord>();
+  /**
+   * The interrupted batch's intent, kept in `cursor.json` until a batch
+   * covering it commits: a second crash before the redelivery must still know
+   * what the first one left in the files.
+   */
+  #carried: NonNullable<CursorFile['inflight']> | undefined;
   #epoch: string | undefined;
   /** Highest sequence durably stored (the cursor). */
   #stored = 0;
@@ -100,11 +111,11 @@ export class Inbox {
   }
 
   onDeliver(frame: DeliverFrame, generation: number): void {
-    this.#arrive({ frame, generation });
+    this.#arrive({ frame, generation, epoch: this.#epoch });
   }
 
   onReceipt(frame: ReceiptFrame, generation: number): void {
-    this.#arrive({ frame, generation });
+    this.#arrive({ frame, generation, epoch: this.#epoch });
   }
 
   /** Resolves once everything received so far is persisted (or failed to be). */
@@ -127,17 +138,34 @@ export class Inbox {
     this.#machine.send({ type: 'DELIVERED', count: 1 });
   }
 
-  /** The inbox machine's `persistBatch` actor: persists everything buffered. */
+  /**
+   * The inbox machine's `persistBatch` actor: persists everything buffered.
+   * If any write fails, the batch goes back to the front of the buffer and
+   * nothing is acknowledged; the machine retries after a pause.
+   */
   async #persist(): Promise<BatchResult> {
     const batch = this.#buffer;
     this.#buffer = [];
-    batch.sort((a, b) => a.frame.seq - b.frame.seq);
+    try {
+      const upTo = await this.#persistBatch(batch);
+      return { count: batch.length, upTo, remaining: this.#buffer.length };
+    } catch (err) {
+      this.#buffer = [...batch, ...this.#buffer];
+      throw err;
+    }
+  }
+
+  async #persistBatch(arrivals: Arrival[]): Promise<number> {
+    const epoch = this.#epoch;
+    // Frames from before a server reset carry sequences of the old inbox: they mean nothing now.
+    const batch = arrivals.filter((a) => a.epoch === epoch).sort((a, b) => a.frame.seq - b.frame.seq);
     const { storage, outbox, pending } = this.#o;
     const writes = new Map<string, MessageRecord[]>();
     const receipts: ReceiptFrame[] = [];
     const published: IMMessage[] = [];
     const queued: MessageRecord[] = [];
-    let upTo = this.#stored;
+    const stored = this.#stored;
+    let upTo = stored;
     for (const { frame } of batch) {
       // At or below the cursor: a redelivery of something already stored.
       if (frame.seq <= upTo) continue;
@@ -147,8 +175,9 @@ export class Inbox {
         continue;
       }
       const m = frame.message;
-      if (this.#recent.has(m.id)) continue;
-      const recovered = this.#recovered.get(m.id);
+      const key = keyOf(m.from, m.id);
+      if (this.#recent.has(key)) continue;
+      const recovered = this.#recovered.get(key);
       const record: MessageRecord = recovered ?? {
         type: 'message',
         id: m.id,
@@ -163,33 +192,41 @@ export class Inbox {
         seq: frame.seq,
         serverAt: m.serverAt,
       };
-      this.#recent.add(m.id);
       published.push(messageFromRecord(record));
-      if (recovered) {
-        // Already in its conversation file (and the pending queue) from before the crash.
-        this.#recovered.delete(m.id);
-        continue;
-      }
+      // Already in its conversation file from before a crash: the pending queue may still need it.
+      queued.push(record);
+      if (recovered) continue;
       const list = writes.get(record.conversationId);
       if (list) list.push(record);
       else writes.set(record.conversationId, [record]);
-      queued.push(record);
     }
-    if (upTo === this.#stored) return { count: batch.length, upTo };
-    const epoch = this.#epoch!;
+    if (upTo === stored || epoch === undefined) return upTo;
     const touched = new Set([...writes.keys(), ...receipts.flatMap((r) => r.messages.map((m) => m.conversationId))]);
     const files = await Promise.all([...touched].map(async (conversationId) => ({ conversationId, offset: await storage.conversations.length(conversationId) })));
-    const fromSeq = this.#stored + 1;
-    await storage.cursor.write({ version: 1, epoch, ackedUpTo: this.#stored, inflight: { fromSeq, toSeq: upTo, files } });
+    this.#checkEpoch(epoch);
+    await storage.cursor.write({ version: 1, epoch, ackedUpTo: stored, inflight: mergeIntent(this.#carried, { fromSeq: stored + 1, toSeq: upTo, files }) });
     await Promise.all([
       ...[...writes].map(([conversationId, records]) => storage.conversations.append(conversationId, records)),
       ...receipts.map((r) => outbox.receipt(r.messages, r.by, r.at)),
       ...(pending && queued.length ? [pending.add(queued)] : []),
     ]);
-    await storage.cursor.write({ version: 1, epoch, ackedUpTo: upTo } satisfies CursorFile);
+    this.#checkEpoch(epoch);
+    const carried = this.#carried && this.#carried.toSeq > upTo ? { ...this.#carried, fromSeq: upTo + 1 } : undefined;
+    await storage.cursor.write({ version: 1, epoch, ackedUpTo: upTo, ...(carried ? { inflight: carried } : {}) } satisfies CursorFile);
+    this.#carried = carried;
     this.#stored = upTo;
+    for (const m of published) {
+      const key = keyOf(m.from, m.id);
+      this.#recent.add(key);
+      this.#recovered.delete(key);
+    }
     this.#toPublish.push(...published);
-    return { count: batch.length, upTo };
+    return upTo;
+  }
+
+  /** A welcome from a reset server arrived mid-batch: this batch belongs to the old inbox. */
+  #checkEpoch(epoch: string): void {
+    if (this.#epoch !== epoch) throw new IMClientError('CONNECTION_LOST', 'the server inbox was reset while a batch was being written');
   }
 
   /** The inbox machine's `acknowledge` action: cumulative ack, then publication. */
@@ -208,20 +245,35 @@ export class Inbox {
     }
   }
 
-  /** Finds what an interrupted batch wrote, so its redelivery is recognised rather than written again. */
+  /**
+   * Finds what an interrupted batch wrote, so its redelivery is recognised
+   * rather than written again. The intent stays in `cursor.json` until a batch
+   * covering it commits.
+   */
   async #recover(cursor: CursorFile): Promise<void> {
-    const { fromSeq, toSeq, files } = cursor.inflight!;
-    const found: MessageRecord[] = [];
-    for (const { conversationId, offset } of files) {
+    const intent = cursor.inflight!;
+    for (const { conversationId, offset } of intent.files) {
       for await (const { value } of this.#o.storage.conversations.records(conversationId, offset)) {
-        if (value.type === 'message' && value.direction === 'in' && value.seq !== undefined && value.seq >= fromSeq && value.seq <= toSeq) {
-          this.#recovered.set(value.id, value);
-          found.push(value);
+        if (value.type === 'message' && value.direction === 'in' && value.seq !== undefined && value.seq >= intent.fromSeq && value.seq <= intent.toSeq) {
+          this.#recovered.set(keyOf(value.from, value.id), value);
         }
       }
     }
-    // The batch may have stopped before the pending queue got them; adding is idempotent.
-    if (this.#o.pending && found.length) await this.#o.pending.add(found);
-    await this.#o.storage.cursor.write({ version: 1, epoch: cursor.epoch, ackedUpTo: cursor.ackedUpTo });
+    this.#carried = intent;
   }
+}
+
+/** An intent covering both an interrupted batch and the one now being written. */
+function mergeIntent(
+  carried: NonNullable<CursorFile['inflight']> | undefined,
+  next: NonNullable<CursorFile['inflight']>,
+): NonNullable<CursorFile['inflight']> {
+  if (!carried) return next;
+  const files = new Map<string, number>();
+  for (const f of [...carried.files, ...next.files]) files.set(f.conversationId, Math.min(f.offset, files.get(f.conversationId) ?? Infinity));
+  return {
+    fromSeq: Math.min(carried.fromSeq, next.fromSeq),
+    toSeq: Math.max(carried.toSeq, next.toSeq),
+    files: [...files].map(([conversationId, offset]) => ({ conversationId, offset })),
+  };
 }

@@ -2,14 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { storageIoError } from '../../errors.js';
+import { IMClientError, storageIoError } from '../../errors.js';
 import { JsonlWriter } from '../../fs/JsonlWriter.js';
 import { readJsonl } from '../../fs/readJsonl.js';
 import type { WarningListener } from '../../fs/StorageWarning.js';
 import { ReceiptItem } from '../../protocol/delivery.js';
 import type { InboxPosition } from '../../protocol/handshake.js';
 import { WireMessage } from '../../protocol/message.js';
-import type { InboxEntry } from './InboxStore.js';
+import { InboxFullError, type InboxEntry } from './InboxStore.js';
 
 /** Lines of an inbox segment file. */
 export const SegmentRecord = z.discriminatedUnion('k', [
@@ -71,6 +71,7 @@ export class AgentInbox {
   #writer: JsonlWriter | undefined;
   /** Serialises segment rolls and trims with appends. */
   #rolling: Promise<void> | undefined;
+  #closed = false;
 
   constructor(agentId: string, dir: string, ctx: InboxContext) {
     this.agentId = agentId;
@@ -115,13 +116,19 @@ export class AgentInbox {
     return this.#entries.length - this.#head;
   }
 
-  /** Appends an entry; the returned promise resolves once it is durable (and deliverable). */
-  async append(build: (seq: number) => { line: string; entry: InboxEntry }): Promise<number> {
+  /**
+   * Appends an entry; the returned promise resolves once it is durable (and
+   * deliverable). With `maxBacklog`, refuses (InboxFullError) when that many
+   * entries are unacknowledged, checked in the same step as the append.
+   */
+  async append(build: (seq: number) => { line: string; entry: InboxEntry }, maxBacklog = Infinity): Promise<number> {
+    if (this.#closed) throw new IMClientError('CLOSED', `the inbox of ${this.agentId} is closed`);
     while (this.#rolling) await this.#rolling;
     if (this.#writer!.length >= this.#ctx.segmentBytes) {
       this.#rolling = this.#startSegment().finally(() => (this.#rolling = undefined));
       await this.#rolling;
     }
+    if (this.backlog >= maxBacklog) throw new InboxFullError(this.agentId, maxBacklog);
     const seq = ++this.latestSeq;
     const { line, entry } = build(seq);
     this.#entries.push(entry);
@@ -175,6 +182,7 @@ export class AgentInbox {
 
   /** Records a cumulative acknowledgement durably, then trims segments it fully covers. */
   async ack(upTo: number): Promise<void> {
+    if (this.#closed) throw new IMClientError('CLOSED', `the inbox of ${this.agentId} is closed`);
     upTo = Math.min(upTo, this.#durableSeq);
     if (upTo <= this.ackedUpTo) return;
     while (this.#rolling) await this.#rolling;
@@ -183,12 +191,13 @@ export class AgentInbox {
     if (upTo <= this.ackedUpTo) return;
     this.ackedUpTo = upTo;
     this.#dropAcked();
-    if (this.#rolling) return;
+    if (this.#rolling || this.#closed) return;
     this.#rolling = this.#trim().finally(() => (this.#rolling = undefined));
     await this.#rolling;
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     while (this.#rolling) await this.#rolling;
     await this.#writer?.close();
   }

@@ -90,14 +90,17 @@ export class FileInboxStore implements InboxStore {
     return this.#dedupe.get(from, id);
   }
 
-  async appendMessage(message: WireMessage, digest: string): Promise<AcceptedMessage> {
+  async appendMessage(message: WireMessage, digest: string, limits: { maxBacklog?: number } = {}): Promise<AcceptedMessage> {
     const inbox = await this.#inbox(message.to);
     const payload = JSON.stringify(message);
-    const seq = await inbox.append((seq) => ({
-      // Built by hand so the message JSON is serialised once, for the file and the delivery alike.
-      line: `{"k":"m","seq":${seq},"d":${JSON.stringify(digest)},"m":${payload}}`,
-      entry: { seq, kind: 'message', payload, from: message.from, id: message.id, conversationId: message.conversationId },
-    }));
+    const seq = await inbox.append(
+      (seq) => ({
+        // Built by hand so the message JSON is serialised once, for the file and the delivery alike.
+        line: `{"k":"m","seq":${seq},"d":${JSON.stringify(digest)},"m":${payload}}`,
+        entry: { seq, kind: 'message', payload, from: message.from, id: message.id, conversationId: message.conversationId },
+      }),
+      limits.maxBacklog,
+    );
     const accepted: AcceptedMessage = { to: message.to, seq, at: message.serverAt, digest };
     this.#dedupe.remember(message.from, message.id, accepted);
     return accepted;

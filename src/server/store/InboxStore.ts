@@ -57,9 +57,11 @@ export interface InboxStore {
   findAccepted(from: string, id: string): Promise<AcceptedMessage | undefined>;
   /**
    * Appends a message to its recipient's inbox and remembers it for
-   * deduplication; resolves with its acceptance once durable.
+   * deduplication; resolves with its acceptance once durable. Rejects with
+   * {@link InboxFullError} when the recipient already holds `maxBacklog`
+   * unacknowledged entries (checked atomically with the append).
    */
-  appendMessage(message: WireMessage, digest: string): Promise<AcceptedMessage>;
+  appendMessage(message: WireMessage, digest: string, limits?: { maxBacklog?: number }): Promise<AcceptedMessage>;
   /** Appends a receipt to `to`'s inbox; resolves with its sequence once durable. */
   appendReceipt(to: string, receipt: ReceiptBody): Promise<number>;
   /** Unacknowledged entries of the agent with `seq > afterSeq`, oldest first, at most `limit`. */
@@ -68,4 +70,14 @@ export interface InboxStore {
   coveredBy(agentId: string, upTo: number): Promise<InboxEntry[]>;
   /** Records the agent's cumulative acknowledgement and trims what it covers; resolves once durable. */
   ack(agentId: string, upTo: number): Promise<void>;
+}
+
+/** The recipient's inbox holds its maximum of unacknowledged entries. */
+export class InboxFullError extends Error {
+  readonly code = 'inbox_full';
+
+  constructor(agentId: string, limit: number) {
+    super(`the inbox of "${agentId}" holds ${limit} undelivered entries`);
+    this.name = 'InboxFullError';
+  }
 }
