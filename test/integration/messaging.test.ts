@@ -157,3 +157,37 @@ describe('IMClient messaging', () => {
     expect(await a.listContacts()).toEqual([]);
   });
 });
+
+describe('IMClient under server back-pressure', () => {
+  it('waits out rate limits: every message is delivered, in order, none fails', async () => {
+    const server = await startServer({ rateLimit: { perSecond: 400, burst: 20 } });
+    const a = await makeClient(server.url, 'agent_001');
+    const b = await makeClient(server.url, 'agent_002');
+    const got = collect(b);
+    const failed: string[] = [];
+    a.on('status', (u) => u.status === 'failed' && failed.push(u.id));
+    await Promise.all([a.connect(), b.connect()]);
+    const texts = Array.from({ length: 300 }, (_, i) => `burst ${i}`);
+    for (const text of texts) await a.sendMessage({ to: 'agent_002', text });
+    await eventually(() => got.length === texts.length, 20_000, 'all deliveries');
+    expect(got.map((m) => m.text)).toEqual(texts);
+    expect(failed).toEqual([]);
+  });
+
+  it('waits for a full inbox to drain instead of failing', async () => {
+    const server = await startServer({ maxInboxEntries: 5 });
+    const a = await makeClient(server.url, 'agent_001');
+    await a.connect();
+    const sent = [];
+    for (let i = 0; i < 12; i++) sent.push(await a.sendMessage({ to: 'agent_002', text: `m${i}` }));
+    // The recipient is offline: 5 fit, the rest wait (not fail) until it reads.
+    await eventually(async () => (await a.getConversationHistory({ contactId: 'agent_002' })).filter((m) => m.status === 'acked').length === 5);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await a.getConversationHistory({ contactId: 'agent_002' })).some((m) => m.status === 'failed')).toBe(false);
+    const b = await makeClient(server.url, 'agent_002');
+    const got = collect(b);
+    await b.connect();
+    await eventually(() => got.length === 12, 20_000, 'all twelve');
+    expect(got.map((m) => m.text)).toEqual(sent.map((m) => m.text));
+  });
+});

@@ -49,9 +49,14 @@ interface Slot {
   ordinal: number;
   /** Between DISPATCH and leaving sending/awaitingAck. */
   inflight: boolean;
+  /** The previous and next unacknowledged messages of the same conversation, in send order. */
+  prev: Slot | undefined;
+  next: Slot | undefined;
 }
 
 const IN_FLIGHT = new Set(['sending', 'awaitingAck']);
+/** Pause after a retryable nack that does not say how long to wait. */
+const RETRY_PAUSE_MS = 1000;
 
 /**
  * The outgoing half of the Message Handler. Every message is first made
@@ -69,6 +74,8 @@ export class Outbox {
   readonly #logic: MessageLogic;
   /** Every message still in the outbox journal, by id. */
   readonly #slots = new Map<string, Slot>();
+  /** The newest unacknowledged message of each conversation (the tail of its prev/next chain). */
+  readonly #tails = new Map<string, Slot>();
   /** Ids waiting for a slot, by send order. */
   readonly #queue = new MinHeap<string>();
   /** Live lifecycle actors: in flight, or resting in `acked` awaiting a receipt. */
@@ -148,9 +155,7 @@ export class Outbox {
     const queued: OutboxEntry = { ...entry, offset: await conversations.length(entry.conversationId) };
     await outbox.put([queued]);
     await conversations.append(entry.conversationId, [record]);
-    this.#slots.set(entry.id, { entry: queued, ordinal, inflight: false });
-    this.#queue.push(ordinal, entry.id);
-    this.#queued++;
+    this.#link({ entry: queued, ordinal, inflight: false, prev: undefined, next: undefined });
     this.#report();
   }
 
@@ -235,9 +240,8 @@ export class Outbox {
   }
 
   onNack(frame: NackFrame): void {
-    if (frame.code === 'rate_limited') {
-      this.#machine.send({ type: 'THROTTLE', untilMs: Date.now() + (frame.retryAfterMs ?? 1000) });
-    }
+    // The server asked to wait: pause the whole outbox rather than hammer it.
+    if (frame.retryable) this.#machine.send({ type: 'THROTTLE', untilMs: Date.now() + (frame.retryAfterMs ?? RETRY_PAUSE_MS) });
     this.#actors.get(frame.id)?.send({ type: 'NACK', code: frame.code, message: frame.message, retryable: frame.retryable });
   }
 
@@ -271,12 +275,38 @@ export class Outbox {
     while (this.#writes.size > 0) await Promise.all(this.#writes.values());
   }
 
-  #addSlot(entry: OutboxEntry): Slot {
-    const slot: Slot = { entry, ordinal: ++this.#ordinal, inflight: false };
-    this.#slots.set(entry.id, slot);
-    this.#queue.push(slot.ordinal, entry.id);
+  #addSlot(entry: OutboxEntry): void {
+    this.#link({ entry, ordinal: ++this.#ordinal, inflight: false, prev: undefined, next: undefined });
+  }
+
+  /** Queues a slot and links it into its conversation's chain, in send order. */
+  #link(slot: Slot): void {
+    this.#slots.set(slot.entry.id, slot);
+    this.#queue.push(slot.ordinal, slot.entry.id);
     this.#queued++;
-    return slot;
+    const cid = slot.entry.conversationId;
+    let prev = this.#tails.get(cid);
+    let next: Slot | undefined;
+    // Concurrent sends can reach here out of order: walk back to this slot's place (rarely more than a step).
+    while (prev && prev.ordinal > slot.ordinal) {
+      next = prev;
+      prev = prev.prev;
+    }
+    slot.prev = prev;
+    slot.next = next;
+    if (prev) prev.next = slot;
+    if (next) next.prev = slot;
+    else this.#tails.set(cid, slot);
+  }
+
+  /** Removes a slot that left the outbox (acked, failed, cancelled...). */
+  #unlink(slot: Slot): void {
+    this.#slots.delete(slot.entry.id);
+    if (slot.prev) slot.prev.next = slot.next;
+    if (slot.next) slot.next.prev = slot.prev;
+    else if (slot.prev) this.#tails.set(slot.entry.conversationId, slot.prev);
+    else this.#tails.delete(slot.entry.conversationId);
+    slot.prev = slot.next = undefined;
   }
 
   /** Tells the outbox machine the exact counts, when they changed. */
@@ -388,7 +418,7 @@ export class Outbox {
         // Left the queue without a dispatch: cancelled, expired, or a receipt/ack overtook it.
         this.#queued--;
       }
-      if (!waiting) this.#slots.delete(id);
+      if (!waiting) this.#unlink(slot);
       this.#report();
     }
     if (state === 'acked') {
@@ -424,6 +454,8 @@ export class Outbox {
       sentAt: e.sentAt,
       ...(e.replyTo === undefined ? {} : { replyTo: e.replyTo }),
       ...(e.meta === undefined ? {} : { meta: e.meta }),
+      // The server stores it only after its predecessor, if that one is not acked yet.
+      ...(slot.prev === undefined ? {} : { after: slot.prev.entry.id }),
     };
     // A message that cannot be written stays in `sending`: the socket is gone or being dropped, so
     // the connection leaves `online` and the outbox's OFFLINE returns every in-flight message to
