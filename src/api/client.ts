@@ -1,4 +1,4 @@
-import { CLIENT_VERSION, DEFAULT_MAX_MESSAGE_BYTES } from '../constants.js';
+import { CLIENT_VERSION, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from '../constants.js';
 import { ConnectionManager, type ConnectionState, type ConnectionStateChange } from '../core/connection/ConnectionManager.js';
 import { Link } from '../core/connection/Link.js';
 import { messageFromRecord, type IMMessage } from '../core/IMMessage.js';
@@ -25,7 +25,7 @@ interface Parts {
   inbox: Inbox;
   pending: PendingQueue;
   connection: ConnectionManager;
-  limits: { maxMessageBytes: number };
+  limits: { maxMessageBytes: number; maxFrameBytes: number };
 }
 
 /**
@@ -156,7 +156,7 @@ export class IMClient {
 
   /** Skips a running reconnect delay (or retries a failed login). */
   reconnectNow(): void {
-    this.#opened?.connection.reconnectNow();
+    if (!this.#closing) this.#opened?.connection.reconnectNow();
   }
 
   /**
@@ -169,7 +169,11 @@ export class IMClient {
       for (const s of [...this.#streams]) s.end();
       const parts = await this.#parts?.catch(() => undefined);
       if (!parts) return;
+      // Sends being made durable finish first, so none is left half written.
+      await parts.outbox.enqueued();
       parts.connection.close();
+      // A delivery batch being written finishes (bounded: the disk may be stuck).
+      await Promise.race([parts.inbox.idle(), new Promise((r) => setTimeout(r, 2000).unref())]);
       await parts.outbox.settled();
       parts.inbox.stop();
       parts.outbox.stop();
@@ -185,6 +189,7 @@ export class IMClient {
    * `'delivered'` waits for the server or the recipient.
    */
   async sendMessage(options: SendMessageOptions): Promise<IMMessage> {
+    requireObject(options);
     const parts = await this.#ready();
     const { to, text } = options;
     assertId('contactId', to);
@@ -196,10 +201,21 @@ export class IMClient {
     if (bytes > parts.limits.maxMessageBytes) {
       throw new IMClientError('MESSAGE_TOO_LARGE', `message is ${bytes} bytes; the server accepts at most ${parts.limits.maxMessageBytes}`);
     }
+    // Escaping can make the frame much bigger than the text ("\u0001" is six bytes): check the frame too,
+    // with room for the envelope, or the server would close the connection on it again and again.
+    const frameBytes = Buffer.byteLength(JSON.stringify({ text, meta: options.meta })) + FRAME_ENVELOPE_BYTES;
+    if (frameBytes > parts.limits.maxFrameBytes) {
+      throw new IMClientError('MESSAGE_TOO_LARGE', `message encodes to about ${frameBytes} bytes; the server accepts frames of at most ${parts.limits.maxFrameBytes}`);
+    }
     const ttlMs = options.ttlMs ?? this.#o.messageTtlMs;
     if (!Number.isSafeInteger(ttlMs) || ttlMs < 0) throw new InvalidOptionError('ttlMs', 'expected an integer >= 0');
     const id = options.id ?? createMessageId();
     assertId('messageId', id);
+    if (options.id !== undefined && !parts.outbox.knows(id)) {
+      // A caller's own id that was sent before (in an earlier run too) is not sent again.
+      const earlier = await parts.storage.conversations.find(conversationId, id);
+      if (earlier) return earlier;
+    }
     const now = new Date();
     const record: MessageRecord = {
       type: 'message',
@@ -215,6 +231,7 @@ export class IMClient {
       status: 'queued',
     };
     if (!parts.outbox.has(id)) {
+      // enqueue() also folds a concurrent send of the same id into the first one.
       const entry: OutboxEntry = {
         id,
         conversationId,
@@ -240,8 +257,29 @@ export class IMClient {
    * rejects if it fails (MessageRejectedError, `MESSAGE_EXPIRED`, `TIMEOUT`)
    * or is cancelled (`MESSAGE_CANCELLED`).
    */
-  async waitForStatus(id: string, status: AwaitableStatus, options: WaitOptions = {}): Promise<StatusUpdate> {
-    await this.#ready();
+  async waitForStatus(id: string, status: AwaitableStatus, options: WaitOptions & { conversationId?: string } = {}): Promise<StatusUpdate> {
+    assertId('messageId', id);
+    const { outbox, storage } = await this.#ready();
+    if (!outbox.knows(id) && !this.#waiters.knows(id)) {
+      // Sent in an earlier run: its history line says where it stands.
+      const earlier = options.conversationId === undefined ? undefined : await storage.conversations.find(options.conversationId, id);
+      if (!earlier || earlier.direction !== 'out') {
+        throw new IMClientError('NOT_FOUND', `no message ${id} sent by this client${options.conversationId === undefined ? ' in this run (pass conversationId to look in history)' : ` in ${options.conversationId}`}`);
+      }
+      if (earlier.status !== 'queued' && earlier.status !== 'sending') {
+        const update: StatusUpdate = {
+          id,
+          conversationId: earlier.conversationId,
+          status: earlier.status!,
+          at: earlier.deliveredAt ?? earlier.serverAt ?? earlier.sentAt,
+          ...(earlier.seq === undefined ? {} : { seq: earlier.seq }),
+          ...(earlier.serverAt === undefined ? {} : { serverAt: earlier.serverAt }),
+          ...(earlier.deliveredAt === undefined ? {} : { deliveredAt: earlier.deliveredAt }),
+          ...(earlier.error === undefined ? {} : { error: earlier.error }),
+        };
+        this.#waiters.update(update);
+      }
+    }
     return this.#waiters.wait(id, status, options);
   }
 
@@ -256,6 +294,7 @@ export class IMClient {
    * status of outgoing ones; page back with `before`.
    */
   async getConversationHistory(options: HistoryOptions): Promise<IMMessage[]> {
+    requireObject(options);
     const { storage, outbox } = await this.#ready();
     if ((options.contactId === undefined) === (options.conversationId === undefined)) {
       throw new InvalidOptionError('contactId', 'give exactly one of contactId and conversationId');
@@ -286,18 +325,21 @@ export class IMClient {
 
   /** Removes processed messages from the pending queue; resolves to how many were pending. */
   async ackPendingMessages(ids: readonly string[]): Promise<number> {
+    requireIds(ids);
     const { pending } = await this.#ready();
     return pending.ack(ids);
   }
 
   /** Returns claimed messages to the queue unprocessed. */
   async releasePendingMessages(ids: readonly string[]): Promise<void> {
+    requireIds(ids);
     const { pending } = await this.#ready();
     await pending.release(ids);
   }
 
   /** Extends the lease of claimed messages by `leaseMs` from now. */
   async extendPendingLease(ids: readonly string[], leaseMs = this.#o.leaseMs): Promise<void> {
+    requireIds(ids);
     const { pending } = await this.#ready();
     await pending.extend(ids, positive('leaseMs', leaseMs, leaseMs));
   }
@@ -314,6 +356,7 @@ export class IMClient {
     const leaseMs = positive('leaseMs', options.leaseMs, this.#o.leaseMs);
     const { signal } = options;
     const running = new Set<Promise<void>>();
+    let retrying = 0;
     let processed = 0;
     while (!signal?.aborted && !this.#closing) {
       if (running.size >= concurrency) {
@@ -322,7 +365,7 @@ export class IMClient {
       }
       const [message] = await pending.claim(1, leaseMs);
       if (!message) {
-        if (options.untilEmpty && running.size === 0) break;
+        if (options.untilEmpty && running.size === 0 && retrying === 0) break;
         await Promise.race([...running, pending.waitForUnclaimed(signal).catch(() => {})]);
         continue;
       }
@@ -332,8 +375,15 @@ export class IMClient {
           await pending.ack([message.id]);
           processed++;
         } catch (err) {
-          await pending.release([message.id]).catch(() => {});
-          this.#events.emit('warning', { kind: 'listener', message: `pending message ${message.id} handler threw: ${String(err)}; released` });
+          // Give it back after a pause that grows with its attempts, so a message that always
+          // fails is retried at a bounded pace instead of in a tight loop.
+          const pause = Math.min(leaseMs, 250 * 2 ** Math.min(10, message.pending.attempts - 1));
+          this.#events.emit('warning', { kind: 'listener', message: `pending message ${message.id} handler threw: ${String(err)}; retried in ${pause} ms` });
+          retrying++;
+          setTimeout(() => {
+            retrying--;
+            void pending.release([message.id]).catch(() => {});
+          }, pause).unref();
         }
       })().finally(() => running.delete(task));
       running.add(task);
@@ -392,7 +442,11 @@ export class IMClient {
 
   #ready(): Promise<Parts> {
     if (this.#closing) return Promise.reject(new IMClientError('CLOSED', 'the client was closed'));
-    this.#parts ??= this.#assemble();
+    // A failed open (a workspace locked for now) is not remembered: the next call tries again.
+    this.#parts ??= this.#assemble().catch((err: unknown) => {
+      this.#parts = undefined;
+      throw err;
+    });
     return this.#parts;
   }
 
@@ -411,7 +465,7 @@ export class IMClient {
     });
     try {
       const link = new Link();
-      const limits = { maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES };
+      const limits = { maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES, maxFrameBytes: DEFAULT_MAX_FRAME_BYTES };
       const pending = new PendingQueue({ store: storage.pending, inspect: o.inspect, onError: fail });
       await pending.start();
       const outbox = new Outbox({
@@ -451,6 +505,7 @@ export class IMClient {
         handlers: {
           onWelcome: (frame, generation) => {
             limits.maxMessageBytes = frame.limits.maxMessageBytes;
+            limits.maxFrameBytes = frame.limits.maxFrameBytes;
             inbox.onWelcome(frame, generation);
           },
           onAck: (frame) => outbox.onAck(frame),
@@ -506,6 +561,17 @@ function checkContact(contact: Contact): Contact {
   if (contact.kind !== undefined && contact.kind !== 'agent' && contact.kind !== 'user') throw new InvalidOptionError('kind', "expected 'agent' or 'user'");
   if (contact.meta !== undefined && !MessageMeta.safeParse(contact.meta).success) throw new InvalidOptionError('meta', 'expected a JSON object');
   return contact;
+}
+
+/** Frame bytes around a message's text and meta (type, ids, conversation, times, `after`). */
+const FRAME_ENVELOPE_BYTES = 1024;
+
+function requireObject(options: unknown): void {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'expected an object');
+}
+
+function requireIds(ids: unknown): asserts ids is readonly string[] {
+  if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string')) throw new InvalidOptionError('ids', 'expected an array of message ids');
 }
 
 function positive(name: string, value: number | undefined, fallback: number): number {

@@ -35,8 +35,9 @@ export async function atomicWriteFile(file: string, data: string | Uint8Array): 
 }
 
 /**
- * Deletes temp files that {@link atomicWriteFile} left in `dir` when a process
- * died between writing and renaming them. Returns the names removed.
+ * Deletes temp files (`.{name}.{pid}.{hex}.tmp`) that a process left in
+ * `dir` when it died between writing and renaming them; files of processes
+ * still alive are theirs and are left alone. Returns the names removed.
  */
 export async function removeStaleTempFiles(dir: string): Promise<string[]> {
   let names: string[];
@@ -46,7 +47,19 @@ export async function removeStaleTempFiles(dir: string): Promise<string[]> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw storageIoError(dir, err);
   }
-  const stale = names.filter((n) => n.startsWith('.') && n.endsWith(TMP_SUFFIX));
+  const stale = names.filter((n) => n.startsWith('.') && n.endsWith(TMP_SUFFIX) && !ownerAlive(n));
   await Promise.all(stale.map((n) => unlink(join(dir, n)).catch(() => {})));
   return stale;
+}
+
+/** Whether the process that named a temp file `.{name}.{pid}.{hex}.tmp` is still running (not us). */
+function ownerAlive(name: string): boolean {
+  const pid = Number(/\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name)?.[1]);
+  if (!Number.isInteger(pid) || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

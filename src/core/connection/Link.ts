@@ -35,11 +35,12 @@ export class Link {
   }
 
   /**
-   * Drops the current socket because writing to it failed: its close event
-   * then takes the connection out of `online` like any other loss.
+   * Drops a socket because writing to it failed, if it is still the current
+   * one: its close event then takes the connection out of `online` like any
+   * other loss.
    */
-  fail(): void {
-    this.#ws?.terminate();
+  fail(ws: WebSocket | undefined = this.#ws): void {
+    if (ws && ws === this.#ws) ws.terminate();
   }
 
   /**
@@ -50,7 +51,13 @@ export class Link {
   send(frame: ClientFrame | string, onWritten?: (err?: Error) => void): boolean {
     const ws = this.#ws;
     if (!ws || ws.readyState !== ws.OPEN) return false;
-    ws.send(typeof frame === 'string' ? frame : encodeFrame(frame), onWritten);
+    ws.send(typeof frame === 'string' ? frame : encodeFrame(frame), onWritten && ((err) => (err ? onWritten(err) : onWritten())));
     return true;
+  }
+
+  /** Writes a frame and drops the socket if the write fails. */
+  sendOrFail(frame: ClientFrame | string, onWritten: () => void): boolean {
+    const ws = this.#ws;
+    return this.send(frame, (err) => (err ? this.fail(ws) : onWritten()));
   }
 }

@@ -76,6 +76,8 @@ export class Outbox {
   readonly #slots = new Map<string, Slot>();
   /** The newest unacknowledged message of each conversation (the tail of its prev/next chain). */
   readonly #tails = new Map<string, Slot>();
+  /** Sends being made durable, by id. */
+  readonly #enqueuing = new Map<string, Promise<void>>();
   /** Ids waiting for a slot, by send order. */
   readonly #queue = new MinHeap<string>();
   /** Live lifecycle actors: in flight, or resting in `acked` awaiting a receipt. */
@@ -148,7 +150,26 @@ export class Outbox {
    * A crash between the two leaves an entry whose line {@link start} writes;
    * the other order could leave a line saying `queued` that nothing sends.
    */
-  async enqueue(entry: OutboxEntry, record: MessageRecord): Promise<void> {
+  enqueue(entry: OutboxEntry, record: MessageRecord): Promise<void> {
+    // A second send of an id being enqueued waits for the first instead of enqueuing it twice.
+    const running = this.#enqueuing.get(entry.id);
+    if (running) return running;
+    const work = this.#enqueue(entry, record).finally(() => this.#enqueuing.delete(entry.id));
+    this.#enqueuing.set(entry.id, work);
+    return work;
+  }
+
+  /** Resolves once no enqueue is in progress (so close does not cut one in half). */
+  async enqueued(): Promise<void> {
+    await Promise.allSettled(this.#enqueuing.values());
+  }
+
+  /** Whether a message with this id is in the outbox, on its way in, or has a status on its way to disk. */
+  knows(id: string): boolean {
+    return this.#slots.has(id) || this.#enqueuing.has(id) || this.#actors.has(id) || this.#writes.has(id);
+  }
+
+  async #enqueue(entry: OutboxEntry, record: MessageRecord): Promise<void> {
     // The send order is fixed now, even if concurrent sends reach the disk in another order.
     const ordinal = ++this.#ordinal;
     const { conversations, outbox } = this.#o.storage;
@@ -460,7 +481,7 @@ export class Outbox {
     // A message that cannot be written stays in `sending`: the socket is gone or being dropped, so
     // the connection leaves `online` and the outbox's OFFLINE returns every in-flight message to
     // the queue. Requeueing it here would redispatch it at once, in a loop, while still "online".
-    this.#o.link.send(frame, (err) => (err ? this.#o.link.fail() : self.send({ type: 'SENT' })));
+    this.#o.link.sendOrFail(frame, () => self.send({ type: 'SENT' }));
   }
 
   /** Appends the status line, then (once durable) takes the message out of the outbox journal and reports it. */

@@ -27,8 +27,10 @@ export class StatusWaiters {
   readonly #waiting = new Map<string, Set<Waiter>>();
   /** The latest update of recently settled messages, so a late wait still resolves. */
   readonly #recent = new Map<string, StatusUpdate>();
+  #closed: Error | undefined;
 
   wait(id: string, target: AwaitableStatus, options: WaitOptions = {}): Promise<StatusUpdate> {
+    if (this.#closed) return Promise.reject(this.#closed);
     const known = this.#recent.get(id);
     if (known) {
       const outcome = settle(known, target);
@@ -78,8 +80,14 @@ export class StatusWaiters {
     }
   }
 
-  /** Rejects every wait (the client is closing). */
+  /** Whether a status update is known for this id. */
+  knows(id: string): boolean {
+    return this.#recent.has(id);
+  }
+
+  /** Rejects every wait, and every later one, with `err` (the client is closing). */
   rejectAll(err: Error): void {
+    this.#closed = err;
     for (const set of [...this.#waiting.values()]) for (const w of [...set]) w.reject(err);
   }
 }

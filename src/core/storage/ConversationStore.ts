@@ -171,6 +171,32 @@ export class ConversationStore {
     return { messages: newestFirst.reverse(), hasMore };
   }
 
+  /**
+   * The message with this id, statuses folded in, or undefined. Reads the
+   * file backwards until it is found: cheap for recent messages, a full read
+   * for an id that is not there.
+   */
+  async find(conversationId: string, id: string): Promise<IMMessage | undefined> {
+    const file = this.#paths.conversation(conversationId);
+    await this.#writers.get(conversationId)?.then((w) => w.flush());
+    const statuses: StatusRecord[] = [];
+    // A cheap filter before parsing: every line holding this id contains it quoted.
+    const needle = JSON.stringify(id);
+    for await (const { text } of readLinesBackward(file)) {
+      if (!text.includes(needle)) continue;
+      const parsed = parseLine(text, ConversationRecord);
+      if (!parsed.ok || parsed.value.id !== id) continue;
+      if (parsed.value.type === 'status') {
+        statuses.push(parsed.value);
+        continue;
+      }
+      const message = messageFromRecord(parsed.value);
+      for (let i = statuses.length - 1; i >= 0; i--) applyStatus(message, statuses[i]!);
+      return message;
+    }
+    return undefined;
+  }
+
   #remember(key: string, scan: Scan): void {
     this.#scans.delete(key);
     this.#scans.set(key, scan);

@@ -28,6 +28,8 @@ export class PendingQueueStore {
   /** Number of the latest claim. */
   #claimSeq: number;
   #compacting: Promise<void> | undefined;
+  /** Set when a compaction replaced the log but could not reopen it. */
+  #broken: Error | undefined;
 
   private constructor(snapshot: JsonFile<typeof PendingFile>, logPath: string, log: JsonlWriter, items: Map<string, PendingItem>, logLines: number) {
     this.#snapshot = snapshot;
@@ -111,6 +113,7 @@ export class PendingQueueStore {
     if (records.length === 0) return;
     for (const r of records) apply(this.#items, r);
     while (this.#compacting) await this.#compacting;
+    if (this.#broken) throw this.#broken;
     this.#logLines += records.length;
     try {
       await this.#log.append(records.map((r) => JSON.stringify(r)));
@@ -122,16 +125,26 @@ export class PendingQueueStore {
     if (this.#logLines >= COMPACT_MIN_LINES && this.#logLines > this.#items.size) void this.compact().catch(() => {});
   }
 
+  /**
+   * Writes the snapshot, then empties the log. A failure before the log is
+   * replaced leaves the old log in use; a failure to reopen it afterwards
+   * makes later changes fail rather than go to the replaced file.
+   */
   async #compact(): Promise<void> {
+    let replaced = false;
     try {
       await this.#log.flush();
       await this.#snapshot.write({ version: 1, items: [...this.#items.values()] });
       // Only now is the log redundant; a crash before this line replays it over the new snapshot harmlessly.
       const old = this.#log;
       await atomicWriteFile(this.#logPath, '');
+      replaced = true;
       this.#log = await JsonlWriter.open(this.#logPath);
       this.#logLines = 0;
       await old.close();
+    } catch (err) {
+      if (replaced) this.#broken = err instanceof Error ? err : new Error(String(err));
+      else throw err;
     } finally {
       this.#compacting = undefined;
     }
