@@ -133,6 +133,8 @@ export const connectionMachine = setup({
   },
 }).createMachine({
   id: 'connection',
+  description:
+    'The connection to the IM server: one socket for the whole `session` (connecting, handshaking, online with a ping/pong heartbeat); any loss goes to `backoff` (exponential delay with full jitter, reset after a stable online period) and back; a refused login (4001, 4002, 4003) ends in `failed`, which retries only when told to; `closed` is final.',
   initial: 'disconnected',
   context: ({ input }) => ({
     attempt: 0,

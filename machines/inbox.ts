@@ -67,6 +67,8 @@ export const inboxMachine = setup({
   },
 }).createMachine({
   id: 'inbox',
+  description:
+    'The inbound pipeline: deliveries and receipts are buffered and persisted in batches (conversation files, pending queue, cursor) before the cumulative `deliver_ack` and the callbacks; a failed write keeps the batch and retries after a growing pause.',
   initial: 'idle',
   context: ({ input }) => ({ buffered: 0, storedUpTo: input.storedUpTo, failures: 0, lastError: null }),
   states: {

@@ -110,6 +110,8 @@ export const messageMachine = setup({
   },
 }).createMachine({
   id: 'message',
+  description:
+    'The ack lifecycle of one outgoing message. An ack timeout resends it (same id) until `maxAttempts`; a retryable nack sends it back without counting; a permanent nack, too many timeouts, or a time to live that runs out before the first send end in `failed`; a lost connection returns it to `queued`; only a queued message can be cancelled; a receipt can overtake the ack.',
   initial: 'queued',
   context: ({ input }) => ({
     id: input.id,

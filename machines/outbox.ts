@@ -62,6 +62,8 @@ export const outboxMachine = setup({
   },
 }).createMachine({
   id: 'outbox',
+  description:
+    'Draining of the outbox: while online, every change of the exact counts the outbox reports refills the send window, oldest message first; offline pauses it and sends in-flight messages back to the queue; a retryable nack pauses it for as long as the server asks.',
   initial: 'offline',
   context: ({ input }) => ({ window: input.window, inflight: 0, queued: 0, lastDispatch: 0, throttledUntil: null }),
   on: {

@@ -59,6 +59,8 @@ export const pendingItemMachine = setup({
   },
 }).createMachine({
   id: 'pendingItem',
+  description:
+    'One message in a digital employee\'s pending queue: a claim lasts a lease and lapses back to pending unless acknowledged or extended; a claim resumed after a restart re-arms its deadline without being recorded again.',
   initial: 'pending',
   context: ({ input }) => ({ id: input.id, attempts: input.attempts ?? 0, leaseUntil: null }),
   states: {
