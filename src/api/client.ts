@@ -1,4 +1,6 @@
 import { CLIENT_VERSION, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from '../constants.js';
+import type { InspectionEvent } from 'xstate';
+import { FlightRecorder } from '../core/FlightRecorder.js';
 import { ConnectionManager, type ConnectionState, type ConnectionStateChange } from '../core/connection/ConnectionManager.js';
 import { Link } from '../core/connection/Link.js';
 import { messageFromRecord, type IMMessage } from '../core/IMMessage.js';
@@ -26,6 +28,7 @@ interface Parts {
   pending: PendingQueue;
   connection: ConnectionManager;
   limits: { maxMessageBytes: number; maxFrameBytes: number };
+  recorder: FlightRecorder | undefined;
 }
 
 /**
@@ -178,6 +181,7 @@ export class IMClient {
       parts.inbox.stop();
       parts.outbox.stop();
       parts.pending.stop();
+      await parts.recorder?.close();
       await parts.storage.close();
     })();
     return this.#closing;
@@ -463,10 +467,16 @@ export class IMClient {
       imServerUrl: o.imServerUrl,
       onWarning: (w) => warn('storage', formatStorageWarning(w), { file: w.file, ...(w.line === undefined ? {} : { line: w.line }) }),
     });
+    const recorder = o.flightRecorder ? await FlightRecorder.open(storage.paths.flight).catch(async (err: unknown) => {
+      await storage.close();
+      throw err;
+    }) : undefined;
+    // Every actor gets one inspection hook: the caller's, the flight recorder, or both.
+    const inspect = combine(o.inspect, recorder?.observe);
     try {
       const link = new Link();
       const limits = { maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES, maxFrameBytes: DEFAULT_MAX_FRAME_BYTES };
-      const pending = new PendingQueue({ store: storage.pending, inspect: o.inspect, onError: fail });
+      const pending = new PendingQueue({ store: storage.pending, inspect, onError: fail });
       await pending.start();
       const outbox = new Outbox({
         storage,
@@ -475,7 +485,7 @@ export class IMClient {
         window: o.window,
         ackTimeoutMs: o.ackTimeoutMs,
         maxAttempts: o.maxAttempts,
-        inspect: o.inspect,
+        inspect,
         onStatus: (update) => {
           this.#waiters.update(update);
           this.#events.emit('status', update);
@@ -487,7 +497,7 @@ export class IMClient {
         link,
         outbox,
         pending: o.mode === 'queue' ? pending : undefined,
-        inspect: o.inspect,
+        inspect,
         publish: (messages) => {
           for (const m of messages) {
             this.#events.emit('message', m);
@@ -520,7 +530,7 @@ export class IMClient {
         pongTimeoutMs: o.pongTimeoutMs,
         connectTimeoutMs: o.connectTimeoutMs,
         handshakeTimeoutMs: o.handshakeTimeoutMs,
-        inspect: o.inspect,
+        inspect,
         clientVersion: CLIENT_VERSION,
       });
       connection.onChange((change) => {
@@ -529,14 +539,23 @@ export class IMClient {
         this.#events.emit('connectionStateChange', change);
       });
       await outbox.start();
-      const parts: Parts = { storage, link, outbox, inbox, pending, connection, limits };
+      const parts: Parts = { storage, link, outbox, inbox, pending, connection, limits, recorder };
       this.#opened = parts;
       return parts;
     } catch (err) {
+      await recorder?.close();
       await storage.close();
       throw err;
     }
   }
+}
+
+function combine(...hooks: Array<((event: InspectionEvent) => void) | undefined>): ((event: InspectionEvent) => void) | undefined {
+  const present = hooks.filter((h): h is (event: InspectionEvent) => void => h !== undefined);
+  if (present.length <= 1) return present[0];
+  return (event) => {
+    for (const h of present) h(event);
+  };
 }
 
 function withStatus(message: IMMessage, update: StatusUpdate): IMMessage {

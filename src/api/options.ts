@@ -71,6 +71,13 @@ export interface IMClientOptions {
    * context or events carry message text, so an inspector never sees content.
    */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void) | undefined;
+  /**
+   * Append every state change of every actor (time, actor, from, event, to) to
+   * `{workspace}/im_client/flight.jsonl`, to replay what the client did before
+   * a failure: `npm run timeline -- <workspacePath>`.
+   * @default false
+   */
+  flightRecorder?: boolean | undefined;
 }
 
 /** Options with defaults applied and every value checked. */
@@ -93,6 +100,7 @@ export interface ResolvedClientOptions {
   connectTimeoutMs: number;
   handshakeTimeoutMs: number;
   inspect: ((event: InspectionEvent) => void) | undefined;
+  flightRecorder: boolean;
 }
 
 /** Validates options up front; throws InvalidOptionError naming the option. */
@@ -130,6 +138,7 @@ export function resolveClientOptions(options: IMClientOptions): ResolvedClientOp
     connectTimeoutMs: int('connectTimeoutMs', options.connectTimeoutMs, 10_000, 1),
     handshakeTimeoutMs: int('handshakeTimeoutMs', options.handshakeTimeoutMs, 10_000, 1),
     inspect: inspect === undefined ? undefined : typeof inspect === 'function' ? inspect : (e) => inspect.next?.(e),
+    flightRecorder: options.flightRecorder === true,
   };
 }
 

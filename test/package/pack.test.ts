@@ -25,6 +25,7 @@ describe('the published package', () => {
       join(app, 'main.mjs'),
       `import { IMClient, connectionMachine, IMClientError } from 'im-client';
        import { IMServer } from 'im-client/server';
+       import { ServerProcess, FaultProxy, startTestServer } from 'im-client/testing';
        import { mkdtempSync } from 'node:fs';
        import { tmpdir } from 'node:os';
        import { join } from 'node:path';
@@ -36,11 +37,20 @@ describe('the published package', () => {
        await a.connect(); await b.connect();
        await a.sendMessage({ to: 'agent_002', text: 'from the tarball' });
        const m = await got;
-       console.log(JSON.stringify({ text: m.text, machine: connectionMachine.id, error: typeof IMClientError }));
-       await a.close(); await b.close(); await server.close();`,
+       await a.close(); await b.close(); await server.close();
+       // The testing harness works from the package too: a server child process, a proxy, an in-process server.
+       const child = await ServerProcess.start({ dataDir: join(dir, 'child') });
+       const proxy = await FaultProxy.start({ target: child.url });
+       const health = await fetch(proxy.url + '/healthz');
+       await proxy.close(); await child.kill('SIGTERM');
+       const test = await startTestServer(); await test.close();
+       console.log(JSON.stringify({ text: m.text, machine: connectionMachine.id, error: typeof IMClientError, health: health.status }));`,
     );
     const result = execFileSync(process.execPath, ['main.mjs'], { cwd: app, encoding: 'utf8', timeout: 30_000 });
-    expect(JSON.parse(result.trim())).toEqual({ text: 'from the tarball', machine: 'connection', error: 'function' });
+    expect(JSON.parse(result.trim())).toEqual({ text: 'from the tarball', machine: 'connection', error: 'function', health: 200 });
+    // The command-line tools are installed as bins.
+    const help = execFileSync(join(app, 'node_modules', '.bin', 'im-server'), ['--help'], { encoding: 'utf8' });
+    expect(help).toContain('--data-dir');
     // Type declarations ship with it.
     const pkg = JSON.parse(await readFile(join(app, 'node_modules', 'im-client', 'package.json'), 'utf8'));
     await readFile(join(app, 'node_modules', 'im-client', pkg.exports['.'].types), 'utf8');

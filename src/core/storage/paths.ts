@@ -22,6 +22,8 @@ export class WorkspacePaths {
   readonly outbox: string;
   readonly cursor: string;
   readonly lock: string;
+  /** The flight record (only with the client's `flightRecorder` option). */
+  readonly flight: string;
 
   constructor(workspacePath: string) {
     this.workspace = resolveUserPath(workspacePath, 'workspacePath');
@@ -35,6 +37,7 @@ export class WorkspacePaths {
     this.outbox = join(this.root, 'outbox.jsonl');
     this.cursor = join(this.root, 'cursor.json');
     this.lock = join(this.root, 'client.lock');
+    this.flight = join(this.root, 'flight.jsonl');
   }
 
   /** `conversations/{conversationId}.jsonl`; throws InvalidIdError for a bad id. */
