@@ -54,6 +54,11 @@ export class Inbox {
    * what the first one left in the files.
    */
   #carried: NonNullable<CursorFile['inflight']> | undefined;
+  /**
+   * The intent of a batch whose write failed part way: some of its lines may
+   * be in the files. The next attempt looks first, so it writes none twice.
+   */
+  #unsure: NonNullable<CursorFile['inflight']> | undefined;
   #epoch: string | undefined;
   /** Highest sequence durably stored (the cursor). */
   #stored = 0;
@@ -105,6 +110,9 @@ export class Inbox {
     if (this.#epoch !== epoch) {
       this.#epoch = epoch;
       this.#stored = ackedUpTo;
+      // Intents of the old inbox name sequences that mean nothing in the new one.
+      this.#carried = undefined;
+      this.#unsure = undefined;
       void this.#o.storage.cursor.write({ version: 1, epoch, ackedUpTo }).catch((err: unknown) => this.#o.onWarning(String(err)));
     }
     this.#session = { generation, deliveredUpTo: ackedUpTo, ackedUpTo };
@@ -156,6 +164,10 @@ export class Inbox {
   }
 
   async #persistBatch(arrivals: Arrival[]): Promise<number> {
+    if (this.#unsure) {
+      await this.#scan(this.#unsure);
+      this.#unsure = undefined;
+    }
     const epoch = this.#epoch;
     // Frames from before a server reset carry sequences of the old inbox: they mean nothing now.
     const batch = arrivals.filter((a) => a.epoch === epoch).sort((a, b) => a.frame.seq - b.frame.seq);
@@ -204,12 +216,18 @@ export class Inbox {
     const touched = new Set([...writes.keys(), ...receipts.flatMap((r) => r.messages.map((m) => m.conversationId))]);
     const files = await Promise.all([...touched].map(async (conversationId) => ({ conversationId, offset: await storage.conversations.length(conversationId) })));
     this.#checkEpoch(epoch);
-    await storage.cursor.write({ version: 1, epoch, ackedUpTo: stored, inflight: mergeIntent(this.#carried, { fromSeq: stored + 1, toSeq: upTo, files }) });
-    await Promise.all([
+    const intent = mergeIntent(this.#carried, { fromSeq: stored + 1, toSeq: upTo, files });
+    await storage.cursor.write({ version: 1, epoch, ackedUpTo: stored, inflight: intent });
+    const results = await Promise.allSettled([
       ...[...writes].map(([conversationId, records]) => storage.conversations.append(conversationId, records)),
       ...receipts.map((r) => outbox.receipt(r.messages, r.by, r.at)),
       ...(pending && queued.length ? [pending.add(queued)] : []),
     ]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      this.#unsure = intent;
+      throw failed.reason;
+    }
     this.#checkEpoch(epoch);
     const carried = this.#carried && this.#carried.toSeq > upTo ? { ...this.#carried, fromSeq: upTo + 1 } : undefined;
     await storage.cursor.write({ version: 1, epoch, ackedUpTo: upTo, ...(carried ? { inflight: carried } : {}) } satisfies CursorFile);
@@ -251,7 +269,12 @@ export class Inbox {
    * covering it commits.
    */
   async #recover(cursor: CursorFile): Promise<void> {
-    const intent = cursor.inflight!;
+    await this.#scan(cursor.inflight!);
+    this.#carried = cursor.inflight;
+  }
+
+  /** Notes the messages an intent's batch already wrote to its files. */
+  async #scan(intent: NonNullable<CursorFile['inflight']>): Promise<void> {
     for (const { conversationId, offset } of intent.files) {
       for await (const { value } of this.#o.storage.conversations.records(conversationId, offset)) {
         if (value.type === 'message' && value.direction === 'in' && value.seq !== undefined && value.seq >= intent.fromSeq && value.seq <= intent.toSeq) {
@@ -259,7 +282,6 @@ export class Inbox {
         }
       }
     }
-    this.#carried = intent;
   }
 }
 

@@ -113,9 +113,9 @@ export class PendingQueueStore {
     if (records.length === 0) return;
     for (const r of records) apply(this.#items, r);
     while (this.#compacting) await this.#compacting;
-    if (this.#broken) throw this.#broken;
     this.#logLines += records.length;
     try {
+      if (this.#broken) throw this.#broken;
       await this.#log.append(records.map((r) => JSON.stringify(r)));
     } catch (err) {
       // An add that is not on disk must not be handed out; other changes fail safe (the message stays queued on disk).
