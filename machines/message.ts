@@ -61,8 +61,8 @@ export type MessageEvent =
   | { type: 'EXPIRE' };
 
 /**
- * The ack lifecycle of one outgoing message: `queued` -> `sending` ->
- * `awaitingAck` -> `acked` -> `delivered`. An ack timeout sends it back to
+ * The ack lifecycle of one outgoing message: `queued` -> `inFlight`
+ * (`sending` -> `awaitingAck`) -> `acked` -> `delivered`. An ack timeout sends it back to
  * `queued` (same id: the server deduplicates) until `maxAttempts` timeouts;
  * a retryable nack (the server asks to wait: rate limit, full inbox) sends
  * it back without counting, so only the time to live bounds that wait; a
@@ -137,35 +137,36 @@ export const messageMachine = setup({
       on: {
         DISPATCH: [
           { guard: 'expired', target: 'failed', actions: 'recordExpiry' },
-          { target: 'sending', actions: 'countAttempt' },
+          { target: 'inFlight', actions: 'countAttempt' },
         ],
-        ACK: { target: 'acked', actions: 'recordAck' },
         CANCEL: 'cancelled',
         EXPIRE: { target: 'failed', actions: 'recordExpiry' },
       },
     },
-    sending: {
-      entry: 'transmit',
-      on: {
-        SENT: 'awaitingAck',
-        ACK: { target: 'acked', actions: 'recordAck' },
-        NACK: [{ guard: 'retryableNack', target: 'queued' }, { target: 'failed', actions: 'recordRejection' }],
-        CONNECTION_LOST: 'queued',
-      },
-    },
-    awaitingAck: {
-      entry: 'armAckDeadline',
-      exit: 'clearAckDeadline',
+    // On its way: written (sending), then waiting for the server's answer. The answer or a lost
+    // connection can come in either sub-state (an ack proves the frame was written).
+    inFlight: {
+      initial: 'sending',
       on: {
         ACK: { target: 'acked', actions: 'recordAck' },
         NACK: [{ guard: 'retryableNack', target: 'queued' }, { target: 'failed', actions: 'recordRejection' }],
         CONNECTION_LOST: 'queued',
       },
-      after: {
-        ackTimeout: [
-          { guard: 'canRetry', target: 'queued', actions: 'countFailure' },
-          { target: 'failed', actions: ['countFailure', 'recordTooManyAttempts'] },
-        ],
+      states: {
+        sending: {
+          entry: 'transmit',
+          on: { SENT: 'awaitingAck' },
+        },
+        awaitingAck: {
+          entry: 'armAckDeadline',
+          exit: 'clearAckDeadline',
+          after: {
+            ackTimeout: [
+              { guard: 'canRetry', target: '#message.queued', actions: 'countFailure' },
+              { target: '#message.failed', actions: ['countFailure', 'recordTooManyAttempts'] },
+            ],
+          },
+        },
       },
     },
     acked: {

@@ -73,9 +73,9 @@ describe('inspection', () => {
     const steps = mine.stdout.trim().split('\n').map((l) => l.replace(/^\S+\s+\S+\s+/, ''));
     expect(steps).toEqual([
       '(start) --start--> queued',
-      'queued --DISPATCH--> sending',
-      'sending --SENT--> awaitingAck',
-      'awaitingAck --ACK--> acked',
+      'queued --DISPATCH--> inFlight.sending',
+      'inFlight.sending --SENT--> inFlight.awaitingAck',
+      'inFlight.awaitingAck --ACK--> acked',
       'acked --RECEIPT--> delivered (done)',
     ]);
     expect(run(b.workspacePath).status).toBe(1);

@@ -14,8 +14,8 @@ describe('send window and inspection', () => {
       const id = (e.actorRef as AnyActorRef).id;
       actorIds.add(id.split(':')[0]!);
       if (!id.startsWith('message:')) return;
-      live.set(id, String((e.snapshot as unknown as { value: unknown }).value));
-      const n = [...live.values()].filter((v) => v === 'sending' || v === 'awaitingAck').length;
+      live.set(id, JSON.stringify((e.snapshot as unknown as { value: unknown }).value));
+      const n = [...live.values()].filter((v) => v.includes('inFlight')).length;
       maxInFlight = Math.max(maxInFlight, n);
     };
     const a = await makeClient(server.url, 'agent_001', { window: 3, inspect });

@@ -22,13 +22,13 @@ function start(input: Partial<Parameters<typeof createActor<typeof messageMachin
 }
 
 describe('message machine', () => {
-  it('goes queued -> sending -> awaitingAck -> acked -> delivered, persisting acked and delivered', () => {
+  it('goes queued -> inFlight (sending -> awaitingAck) -> acked -> delivered, persisting acked and delivered', () => {
     const { actor, calls } = start();
     expect(actor.getSnapshot().value).toBe('queued');
     actor.send({ type: 'DISPATCH' });
-    expect(actor.getSnapshot().value).toBe('sending');
+    expect(actor.getSnapshot().value).toEqual({ inFlight: 'sending' });
     actor.send({ type: 'SENT' });
-    expect(actor.getSnapshot().value).toBe('awaitingAck');
+    expect(actor.getSnapshot().value).toEqual({ inFlight: 'awaitingAck' });
     expect(actor.getSnapshot().context.ackDeadline).toBeGreaterThan(Date.now());
     actor.send({ type: 'ACK', seq: 7, at: '2026-01-01T00:00:00.000Z' });
     expect(actor.getSnapshot().value).toBe('acked');
@@ -65,13 +65,16 @@ describe('message machine', () => {
     expect(calls).toEqual(['transmit', 'transmit', 'persist:failed']);
   });
 
-  it('retries a retryable nack and fails on a permanent one with the reason', () => {
-    const { actor } = start();
+  it('retries a retryable nack without counting it, and fails on a permanent one with the reason', () => {
+    const { actor } = start({}, { maxAttempts: 1 });
     actor.send({ type: 'DISPATCH' });
     actor.send({ type: 'SENT' });
-    actor.send({ type: 'NACK', code: 'rate_limited', message: 'slow down', retryable: true });
-    expect(actor.getSnapshot().value).toBe('queued');
-    actor.send({ type: 'DISPATCH' });
+    for (let i = 0; i < 3; i++) {
+      actor.send({ type: 'NACK', code: 'rate_limited', message: 'slow down', retryable: true });
+      expect(actor.getSnapshot().value).toBe('queued');
+      actor.send({ type: 'DISPATCH' });
+    }
+    expect(actor.getSnapshot().context.failures).toBe(0);
     actor.send({ type: 'NACK', code: 'unknown_recipient', message: 'no such agent', retryable: false });
     expect(actor.getSnapshot().value).toBe('failed');
     expect(actor.getSnapshot().context.error).toEqual({ code: 'MESSAGE_REJECTED', nack: 'unknown_recipient', message: 'no such agent' });
@@ -85,7 +88,7 @@ describe('message machine', () => {
     const sending = start();
     sending.actor.send({ type: 'DISPATCH' });
     sending.actor.send({ type: 'CANCEL' });
-    expect(sending.actor.getSnapshot().value).toBe('sending');
+    expect(sending.actor.getSnapshot().value).toEqual({ inFlight: 'sending' });
   });
 
   it('fails an expired message instead of sending it', () => {
@@ -96,6 +99,13 @@ describe('message machine', () => {
     const swept = start({}, { expiresAt: Date.now() - 1 });
     swept.actor.send({ type: 'EXPIRE' });
     expect(swept.actor.getSnapshot().context.error).toMatchObject({ code: 'MESSAGE_EXPIRED' });
+  });
+
+  it('takes an ack that arrives before the write completed (it proves the frame was written)', () => {
+    const { actor } = start();
+    actor.send({ type: 'DISPATCH' });
+    actor.send({ type: 'ACK', seq: 1, at: '2026-01-01T00:00:00.000Z' });
+    expect(actor.getSnapshot().value).toBe('acked');
   });
 
   it('takes a receipt that overtakes the ack (after a crash lost the ack)', () => {

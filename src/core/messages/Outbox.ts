@@ -54,7 +54,6 @@ interface Slot {
   next: Slot | undefined;
 }
 
-const IN_FLIGHT = new Set(['sending', 'awaitingAck']);
 /** Pause after a retryable nack that does not say how long to wait. */
 const RETRY_PAUSE_MS = 1000;
 
@@ -110,7 +109,7 @@ export class Outbox {
           abandonInflight: () =>
             queueMicrotask(() => {
               for (const actor of [...this.#actors.values()]) {
-                if (IN_FLIGHT.has(actor.getSnapshot().value)) actor.send({ type: 'CONNECTION_LOST' });
+                if (actor.getSnapshot().matches('inFlight')) actor.send({ type: 'CONNECTION_LOST' });
               }
             }),
         },
@@ -240,8 +239,9 @@ export class Outbox {
   /** Cancels a message still waiting for a slot; resolves to whether it was cancelled (durably). */
   async cancel(id: string): Promise<boolean> {
     const slot = this.#slots.get(id);
-    if (!slot || slot.inflight || this.#actors.has(id)) return false;
-    const actor = this.#spawn(slot);
+    const existing = this.#actors.get(id);
+    if (!slot || slot.inflight || (existing && existing.getSnapshot().value !== 'queued')) return false;
+    const actor = existing ?? this.#spawn(slot);
     actor.send({ type: 'CANCEL' });
     await this.#writes.get(id);
     return true;
@@ -255,9 +255,9 @@ export class Outbox {
     }
   }
 
+  /** An ack for a message in flight. (One for a message back in the queue after a timeout is dropped: its resend gets the same ack.) */
   onAck(frame: AckFrame): void {
-    const actor = this.#actors.get(frame.id) ?? this.#spawnIfQueued(frame.id);
-    actor?.send({ type: 'ACK', seq: frame.seq, at: frame.at });
+    this.#actors.get(frame.id)?.send({ type: 'ACK', seq: frame.seq, at: frame.at });
   }
 
   onNack(frame: NackFrame): void {
@@ -423,10 +423,11 @@ export class Outbox {
 
   #onSnapshot(id: string, actor: MessageActor, snapshot: MessageSnapshot): void {
     const state = snapshot.value;
-    const waiting = state === 'queued' || IN_FLIGHT.has(state);
+    const inFlight = snapshot.matches('inFlight');
+    const waiting = state === 'queued' || inFlight;
     const slot = this.#slots.get(id);
     if (slot) {
-      if (slot.inflight && !IN_FLIGHT.has(state)) {
+      if (slot.inflight && !inFlight) {
         slot.inflight = false;
         this.#inflight--;
         if (state === 'queued') {
@@ -523,5 +524,5 @@ export class Outbox {
 
 /** The public status of a lifecycle state. */
 function publicStatus(state: MessageSnapshot['value']): OutgoingStatus {
-  return state === 'awaitingAck' ? 'sending' : state;
+  return typeof state === 'object' ? 'sending' : state;
 }
