@@ -131,23 +131,25 @@ export function statePaths(machine: AnyStateMachine): string[] {
   return out;
 }
 
-/** Every transition of a machine: `source --trigger--> target` (targetless ones target their source). */
+/**
+ * The key of a transition definition, as coverage reports name it:
+ * `source --trigger [guard]--> target`, with `(machine)` for a transition
+ * declared on the machine itself; a targetless one targets its source.
+ */
+export function transitionKey(t: AnyTransition): string {
+  const path = (n: AnyNode) => (n.path.length === 0 ? '(machine)' : n.path.join('.'));
+  const guard = t.guard === undefined ? '' : ` [${nameOf(t.guard)}]`;
+  const targets = (t.target && t.target.length ? t.target : [t.source]) as AnyNode[];
+  return targets.map((target) => `${path(t.source as AnyNode)} --${triggerOf(t)}${guard}--> ${path(target)}`).join(' & ');
+}
+
+/** Every transition definition of a machine, by {@link transitionKey}. */
 export function transitionLabels(machine: AnyStateMachine): string[] {
   const out: string[] = [];
-  const rootTransitions = transitionsOf(machine.root);
   const walk = (node: AnyNode) => {
-    for (const child of Object.values(node.states) as AnyNode[]) {
-      const own = transitionsOf(child).map((t) => ({ t, from: child }));
-      const inherited = node.path.length === 0 && child.type !== 'final' ? rootTransitions.map((t) => ({ t, from: child })) : [];
-      for (const { t, from } of [...own, ...inherited]) {
-        for (const target of (t.target ?? [from]) as AnyNode[]) {
-          if (inherited.some((i) => i.t === t) && target === from) continue;
-          out.push(`${from.path.join('.')} --${triggerOf(t)}${t.guard === undefined ? '' : ` [${nameOf(t.guard)}]`}--> ${target.path.join('.')}`);
-        }
-      }
-      walk(child);
-    }
+    for (const t of transitionsOf(node)) out.push(transitionKey(t));
+    for (const child of Object.values(node.states) as AnyNode[]) walk(child);
   };
   walk(machine.root);
-  return [...new Set(out)];
+  return out;
 }

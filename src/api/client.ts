@@ -476,7 +476,8 @@ export class IMClient {
     try {
       const link = new Link();
       const limits = { maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES, maxFrameBytes: DEFAULT_MAX_FRAME_BYTES };
-      const pending = new PendingQueue({ store: storage.pending, inspect, onError: fail });
+      const { clock } = o;
+      const pending = new PendingQueue({ store: storage.pending, inspect, clock, onError: fail });
       await pending.start();
       const outbox = new Outbox({
         storage,
@@ -486,6 +487,7 @@ export class IMClient {
         ackTimeoutMs: o.ackTimeoutMs,
         maxAttempts: o.maxAttempts,
         inspect,
+        clock,
         onStatus: (update) => {
           this.#waiters.update(update);
           this.#events.emit('status', update);
@@ -498,6 +500,7 @@ export class IMClient {
         outbox,
         pending: o.mode === 'queue' ? pending : undefined,
         inspect,
+        clock,
         publish: (messages) => {
           for (const m of messages) {
             this.#events.emit('message', m);
@@ -531,6 +534,7 @@ export class IMClient {
         connectTimeoutMs: o.connectTimeoutMs,
         handshakeTimeoutMs: o.handshakeTimeoutMs,
         inspect,
+        clock,
         clientVersion: CLIENT_VERSION,
       });
       connection.onChange((change) => {

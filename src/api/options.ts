@@ -1,4 +1,5 @@
 import type { InspectionEvent, Observer } from 'xstate';
+import type { Clock } from '../core/Clock.js';
 import type { BackoffPolicy } from '../../machines/backoff.js';
 import { InvalidOptionError } from '../errors.js';
 import { resolveUserPath } from '../fs/resolveUserPath.js';
@@ -78,6 +79,13 @@ export interface IMClientOptions {
    * @default false
    */
   flightRecorder?: boolean | undefined;
+  /**
+   * The clock every actor's delayed transitions (heartbeat, timeouts, backoff,
+   * leases) run on: XState's `Clock` interface. Tests and simulations pass a
+   * `SimulatedClock` to decide when timers fire.
+   * @default real time
+   */
+  clock?: Clock | undefined;
 }
 
 /** Options with defaults applied and every value checked. */
@@ -101,6 +109,7 @@ export interface ResolvedClientOptions {
   handshakeTimeoutMs: number;
   inspect: ((event: InspectionEvent) => void) | undefined;
   flightRecorder: boolean;
+  clock: Clock | undefined;
 }
 
 /** Validates options up front; throws InvalidOptionError naming the option. */
@@ -139,6 +148,7 @@ export function resolveClientOptions(options: IMClientOptions): ResolvedClientOp
     handshakeTimeoutMs: int('handshakeTimeoutMs', options.handshakeTimeoutMs, 10_000, 1),
     inspect: inspect === undefined ? undefined : typeof inspect === 'function' ? inspect : (e) => inspect.next?.(e),
     flightRecorder: options.flightRecorder === true,
+    clock: options.clock,
   };
 }
 

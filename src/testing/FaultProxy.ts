@@ -1,31 +1,55 @@
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 
-/** What the proxy does with traffic. */
+/** What the proxy does with the whole link. */
 export type FaultMode =
-  /** Forward everything both ways. */
+  /** Forward everything both ways (subject to the per-direction settings). */
   | 'pass'
   /** Keep every connection open but forward nothing, silently: a dead link that looks alive. */
   | 'stall'
+  /** Keep connections open and buffer everything, to forward it in order once the mode is `pass` again. */
+  | 'hold'
   /** Accept new connections and close them at once (an endpoint that refuses). */
   | 'refuse';
+
+/** A direction of traffic. */
+export type Direction = 'toServer' | 'toClient';
+
+/** What happens to one direction's traffic after the HTTP upgrade (the WebSocket frames). */
+export type DirectionPolicy = 'pass' | 'hold' | 'drop';
+
+interface Side {
+  /** Still inside the HTTP request or response that opens the WebSocket. */
+  headerBytes: Buffer | undefined;
+  /** Upgrade bytes held back (only the link mode holds these). */
+  heldHeader: Buffer[];
+  /** Frames held back, in order. */
+  held: Buffer[];
+}
 
 interface Pair {
   client: Socket;
   upstream: Socket;
+  toServer: Side;
+  toClient: Side;
 }
 
+const HEADER_END = Buffer.from('\r\n\r\n');
+
 /**
- * A TCP proxy on 127.0.0.1 for fault injection between a client and a
- * server: pass traffic, stall it silently, delay it, refuse new
- * connections, drop every connection, or cut the next server-to-client write
- * in the middle of a frame. Works for any protocol over TCP (here, the
- * WebSocket between IMClient and the IM server).
+ * A TCP proxy on 127.0.0.1 for fault injection between a client and a server:
+ * pass traffic, stall it silently, hold it and release it later, refuse new
+ * connections, drop every connection, delay it, or cut the next server write
+ * in the middle of a frame. For WebSocket traffic each direction can also be
+ * held or dropped after the HTTP upgrade, which keeps a connection open while
+ * its frames (a hello, a ping, the server's answers) wait or vanish.
  *
  * @example
  * ```ts
  * const proxy = await FaultProxy.start({ target: server.url });
  * const client = new IMClient({ imServerUrl: proxy.url, ... });
- * proxy.setMode('stall'); // the heartbeat notices, the client reconnects once it passes again
+ * proxy.setMode('stall');              // the heartbeat notices, the client reconnects once it passes again
+ * proxy.setDirection('toClient', 'hold'); // acks and deliveries wait...
+ * proxy.setDirection('toClient', 'pass'); // ...and arrive, in order
  * ```
  */
 export class FaultProxy {
@@ -33,6 +57,7 @@ export class FaultProxy {
   readonly #target: { host: string; port: number };
   readonly #pairs = new Set<Pair>();
   #mode: FaultMode = 'pass';
+  readonly #direction: Record<Direction, DirectionPolicy> = { toServer: 'pass', toClient: 'pass' };
   #delayMs = 0;
   #cutNext: number | undefined;
   /** Connections accepted so far (refused ones included). */
@@ -77,9 +102,17 @@ export class FaultProxy {
     return this.#pairs.size;
   }
 
-  /** Switches mode; stalled data is dropped, not replayed, when traffic passes again. */
+  /** Switches the whole link's mode. Leaving `hold` forwards what it held; stalled data is gone. */
   setMode(mode: FaultMode): void {
     this.#mode = mode;
+    this.#flush();
+  }
+
+  /** Sets what happens to one direction's frames after the WebSocket upgrade. `pass` forwards what was held. */
+  setDirection(direction: Direction, policy: DirectionPolicy): void {
+    this.#direction[direction] = policy;
+    if (policy === 'drop') for (const pair of this.#pairs) pair[direction].held = [];
+    this.#flush();
   }
 
   /** Delays every forwarded chunk by `ms` (0 to stop delaying). */
@@ -113,7 +146,12 @@ export class FaultProxy {
       return;
     }
     const upstream = connect(this.#target.port, this.#target.host);
-    const pair: Pair = { client, upstream };
+    const pair: Pair = {
+      client,
+      upstream,
+      toServer: { headerBytes: Buffer.alloc(0), heldHeader: [], held: [] },
+      toClient: { headerBytes: Buffer.alloc(0), heldHeader: [], held: [] },
+    };
     this.#pairs.add(pair);
     const end = () => {
       this.#pairs.delete(pair);
@@ -122,22 +160,74 @@ export class FaultProxy {
     };
     client.on('error', end).on('close', end);
     upstream.on('error', end).on('close', end);
-    client.on('data', (chunk: Buffer) => this.#forward(chunk, upstream, pair, false));
-    upstream.on('data', (chunk: Buffer) => this.#forward(chunk, client, pair, true));
+    client.on('data', (chunk: Buffer) => this.#receive(pair, 'toServer', chunk));
+    upstream.on('data', (chunk: Buffer) => this.#receive(pair, 'toClient', chunk));
   }
 
-  #forward(chunk: Buffer, to: Socket, pair: Pair, fromServer: boolean): void {
-    if (this.#mode !== 'pass') return;
-    if (fromServer && this.#cutNext !== undefined) {
-      const bytes = Math.min(this.#cutNext, chunk.length - 1);
-      this.#cutNext = undefined;
-      to.write(chunk.subarray(0, Math.max(0, bytes)), () => {
-        pair.client.destroy();
-        pair.upstream.destroy();
-      });
-      return;
+  /** Splits off the HTTP upgrade part of a chunk (which only the link mode governs) from the frames after it. */
+  #receive(pair: Pair, direction: Direction, chunk: Buffer): void {
+    if (this.#mode === 'stall') return;
+    const side = pair[direction];
+    let frames = chunk;
+    if (side.headerBytes !== undefined) {
+      const seen = Buffer.concat([side.headerBytes, chunk]);
+      const end = seen.indexOf(HEADER_END);
+      if (end === -1) {
+        side.headerBytes = seen;
+        this.#enqueue(pair, direction, chunk, false);
+        return;
+      }
+      const headerRest = chunk.length - (seen.length - (end + HEADER_END.length));
+      side.headerBytes = undefined;
+      this.#enqueue(pair, direction, chunk.subarray(0, headerRest), false);
+      frames = chunk.subarray(headerRest);
+      if (frames.length === 0) return;
     }
-    if (this.#delayMs > 0) setTimeout(() => to.writable && to.write(chunk), this.#delayMs);
-    else to.write(chunk);
+    this.#enqueue(pair, direction, frames, true);
+  }
+
+  #enqueue(pair: Pair, direction: Direction, data: Buffer, afterUpgrade: boolean): void {
+    const side = pair[direction];
+    if (afterUpgrade) {
+      if (this.#direction[direction] === 'drop') return;
+      side.held.push(data);
+    } else {
+      side.heldHeader.push(data);
+    }
+    this.#drain(pair, direction);
+  }
+
+  #flush(): void {
+    for (const pair of this.#pairs) {
+      this.#drain(pair, 'toServer');
+      this.#drain(pair, 'toClient');
+    }
+  }
+
+  /** Forwards what may pass now: upgrade bytes when the link passes, frames when their direction passes too. */
+  #drain(pair: Pair, direction: Direction): void {
+    if (this.#mode !== 'pass') return;
+    const side = pair[direction];
+    const to = direction === 'toServer' ? pair.upstream : pair.client;
+    while (side.heldHeader.length > 0) {
+      const chunk = side.heldHeader.shift()!;
+      if (to.writable) to.write(chunk);
+    }
+    if (this.#direction[direction] !== 'pass') return;
+    while (side.held.length > 0) {
+      const chunk = side.held.shift()!;
+      if (direction === 'toClient' && this.#cutNext !== undefined) {
+        const bytes = Math.min(this.#cutNext, chunk.length - 1);
+        this.#cutNext = undefined;
+        to.write(chunk.subarray(0, Math.max(0, bytes)), () => {
+          pair.client.destroy();
+          pair.upstream.destroy();
+        });
+        side.held = [];
+        return;
+      }
+      if (this.#delayMs > 0) setTimeout(() => to.writable && to.write(chunk), this.#delayMs);
+      else if (to.writable) to.write(chunk);
+    }
   }
 }

@@ -1,4 +1,5 @@
 import { createActor, type Actor, type InspectionEvent } from 'xstate';
+import type { Clock } from '../Clock.js';
 import type { BackoffPolicy } from '../../../machines/backoff.js';
 import { connectionMachine, type ConnectionProblem } from '../../../machines/connection.js';
 import { PROTOCOL_VERSION } from '../../protocol/codes.js';
@@ -36,6 +37,7 @@ export interface ConnectionManagerOptions {
   heartbeatMs?: number | undefined;
   stableAfterMs?: number | undefined;
   inspect?: ((event: InspectionEvent) => void) | undefined;
+  clock?: Clock | undefined;
   clientVersion: string;
 }
 
@@ -81,6 +83,7 @@ export class ConnectionManager {
         stableAfterMs: o.stableAfterMs,
       },
       ...(o.inspect ? { inspect: o.inspect } : {}),
+      ...(o.clock ? { clock: o.clock } : {}),
     });
     this.actor.subscribe((snapshot) => {
       const next = stateOf(snapshot.value);

@@ -1,4 +1,5 @@
 import { createActor, fromPromise, type Actor, type InspectionEvent } from 'xstate';
+import type { Clock } from '../Clock.js';
 import { inboxMachine, type BatchResult } from '../../../machines/inbox.js';
 import type { DeliverFrame, ReceiptFrame } from '../../protocol/delivery.js';
 import type { ResumeCursor, WelcomeFrame } from '../../protocol/handshake.js';
@@ -25,6 +26,7 @@ export interface InboxOptions {
   /** The digital-employee queue, in queue mode. */
   pending: PendingQueue | undefined;
   inspect?: ((event: InspectionEvent) => void) | undefined;
+  clock?: Clock | undefined;
   /** Receives newly received messages once they are durable, in order, each id once. */
   publish: (messages: IMMessage[]) => void;
   /** Reports something odd but survivable (a server reset). */
@@ -74,7 +76,12 @@ export class Inbox {
         actors: { persistBatch: fromPromise<BatchResult>(() => this.#persist()) },
         actions: { acknowledge: (_, { upTo }) => this.#acknowledge(upTo) },
       }),
-      { id: 'inbox', input: { storedUpTo: 0 }, ...(options.inspect ? { inspect: options.inspect } : {}) },
+      {
+        id: 'inbox',
+        input: { storedUpTo: 0 },
+        ...(options.inspect ? { inspect: options.inspect } : {}),
+        ...(options.clock ? { clock: options.clock } : {}),
+      },
     );
   }
 
@@ -126,9 +133,9 @@ export class Inbox {
     this.#arrive({ frame, generation, epoch: this.#epoch });
   }
 
-  /** Resolves once everything received so far is persisted (or failed to be). */
+  /** Resolves once no batch is being written (one that failed waits in `retrying` and is not waited for). */
   async idle(): Promise<void> {
-    while (this.#buffer.length > 0 || !this.#machine.getSnapshot().matches('idle')) {
+    while (this.#machine.getSnapshot().matches('writing')) {
       await new Promise((r) => setTimeout(r, 5));
       if (this.#machine.getSnapshot().status !== 'active') return;
     }

@@ -1,4 +1,5 @@
 import { createActor, type Actor, type InspectionEvent, type SnapshotFrom } from 'xstate';
+import type { Clock } from '../Clock.js';
 import { messageMachine, type MessageContext } from '../../../machines/message.js';
 import { outboxMachine } from '../../../machines/outbox.js';
 import type { ReceiptItem } from '../../protocol/delivery.js';
@@ -35,6 +36,8 @@ export interface OutboxOptions {
   ackTimeoutMs: number;
   maxAttempts: number;
   inspect?: ((event: InspectionEvent) => void) | undefined;
+  /** The clock of every actor (and of the expiry sweep). */
+  clock?: Clock | undefined;
   /** Called once a status change is on disk. */
   onStatus: (update: StatusUpdate) => void;
   /** Called when a status could not be written. */
@@ -56,6 +59,13 @@ interface Slot {
 
 /** Pause after a retryable nack that does not say how long to wait. */
 const RETRY_PAUSE_MS = 1000;
+/** How often queued messages are checked for an expired time to live. */
+const SWEEP_INTERVAL_MS = 30_000;
+/** Real time, with timers that do not keep the process alive. */
+const REAL_TIME: Clock = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  clearTimeout: (id) => clearTimeout(id as NodeJS.Timeout),
+};
 
 /**
  * The outgoing half of the Message Handler. Every message is first made
@@ -90,10 +100,13 @@ export class Outbox {
   #queued = 0;
   #inflight = 0;
   #reported = { queued: -1, inflight: -1 };
-  #sweepTimer: NodeJS.Timeout | undefined;
+  #sweepTimer: unknown;
+  #stopped = false;
+  readonly #clock: Clock;
 
   constructor(options: OutboxOptions) {
     this.#o = options;
+    this.#clock = options.clock ?? REAL_TIME;
     this.#logic = messageMachine.provide({
       actions: {
         transmit: ({ context, self }) => this.#transmit(context, self),
@@ -114,7 +127,7 @@ export class Outbox {
             }),
         },
       }),
-      { id: 'outbox', input: { window: options.window }, ...(options.inspect ? { inspect: options.inspect } : {}) },
+      { id: 'outbox', input: { window: options.window }, ...this.#actorOptions() },
     );
   }
 
@@ -139,8 +152,7 @@ export class Outbox {
     for (const entry of this.#o.storage.outbox.entries()) this.#addSlot(entry);
     this.#report();
     // Expired messages must fail even while offline, when nothing dispatches them.
-    this.#sweepTimer = setInterval(() => this.sweepExpired(), 30_000);
-    this.#sweepTimer.unref();
+    this.#scheduleSweep();
   }
 
   /**
@@ -284,7 +296,8 @@ export class Outbox {
 
   /** Stops every actor (their state is on disk). */
   stop(): void {
-    clearInterval(this.#sweepTimer);
+    this.#stopped = true;
+    if (this.#sweepTimer !== undefined) this.#clock.clearTimeout(this.#sweepTimer);
     for (const actor of this.#actors.values()) actor.stop();
     this.#actors.clear();
     this.#resting.clear();
@@ -294,6 +307,19 @@ export class Outbox {
   /** Resolves when every status write started so far is durable. */
   async settled(): Promise<void> {
     while (this.#writes.size > 0) await Promise.all(this.#writes.values());
+  }
+
+  #scheduleSweep(): void {
+    if (this.#stopped) return;
+    this.#sweepTimer = this.#clock.setTimeout(() => {
+      this.sweepExpired();
+      this.#scheduleSweep();
+    }, SWEEP_INTERVAL_MS);
+  }
+
+  /** Options every actor of the outbox is created with. */
+  #actorOptions(): { inspect?: (event: InspectionEvent) => void; clock?: Clock } {
+    return { ...(this.#o.inspect ? { inspect: this.#o.inspect } : {}), ...(this.#o.clock ? { clock: this.#o.clock } : {}) };
   }
 
   #addSlot(entry: OutboxEntry): void {
@@ -372,7 +398,7 @@ export class Outbox {
         ackTimeoutMs: this.#o.ackTimeoutMs,
         expiresAt: e.expiresAt ? Date.parse(e.expiresAt) : null,
       },
-      ...(this.#o.inspect ? { inspect: this.#o.inspect } : {}),
+      ...this.#actorOptions(),
     });
     this.#watch(e.id, actor);
     return actor;
@@ -408,7 +434,7 @@ export class Outbox {
       snapshot,
       // Ignored when a snapshot is given, but the machine's types require it.
       input: { id: item.id, conversationId: item.conversationId, to },
-      ...(this.#o.inspect ? { inspect: this.#o.inspect } : {}),
+      ...this.#actorOptions(),
     });
     this.#watch(item.id, actor);
     return actor;

@@ -1,4 +1,5 @@
 import { createActor, type Actor, type InspectionEvent } from 'xstate';
+import type { Clock } from '../Clock.js';
 import { pendingItemMachine } from '../../../machines/pendingItem.js';
 import { IMClientError } from '../../errors.js';
 import { messageFromRecord, type IMMessage } from '../IMMessage.js';
@@ -21,6 +22,7 @@ export interface PendingMessage extends IMMessage {
 export interface PendingQueueOptions {
   store: PendingQueueStore;
   inspect?: ((event: InspectionEvent) => void) | undefined;
+  clock?: Clock | undefined;
   onError: (err: unknown) => void;
 }
 
@@ -179,6 +181,7 @@ export class PendingQueue {
       id: `pending:${id}`,
       input: { id, attempts: item.attempts },
       ...(this.#o.inspect ? { inspect: this.#o.inspect } : {}),
+      ...(this.#o.clock ? { clock: this.#o.clock } : {}),
     });
     this.#actors.set(id, actor);
     let previous: string = 'pending';

@@ -41,18 +41,18 @@ export class PendingQueueStore {
     for (const item of items.values()) this.#claimSeq = Math.max(this.#claimSeq, item.claimSeq ?? 0);
   }
 
+  /**
+   * What the files say the queue holds, oldest first, without changing them
+   * (the snapshot with the log replayed over it).
+   */
+  static async read(snapshotPath: string, logPath: string, onWarning?: WarningListener): Promise<PendingItem[]> {
+    return [...(await load(snapshotPath, logPath, onWarning)).items.values()];
+  }
+
   /** Loads the snapshot, replays the log over it and compacts. */
   static async open(snapshotPath: string, logPath: string, onWarning?: WarningListener): Promise<PendingQueueStore> {
     const snapshot = new JsonFile(snapshotPath, PendingFile);
-    const items = new Map<string, PendingItem>();
-    for (const item of (await snapshot.read())?.items ?? []) items.set(item.message.id, item);
-    let logLines = 0;
-    let claimSeq = 0;
-    for await (const { value } of readJsonl(logPath, PendingLogRecord, { onWarning })) {
-      apply(items, value);
-      if (value.op === 'claim') claimSeq = Math.max(claimSeq, value.seq);
-      logLines++;
-    }
+    const { items, logLines, claimSeq } = await load(snapshotPath, logPath, onWarning);
     const store = new PendingQueueStore(snapshot, logPath, await JsonlWriter.open(logPath), items, logLines);
     store.#claimSeq = Math.max(store.#claimSeq, claimSeq);
     // Compacting also creates pending.json on first open, so the seed's layout is complete from the start.
@@ -149,6 +149,19 @@ export class PendingQueueStore {
       this.#compacting = undefined;
     }
   }
+}
+
+async function load(snapshotPath: string, logPath: string, onWarning?: WarningListener) {
+  const items = new Map<string, PendingItem>();
+  for (const item of (await new JsonFile(snapshotPath, PendingFile).read())?.items ?? []) items.set(item.message.id, item);
+  let logLines = 0;
+  let claimSeq = 0;
+  for await (const { value } of readJsonl(logPath, PendingLogRecord, { onWarning })) {
+    apply(items, value);
+    if (value.op === 'claim') claimSeq = Math.max(claimSeq, value.seq);
+    logLines++;
+  }
+  return { items, logLines, claimSeq };
 }
 
 async function exists(path: string): Promise<boolean> {
