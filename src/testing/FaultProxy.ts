@@ -129,6 +129,23 @@ export class FaultProxy {
     this.#pairs.clear();
   }
 
+  /**
+   * Sends a WebSocket text frame to every upgraded client as if the server
+   * had sent it (a misbehaving server, or a test of how a client takes a frame).
+   */
+  injectToClient(text: string): void {
+    const payload = Buffer.from(text);
+    const header =
+      payload.length < 126
+        ? Buffer.from([0x81, payload.length])
+        : payload.length < 65536
+          ? Buffer.from([0x81, 126, payload.length >> 8, payload.length & 0xff])
+          : Buffer.concat([Buffer.from([0x81, 127]), bigEndian64(payload.length)]);
+    for (const pair of this.#pairs) {
+      if (pair.toClient.headerBytes === undefined && pair.client.writable) pair.client.write(Buffer.concat([header, payload]));
+    }
+  }
+
   /** Forwards only the first `bytes` of the next server-to-client chunk, then drops that connection. */
   cutNextServerWrite(bytes: number): void {
     this.#cutNext = bytes;
@@ -230,4 +247,10 @@ export class FaultProxy {
       else if (to.writable) to.write(chunk);
     }
   }
+}
+
+function bigEndian64(n: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(n));
+  return b;
 }

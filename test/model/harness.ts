@@ -193,6 +193,8 @@ export function modelTest<TWorld extends { trace: Trace; close(): Promise<void> 
             expect(entry.label, `step ${i + 1}: ${step.event.type}`).toBe(step.labels[0]);
             expect(entry.to, `state after step ${i + 1}`).toEqual(step.to.value);
             cursor += step.labels.length;
+            // The real actor started in the path's first state, and is now in the step's target.
+            if (i === 0) note(`state ${statePathOf(step.from.value)}`, name);
             note(`state ${statePathOf(step.to.value)}`, name);
             for (const label of step.labels) note(`transition ${label}`, name);
             await spec.verify?.(world, step.to);
