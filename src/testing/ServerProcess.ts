@@ -10,6 +10,8 @@ export interface ServerProcessOptions {
   port?: number;
   /** Extra command-line flags, e.g. `['--heartbeat-ms', '500']`. */
   args?: string[];
+  /** Flags for node itself, e.g. `['--cpu-prof']` to profile the server. */
+  nodeArgs?: string[];
   /** How long to wait for "listening on". @default 15000 */
   startTimeoutMs?: number;
 }
@@ -44,7 +46,7 @@ export class ServerProcess {
 
   static async start(options: ServerProcessOptions): Promise<ServerProcess> {
     const { command, args } = cliCommand();
-    const child = spawn(command, [...args, '--port', String(options.port ?? 0), '--data-dir', options.dataDir, ...(options.args ?? [])], {
+    const child = spawn(command, [...(options.nodeArgs ?? []), ...args, '--port', String(options.port ?? 0), '--data-dir', options.dataDir, ...(options.args ?? [])], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const output: string[] = [];

@@ -1,0 +1,45 @@
+import { PeerProcess } from './PeerProcess.js';
+import { removeDir, startImServer, startRelay, tempDir, type BenchServer } from './servers.js';
+
+export type System = 'relay' | 'im';
+
+/** A server and two peers in three processes: `a` sends to `b`. */
+export interface Pair {
+  system: System;
+  server: BenchServer;
+  a: PeerProcess;
+  b: PeerProcess;
+  stop(): Promise<void>;
+}
+
+export const A = 'bench_a';
+export const B = 'bench_b';
+
+/** Starts a server of `system` and two connected peers (IMClients get fresh workspaces). */
+export async function startPair(system: System, options: { window: number; modeB?: 'queue' | 'callback'; connectA?: boolean; nodeArgs?: string[] }): Promise<Pair> {
+  const server = system === 'relay' ? await startRelay(options.nodeArgs) : await startImServer([], options.nodeArgs);
+  const dirs: string[] = [];
+  const peer = async (agentId: string, mode: 'queue' | 'callback' | undefined, connect: boolean) => {
+    const p = PeerProcess.start(options.nodeArgs);
+    const workspace = system === 'im' ? await tempDir(`im-bench-${agentId}-`) : undefined;
+    if (workspace) dirs.push(workspace);
+    await p.call('init', { kind: system, url: server.url, agentId, window: options.window, workspace, mode });
+    if (connect) await p.call('connect');
+    else if (system === 'im') await p.call('open');
+    return p;
+  };
+  const b = await peer(B, options.modeB, true);
+  const a = await peer(A, undefined, options.connectA ?? true);
+  return {
+    system,
+    server,
+    a,
+    b,
+    async stop() {
+      await Promise.all([a.call('close').catch(() => {}), b.call('close').catch(() => {})]);
+      await Promise.all([a.stop(), b.stop()]);
+      await server.stop();
+      await Promise.all(dirs.map(removeDir));
+    },
+  };
+}

@@ -1,0 +1,191 @@
+/**
+ * `npm run bench`: im-client end to end against a raw `ws` relay baseline,
+ * measured in the same run (see docs/performance.md).
+ *
+ *   npm run bench                  the full run (a few minutes)
+ *   npm run bench -- --quick       small sizes, one round: checks the harness, not the figures
+ *   npm run bench -- --rounds 5 --only throughput,latency
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, platform, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { median, round } from './lib/stats.js';
+import { renderMarkdown, renderTargets, type Report } from './report.js';
+import { conversationWorkspace, historyQuery, removeDir } from './scenarios/history.js';
+import { latency, type LatencyResult } from './scenarios/latency.js';
+import { offlineDrain, type OfflineResult } from './scenarios/offline.js';
+import { pendingDrain, type PendingResult } from './scenarios/pending.js';
+import { statechartCost } from './scenarios/statecharts.js';
+import { reconnectStorm } from './scenarios/storm.js';
+import { throughput, type ThroughputResult } from './scenarios/throughput.js';
+import { bodyOf } from './peers/Peer.js';
+
+const SCENARIOS = ['throughput', 'latency', 'offline', 'storm', 'history', 'pending', 'statecharts'] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    only: { type: 'string' },
+    out: { type: 'string' },
+  },
+});
+
+const quick = values.quick === true;
+const sizes = quick
+  ? { messages: 5_000, warmup: 500, window: 1000, pings: 200, offline: 10_000, stormClients: 10, stormPerClient: 20, historyBig: 100_000, pendingSmall: 1_000, pendingBig: 5_000, machineCount: 5_000, machineInflight: [100, 10_000] }
+  : { messages: 50_000, warmup: 2_000, window: 1000, pings: 2_000, offline: 100_000, stormClients: 50, stormPerClient: 100, historyBig: 1_000_000, pendingSmall: 10_000, pendingBig: 50_000, machineCount: 20_000, machineInflight: [100, 10_000] };
+const rounds = Number(values.rounds ?? (quick ? 1 : 3));
+const only = new Set<Scenario>(values.only ? (values.only.split(',') as Scenario[]) : SCENARIOS);
+for (const s of only) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario "${s}"; known: ${SCENARIOS.join(', ')}`);
+const outDir = values.out ?? fileURLToPath(new URL('./results/', import.meta.url));
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const started = Date.now();
+
+const report: Report = {
+  date: new Date().toISOString(),
+  machine: {
+    cpu: `${cpus().length} x ${cpus()[0]?.model.trim() ?? 'unknown'}`,
+    memoryGiB: round(totalmem() / 2 ** 30, 1),
+    os: `${platform()} ${release()}`,
+    node: process.version,
+  },
+  quick,
+  rounds,
+  sizes,
+  results: {},
+  durationS: 0,
+};
+
+if (only.has('throughput')) {
+  const relay: ThroughputResult[] = [];
+  const im: ThroughputResult[] = [];
+  for (let r = 0; r < rounds; r++) {
+    relay.push(await throughput('relay', sizes.messages, sizes.window, sizes.warmup));
+    im.push(await throughput('im', sizes.messages, sizes.window, sizes.warmup));
+    log(`throughput round ${r + 1}: relay ${relay.at(-1)!.msgPerSec.toFixed(0)} msg/s, im-client ${im.at(-1)!.msgPerSec.toFixed(0)} msg/s`);
+  }
+  report.results.throughput = {
+    relayMsgPerSec: median(relay.map((x) => x.msgPerSec)),
+    imMsgPerSec: median(im.map((x) => x.msgPerSec)),
+    ratio: median(im.map((x, i) => x.msgPerSec / relay[i]!.msgPerSec)),
+    rounds: { relay, im },
+  };
+}
+
+if (only.has('latency')) {
+  const relay: LatencyResult[] = [];
+  const im: LatencyResult[] = [];
+  for (let r = 0; r < rounds; r++) {
+    relay.push(await latency('relay', sizes.pings, Math.ceil(sizes.pings / 10)));
+    im.push(await latency('im', sizes.pings, Math.ceil(sizes.pings / 10)));
+    log(`latency round ${r + 1}: ack p99 relay ${relay.at(-1)!.ackP99.toFixed(2)} ms, im-client ${im.at(-1)!.ackP99.toFixed(2)} ms`);
+  }
+  const med = (list: LatencyResult[], k: keyof LatencyResult) => median(list.map((x) => x[k]));
+  const ratio = (k: keyof LatencyResult) => median(im.map((x, i) => x[k] / relay[i]![k]));
+  report.results.latency = {
+    relay: { ackP50: med(relay, 'ackP50'), ackP99: med(relay, 'ackP99'), receiveP50: med(relay, 'receiveP50'), receiveP99: med(relay, 'receiveP99') },
+    im: { ackP50: med(im, 'ackP50'), ackP99: med(im, 'ackP99'), receiveP50: med(im, 'receiveP50'), receiveP99: med(im, 'receiveP99') },
+    ratio: { ackP50: ratio('ackP50'), ackP99: ratio('ackP99'), receiveP50: ratio('receiveP50'), receiveP99: ratio('receiveP99') },
+    rounds: { relay, im },
+  };
+}
+
+if (only.has('offline')) {
+  const runs: OfflineResult[] = [];
+  for (let r = 0; r < Math.min(rounds, 2); r++) {
+    runs.push(await offlineDrain(sizes.offline, sizes.window));
+    log(`offline round ${r + 1}: ${runs.at(-1)!.drainMsgPerSec.toFixed(0)} msg/s, peak RSS +${runs.at(-1)!.peakRssPerQueued.toFixed(0)} B/message`);
+  }
+  const online = report.results.throughput?.imMsgPerSec;
+  const drain = median(runs.map((x) => x.drainMsgPerSec));
+  report.results.offline = {
+    count: sizes.offline,
+    drainMsgPerSec: drain,
+    onlineMsgPerSec: online ?? null,
+    ratioToOnline: online ? drain / online : null,
+    heapPerQueued: median(runs.map((x) => x.heapPerQueued)),
+    rssPerQueued: median(runs.map((x) => x.rssPerQueued)),
+    peakRssPerQueued: median(runs.map((x) => x.peakRssPerQueued)),
+    rounds: runs,
+  };
+}
+
+if (only.has('storm')) {
+  const result = await reconnectStorm(sizes.stormClients, sizes.stormPerClient, 1000);
+  log(`storm: all ${result.clients} online after ${result.allOnlineMs.toFixed(0)} ms, drained after ${result.drainedMs.toFixed(0)} ms`);
+  report.results.storm = result;
+}
+
+if (only.has('history')) {
+  const small = await conversationWorkspace(1_000);
+  const big = await conversationWorkspace(sizes.historyBig);
+  try {
+    const smallRuns = [];
+    const bigRuns = [];
+    for (let r = 0; r < rounds; r++) {
+      smallRuns.push(await historyQuery(small.workspace, bodyOf(999)));
+      bigRuns.push(await historyQuery(big.workspace, bodyOf(sizes.historyBig - 1)));
+    }
+    const cold = { small: median(smallRuns.map((x) => x.coldMs)), big: median(bigRuns.map((x) => x.coldMs)) };
+    const warm = { small: median(smallRuns.map((x) => x.warmMs)), big: median(bigRuns.map((x) => x.warmMs)) };
+    log(`history: last 50 of 1k ${cold.small.toFixed(2)} ms, of ${sizes.historyBig} ${cold.big.toFixed(2)} ms (cold)`);
+    report.results.history = {
+      bigCount: sizes.historyBig,
+      bigFileBytes: big.fileBytes,
+      cold,
+      warm,
+      ratioCold: cold.big / cold.small,
+      ratioWarm: warm.big / warm.small,
+      rounds: { small: smallRuns, big: bigRuns },
+    };
+  } finally {
+    await removeDir(small.workspace);
+    await removeDir(big.workspace);
+  }
+}
+
+if (only.has('pending')) {
+  const small: PendingResult[] = [];
+  const big: PendingResult[] = [];
+  for (let r = 0; r < Math.min(rounds, 2); r++) {
+    small.push(await pendingDrain(sizes.pendingSmall));
+    big.push(await pendingDrain(sizes.pendingBig));
+    log(`pending drain round ${r + 1}: ${small.at(-1)!.usPerMessage.toFixed(1)} us/msg (${sizes.pendingSmall}), ${big.at(-1)!.usPerMessage.toFixed(1)} us/msg (${sizes.pendingBig})`);
+  }
+  const s = median(small.map((x) => x.usPerMessage));
+  const b = median(big.map((x) => x.usPerMessage));
+  report.results.pending = { smallCount: sizes.pendingSmall, bigCount: sizes.pendingBig, smallUsPerMessage: s, bigUsPerMessage: b, ratio: b / s, rounds: { small, big } };
+}
+
+if (only.has('statecharts')) {
+  const [few, many] = sizes.machineInflight as [number, number];
+  statechartCost(few, sizes.machineCount); // warm-up
+  const fewRuns = [];
+  const manyRuns = [];
+  for (let r = 0; r < rounds; r++) {
+    fewRuns.push(statechartCost(few, sizes.machineCount).usPerMessage);
+    manyRuns.push(statechartCost(many, sizes.machineCount).usPerMessage);
+  }
+  const f = median(fewRuns);
+  const m = median(manyRuns);
+  log(`statecharts: ${f.toFixed(2)} us/message with ${few} in flight, ${m.toFixed(2)} with ${many}`);
+  report.results.statecharts = { few, many, fewUsPerMessage: f, manyUsPerMessage: m, ratio: m / f, rounds: { few: fewRuns, many: manyRuns } };
+}
+
+report.durationS = (Date.now() - started) / 1000;
+const markdown = renderMarkdown(report);
+await mkdir(outDir, { recursive: true });
+await writeFile(join(outDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+await writeFile(join(outDir, 'latest.md'), markdown);
+process.stdout.write(`${markdown}\nResults: ${join(outDir, 'latest.json')} and latest.md (${report.durationS.toFixed(0)} s)\n`);
+const targets = renderTargets(report);
+const missed = targets.filter((t) => t.met === false);
+if (!quick && missed.length > 0) {
+  process.stdout.write(`\n${missed.length} target(s) missed: ${missed.map((t) => t.name).join('; ')}\n`);
+  process.exitCode = 1;
+}
