@@ -1,5 +1,5 @@
-import { createActor } from 'xstate';
 import { messageMachine } from '../../machines/message.js';
+import { createLifecycle } from '../../src/core/statecharts/lifecycle.js';
 
 export interface StatechartResult {
   /** Lifecycles kept in flight (parked in `awaitingAck`) while measuring. */
@@ -11,18 +11,19 @@ export interface StatechartResult {
 const logic = messageMachine.provide({ actions: { transmit: () => {}, persistStatus: () => {} } });
 const NO_TIMERS = { setTimeout: () => 0, clearTimeout: () => {} };
 
-function lifecycle(i: number) {
-  return createActor(logic, { input: { id: `m${i}`, conversationId: 'a+b', to: 'b' }, clock: NO_TIMERS });
+/** As the outbox creates them: lean actors unless an inspector is attached (`inspected`). */
+function lifecycle(i: number, inspected: boolean) {
+  return createLifecycle(logic, { id: `message:m${i}`, input: { id: `m${i}`, conversationId: 'a+b', to: 'b' }, clock: NO_TIMERS, inspect: inspected ? () => {} : undefined });
 }
 
 /**
  * The per-message cost of the ack lifecycle as the outbox runs it, with
  * `inflight` other lifecycles alive and waiting for their ack.
  */
-export function statechartCost(inflight: number, count: number): StatechartResult {
+export function statechartCost(inflight: number, count: number, inspected = false): StatechartResult {
   const parked = [];
   for (let i = 0; i < inflight; i++) {
-    const a = lifecycle(-i - 1);
+    const a = lifecycle(-i - 1, inspected);
     a.start();
     a.send({ type: 'DISPATCH' });
     a.send({ type: 'SENT' });
@@ -30,7 +31,7 @@ export function statechartCost(inflight: number, count: number): StatechartResul
   }
   const t0 = performance.now();
   for (let i = 0; i < count; i++) {
-    const a = lifecycle(i);
+    const a = lifecycle(i, inspected);
     a.start();
     a.send({ type: 'DISPATCH' });
     a.send({ type: 'SENT' });

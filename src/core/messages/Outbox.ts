@@ -1,4 +1,4 @@
-import { createActor, type Actor, type InspectionEvent, type SnapshotFrom } from 'xstate';
+import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import type { Clock } from '../Clock.js';
 import { messageMachine, type MessageContext } from '../../../machines/message.js';
 import { outboxMachine } from '../../../machines/outbox.js';
@@ -7,11 +7,12 @@ import type { AckFrame, NackFrame, SendFrame } from '../../protocol/send.js';
 import type { Link } from '../connection/Link.js';
 import type { MessageRecord, OutboxEntry, OutgoingStatus, StatusRecord } from '../storage/records.js';
 import type { WorkspaceStorage } from '../storage/WorkspaceStorage.js';
+import { createLifecycle, type Lifecycle, type LifecycleSnapshot } from '../statecharts/lifecycle.js';
 import { MinHeap } from './MinHeap.js';
 
 type MessageLogic = typeof messageMachine;
-type MessageActor = Actor<MessageLogic>;
-type MessageSnapshot = SnapshotFrom<MessageLogic>;
+type MessageActor = Lifecycle<MessageLogic>;
+type MessageSnapshot = LifecycleSnapshot<MessageLogic>;
 
 /** A status change of an outgoing message, reported once it is durable. */
 export interface StatusUpdate {
@@ -388,7 +389,7 @@ export class Outbox {
 
   #spawn(slot: Slot): MessageActor {
     const e = slot.entry;
-    const actor = createActor(this.#logic, {
+    const actor = createLifecycle(this.#logic, {
       id: `message:${e.id}`,
       input: {
         id: e.id,
@@ -398,7 +399,8 @@ export class Outbox {
         ackTimeoutMs: this.#o.ackTimeoutMs,
         expiresAt: e.expiresAt ? Date.parse(e.expiresAt) : null,
       },
-      ...this.#actorOptions(),
+      clock: this.#o.clock,
+      inspect: this.#o.inspect,
     });
     this.#watch(e.id, actor);
     return actor;
@@ -411,30 +413,28 @@ export class Outbox {
 
   /** Recreates the lifecycle of a message that rests in `acked` without a live actor. */
   #restoreAcked(item: ReceiptItem, to: string): MessageActor {
-    const snapshot = this.#logic.resolveState({
-      value: 'acked',
-      context: {
-        id: item.id,
-        conversationId: item.conversationId,
-        to,
-        attempts: 0,
-        failures: 0,
-        maxAttempts: this.#o.maxAttempts,
-        ackTimeoutMs: this.#o.ackTimeoutMs,
-        expiresAt: null,
-        ackDeadline: null,
-        seq: null,
-        serverAt: null,
-        deliveredAt: null,
-        error: null,
-      } satisfies MessageContext,
-    });
-    const actor = createActor(this.#logic, {
+    const actor = createLifecycle(this.#logic, {
       id: `message:${item.id}`,
-      snapshot,
-      // Ignored when a snapshot is given, but the machine's types require it.
-      input: { id: item.id, conversationId: item.conversationId, to },
-      ...this.#actorOptions(),
+      restore: {
+        value: 'acked',
+        context: {
+          id: item.id,
+          conversationId: item.conversationId,
+          to,
+          attempts: 0,
+          failures: 0,
+          maxAttempts: this.#o.maxAttempts,
+          ackTimeoutMs: this.#o.ackTimeoutMs,
+          expiresAt: null,
+          ackDeadline: null,
+          seq: null,
+          serverAt: null,
+          deliveredAt: null,
+          error: null,
+        } satisfies MessageContext,
+      },
+      clock: this.#o.clock,
+      inspect: this.#o.inspect,
     });
     this.#watch(item.id, actor);
     return actor;

@@ -1,12 +1,13 @@
-import { createActor, type Actor, type InspectionEvent } from 'xstate';
+import type { InspectionEvent } from 'xstate';
 import type { Clock } from '../Clock.js';
 import { pendingItemMachine } from '../../../machines/pendingItem.js';
 import { IMClientError } from '../../errors.js';
 import { messageFromRecord, type IMMessage } from '../IMMessage.js';
 import type { PendingQueueStore } from '../storage/PendingQueueStore.js';
 import type { MessageRecord, PendingItem } from '../storage/records.js';
+import { createLifecycle, type Lifecycle } from '../statecharts/lifecycle.js';
 
-type ItemActor = Actor<typeof pendingItemMachine>;
+type ItemActor = Lifecycle<typeof pendingItemMachine>;
 
 /** A message in the pending queue, with where it stands. */
 export interface PendingMessage extends IMMessage {
@@ -177,11 +178,11 @@ export class PendingQueue {
 
   #spawn(item: PendingItem): ItemActor {
     const id = item.message.id;
-    const actor = createActor(this.#logic, {
+    const actor = createLifecycle(this.#logic, {
       id: `pending:${id}`,
       input: { id, attempts: item.attempts },
-      ...(this.#o.inspect ? { inspect: this.#o.inspect } : {}),
-      ...(this.#o.clock ? { clock: this.#o.clock } : {}),
+      clock: this.#o.clock,
+      inspect: this.#o.inspect,
     });
     this.#actors.set(id, actor);
     let previous: string = 'pending';

@@ -1,0 +1,238 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createActor, SimulatedClock, type AnyActorRef, type AnyEventObject, type AnyStateMachine, type InspectionEvent } from 'xstate';
+import { connectionMachine } from '../../../machines/connection.js';
+import { inboxMachine } from '../../../machines/inbox.js';
+import { messageMachine } from '../../../machines/message.js';
+import { outboxMachine } from '../../../machines/outbox.js';
+import { pendingItemMachine } from '../../../machines/pendingItem.js';
+import { transitionKey, transitionLabels } from '../../../scripts/mermaid.js';
+import { compileMachine, UnsupportedMachineError } from '../../../src/core/statecharts/compileMachine.js';
+import { LeanActor } from '../../../src/core/statecharts/LeanActor.js';
+
+/*
+ * The lean actor must be indistinguishable from an XState actor of the same
+ * machine. Seeded random walks (every event offered in every state, timers
+ * advanced at random) run both side by side; after every step the state,
+ * status, context, the side effects run so far (with their params and the
+ * context they saw) and the number of snapshots subscribers received must be
+ * identical, and together the walks must take every transition of the machine.
+ */
+
+type Step = { event: AnyEventObject } | { tick: number };
+
+interface Spec {
+  machine: AnyStateMachine;
+  /** Custom actions to record (the side effects src provides). */
+  effects: string[];
+  inputs: Array<() => unknown>;
+  events: Array<() => AnyEventObject>;
+  ticks: number[];
+  /** An effect that sends its actor an event at once (re-entrancy), e.g. a socket written synchronously. */
+  echo?: { effect: string; event: AnyEventObject };
+}
+
+const AT = '2026-01-01T00:00:00.000Z';
+
+const specs: Spec[] = [
+  {
+    machine: messageMachine,
+    effects: ['transmit', 'persistStatus'],
+    inputs: [
+      () => ({ id: 'm1', conversationId: 'a+b', to: 'b', maxAttempts: 3, ackTimeoutMs: 1000, expiresAt: null }),
+      () => ({ id: 'm1', conversationId: 'a+b', to: 'b', maxAttempts: 2, ackTimeoutMs: 1000, expiresAt: Date.now() - 1 }),
+      () => ({ id: 'm1', conversationId: 'a+b', to: 'b', maxAttempts: 2, ackTimeoutMs: 1000, expiresAt: Date.now() + 1500 }),
+      () => ({ id: 'm1', conversationId: 'a+b', to: 'b', maxAttempts: 1, ackTimeoutMs: 1000, expiresAt: null }),
+    ],
+    events: [
+      () => ({ type: 'DISPATCH' }),
+      () => ({ type: 'SENT' }),
+      () => ({ type: 'ACK', seq: 7, at: AT }),
+      () => ({ type: 'NACK', code: 'inbox_full', message: 'full', retryable: true }),
+      () => ({ type: 'NACK', code: 'too_large', message: 'big', retryable: false }),
+      () => ({ type: 'NACK', code: 'unknown_recipient', message: 'who', retryable: false }),
+      () => ({ type: 'CONNECTION_LOST' }),
+      () => ({ type: 'RECEIPT', at: AT }),
+      () => ({ type: 'CANCEL' }),
+      () => ({ type: 'EXPIRE' }),
+    ],
+    ticks: [400, 1000, 2500],
+    echo: { effect: 'transmit', event: { type: 'SENT' } },
+  },
+  {
+    machine: pendingItemMachine,
+    effects: ['persistClaim', 'persistRelease', 'persistAck'],
+    inputs: [() => ({ id: 'p1' }), () => ({ id: 'p1', attempts: 4 })],
+    events: [
+      () => ({ type: 'CLAIM', leaseMs: 1000 }),
+      () => ({ type: 'CLAIM', leaseMs: 3000 }),
+      () => ({ type: 'RESUME_CLAIM', leaseUntil: Date.now() + 800 }),
+      () => ({ type: 'EXTEND', leaseMs: 2000 }),
+      () => ({ type: 'RELEASE' }),
+      () => ({ type: 'ACK' }),
+    ],
+    ticks: [300, 900, 2100],
+  },
+  {
+    machine: outboxMachine,
+    effects: ['dispatch', 'abandonInflight'],
+    inputs: [() => ({ window: 3 }), () => ({ window: 1 })],
+    events: [
+      () => ({ type: 'ONLINE' }),
+      () => ({ type: 'OFFLINE' }),
+      () => ({ type: 'QUEUE_CHANGED', queued: 0, inflight: 0 }),
+      () => ({ type: 'QUEUE_CHANGED', queued: 5, inflight: 0 }),
+      () => ({ type: 'QUEUE_CHANGED', queued: 5, inflight: 3 }),
+      () => ({ type: 'QUEUE_CHANGED', queued: 1, inflight: 2 }),
+      () => ({ type: 'THROTTLE', untilMs: Date.now() + 500 }),
+      () => ({ type: 'THROTTLE', untilMs: Date.now() + 2000 }),
+    ],
+    ticks: [200, 700, 2500],
+  },
+];
+
+/** A small seeded PRNG (mulberry32), so a failing walk can be replayed. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Effect {
+  name: string;
+  params: unknown;
+  context: unknown;
+  event: string;
+}
+
+/** One side of the comparison: an actor whose effects and notifications are recorded. */
+function side(spec: Spec, kind: 'xstate' | 'lean', input: unknown, echo: boolean, taken?: Set<string>) {
+  const effects: Effect[] = [];
+  let notifications = 0;
+  const clock = new SimulatedClock();
+  const logic = spec.machine.provide({
+    actions: Object.fromEntries(
+      spec.effects.map((name) => [
+        name,
+        ({ context, event, self }: { context: unknown; event: AnyEventObject; self: { send(e: AnyEventObject): void } }, params: unknown) => {
+          effects.push({ name, params, context: structuredClone(context), event: event.type });
+          if (echo && spec.echo?.effect === name) self.send(spec.echo.event);
+        },
+      ]),
+    ),
+  });
+  let previous: unknown;
+  const inspect = (e: InspectionEvent) => {
+    if (e.type !== '@xstate.snapshot' || (e.actorRef as AnyActorRef) !== actor) return;
+    if (previous && taken) for (const t of logic.getTransitionData(previous as never, e.event)) taken.add(transitionKey(t));
+    previous = e.snapshot;
+  };
+  const actor: { start(): unknown; send(e: AnyEventObject): void; getSnapshot(): { value: unknown; context: unknown; status: string }; subscribe(fn: () => void): unknown } =
+    kind === 'xstate' ? createActor(logic, { input, clock, inspect }) : new LeanActor(logic, { input, clock });
+  actor.subscribe(() => notifications++);
+  actor.start();
+  return {
+    actor,
+    clock,
+    effects,
+    get notifications() {
+      return notifications;
+    },
+  };
+}
+
+function walk(spec: Spec, seed: number, length: number): Step[] {
+  const next = random(seed);
+  return Array.from({ length }, () =>
+    next() < 0.2 ? { tick: spec.ticks[Math.floor(next() * spec.ticks.length)]! } : { event: spec.events[Math.floor(next() * spec.events.length)]!() },
+  );
+}
+
+beforeEach(() => {
+  // Deadlines in context come from Date.now(): both sides must read the same time.
+  vi.useFakeTimers({ toFake: ['Date'] });
+  vi.setSystemTime(new Date(AT));
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('LeanActor runs a machine exactly as XState does', () => {
+  for (const spec of specs) {
+    it(`${spec.machine.id}: random walks agree step by step and take every transition`, () => {
+      const taken = new Set<string>();
+      let walks = 0;
+      for (let seed = 1; seed <= 400; seed++) {
+        const input = spec.inputs[seed % spec.inputs.length]!();
+        const echo = seed % 3 === 0;
+        const steps = walk(spec, seed, 30);
+        const x = side(spec, 'xstate', input, echo, taken);
+        const l = side(spec, 'lean', input, echo);
+        const compare = (where: string) => {
+          const xs = x.actor.getSnapshot();
+          const ls = l.actor.getSnapshot();
+          const context = `seed ${seed}, ${where}`;
+          expect(ls.value, context).toEqual(xs.value);
+          expect(ls.status, context).toBe(xs.status);
+          expect(ls.context, context).toEqual(xs.context);
+          expect(l.effects, context).toEqual(x.effects);
+          expect(l.notifications, context).toBe(x.notifications);
+        };
+        compare('after start');
+        steps.forEach((step, i) => {
+          if ('tick' in step) {
+            vi.setSystemTime(Date.now() + step.tick);
+            x.clock.increment(step.tick);
+            l.clock.increment(step.tick);
+          } else {
+            // A finished XState actor only warns about later events; the lean one must ignore them too.
+            if (x.actor.getSnapshot().status === 'active') x.actor.send(step.event);
+            l.actor.send(step.event);
+          }
+          compare(`step ${i + 1} (${'tick' in step ? `tick ${step.tick}` : step.event.type})`);
+        });
+        walks++;
+      }
+      expect(walks).toBe(400);
+      expect([...taken].sort()).toEqual([...new Set(transitionLabels(spec.machine))].sort());
+    });
+  }
+
+  it('restores from a state and context without running entry actions, then goes on alike', () => {
+    const context = { id: 'm9', conversationId: 'a+b', to: 'b', attempts: 1, failures: 0, maxAttempts: 3, ackTimeoutMs: 1000, expiresAt: null, ackDeadline: null, seq: 4, serverAt: AT, deliveredAt: null, error: null };
+    const seen: Array<{ who: string; status: unknown }> = [];
+    const logic = messageMachine.provide({ actions: { persistStatus: (_: unknown, params: { status: string }) => seen.push({ who: 'lean', status: params.status }) } });
+    const lean = new LeanActor(logic, { snapshot: { value: 'acked', context } }).start();
+    expect(seen).toEqual([]);
+    expect(lean.getSnapshot().value).toBe('acked');
+    lean.send({ type: 'RECEIPT', at: AT });
+    expect(lean.getSnapshot().status).toBe('done');
+    expect(lean.getSnapshot().context).toMatchObject({ seq: 4, deliveredAt: AT });
+    expect(seen).toEqual([{ who: 'lean', status: 'delivered' }]);
+    // Once done, nothing more happens.
+    lean.send({ type: 'RECEIPT', at: AT });
+    expect(seen).toHaveLength(1);
+  });
+
+  it('stopping cancels its timers: a stopped actor never fires a delayed transition', () => {
+    const clock = new SimulatedClock();
+    const lean = new LeanActor(pendingItemMachine, { input: { id: 'p1' }, clock }).start();
+    lean.send({ type: 'CLAIM', leaseMs: 1000 });
+    expect(lean.getSnapshot().value).toBe('claimed');
+    lean.stop();
+    vi.setSystemTime(Date.now() + 5000);
+    clock.increment(5000);
+    expect(lean.getSnapshot()).toMatchObject({ value: 'claimed', status: 'stopped' });
+  });
+
+  it('refuses machines that use what it does not run, naming the feature', () => {
+    expect(() => compileMachine(connectionMachine)).toThrow(UnsupportedMachineError);
+    expect(() => compileMachine(connectionMachine)).toThrow(/invoke/);
+    expect(() => compileMachine(inboxMachine)).toThrow(/invoke/);
+  });
+});
