@@ -519,6 +519,7 @@ export class IMClient {
           onWelcome: (frame, generation) => {
             limits.maxMessageBytes = frame.limits.maxMessageBytes;
             limits.maxFrameBytes = frame.limits.maxFrameBytes;
+            link.limitFrames(frame.limits.maxFrameBytes);
             inbox.onWelcome(frame, generation);
           },
           onAck: (frame) => outbox.onAck(frame),

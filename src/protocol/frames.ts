@@ -37,6 +37,9 @@ export type Decoded<T> = { ok: true; frame: T } | FrameProblem;
 const clientTypes = new Set(ClientFrame.options.map((o) => o.shape.type.value));
 const serverTypes = new Set(ServerFrame.options.map((o) => o.shape.type.value));
 
+/** Most frames one batch (a WebSocket message holding a JSON array of frames) may hold. */
+export const MAX_BATCH_FRAMES = 4096;
+
 function decode<T>(data: string, schema: z.ZodType<T>, known: ReadonlySet<string>): Decoded<T> {
   let value: unknown;
   try {
@@ -44,6 +47,24 @@ function decode<T>(data: string, schema: z.ZodType<T>, known: ReadonlySet<string
   } catch {
     return { ok: false, code: 'bad_frame', message: 'frame is not valid JSON' };
   }
+  return validate(value, schema, known);
+}
+
+/** A WebSocket message: one frame, or a batch of frames to handle in order. */
+function decodeMany<T>(data: string, schema: z.ZodType<T>, known: ReadonlySet<string>): Array<Decoded<T>> {
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    return [{ ok: false, code: 'bad_frame', message: 'message is not valid JSON' }];
+  }
+  if (!Array.isArray(value)) return [validate(value, schema, known)];
+  if (value.length === 0) return [{ ok: false, code: 'bad_frame', message: 'a batch must hold at least one frame' }];
+  if (value.length > MAX_BATCH_FRAMES) return [{ ok: false, code: 'bad_frame', message: `a batch holds at most ${MAX_BATCH_FRAMES} frames, this one ${value.length}` }];
+  return value.map((v) => validate(v, schema, known));
+}
+
+function validate<T>(value: unknown, schema: z.ZodType<T>, known: ReadonlySet<string>): Decoded<T> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, code: 'bad_frame', message: 'frame is not a JSON object' };
   }
@@ -77,6 +98,21 @@ export function decodeClientFrame(data: string): Decoded<ClientFrame> {
 /** Parses and validates a text frame received by a client. */
 export function decodeServerFrame(data: string): Decoded<ServerFrame> {
   return decode(data, ServerFrame, serverTypes);
+}
+
+/**
+ * Parses and validates a WebSocket message received by a server: one frame
+ * or a batch (JSON array) of frames, each decoded on its own, in order.
+ * A message that is not JSON, an empty batch or one of more than
+ * {@link MAX_BATCH_FRAMES} frames decodes to a single problem.
+ */
+export function decodeClientMessage(data: string): Array<Decoded<ClientFrame>> {
+  return decodeMany(data, ClientFrame, clientTypes);
+}
+
+/** Parses and validates a WebSocket message received by a client (one frame or a batch). */
+export function decodeServerMessage(data: string): Array<Decoded<ServerFrame>> {
+  return decodeMany(data, ServerFrame, serverTypes);
 }
 
 /** Serialises a frame for the wire. */

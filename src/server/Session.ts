@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { RawData, WebSocket } from 'ws';
 import { CloseCode, PROTOCOL_VERSION, type ErrorCode } from '../protocol/codes.js';
 import type { DeliverAckFrame } from '../protocol/delivery.js';
-import { decodeClientFrame, encodeFrame, type ServerFrame } from '../protocol/frames.js';
+import { decodeClientMessage, encodeFrame, type ClientFrame, type Decoded, type ServerFrame } from '../protocol/frames.js';
+import { FrameWriter } from '../protocol/FrameWriter.js';
 import type { HelloFrame } from '../protocol/handshake.js';
 import type { SendFrame } from '../protocol/send.js';
 import type { Authenticator } from './auth.js';
@@ -36,6 +37,8 @@ export interface SessionHost {
 export class Session {
   readonly id = randomUUID();
   readonly #ws: WebSocket;
+  /** Everything this session sends goes through it, in order, batched per turn of the event loop. */
+  readonly #out: FrameWriter;
   readonly #host: SessionHost;
   readonly #limiter: RateLimiter | undefined;
   agentId: string | undefined;
@@ -54,7 +57,7 @@ export class Session {
   /** The pump stopped on a full socket buffer and waits for the last frame to be written. */
   #blocked = false;
   /** Frames that arrived after hello but before welcome was sent; handled right after it. */
-  #early: Array<() => void> | undefined = [];
+  #early: Array<Decoded<ClientFrame>> | undefined = [];
   #pendingSends = 0;
   #paused = false;
   /** Resolves when no send is in progress (for graceful shutdown). */
@@ -62,6 +65,7 @@ export class Session {
 
   constructor(ws: WebSocket, host: SessionHost) {
     this.#ws = ws;
+    this.#out = new FrameWriter(ws);
     this.#host = host;
     const rl = host.options.rateLimit;
     this.#limiter = rl && new RateLimiter(rl);
@@ -93,14 +97,17 @@ export class Session {
     this.close(closeCode, message.slice(0, 120));
   }
 
-  /** Closes the socket with a protocol close code. */
+  /** Closes the socket with a protocol close code, after the frames already written. */
   close(code: number, reason: string): void {
+    if (this.#ws.readyState === this.#ws.OPEN) this.#out.flush();
+    this.#out.discard();
     if (this.#ws.readyState === this.#ws.OPEN || this.#ws.readyState === this.#ws.CONNECTING) this.#ws.close(code, reason);
     this.#closed = true;
   }
 
   /** Forcibly drops the connection. */
   terminate(): void {
+    this.#out.discard();
     this.#ws.terminate();
     this.#closed = true;
   }
@@ -119,17 +126,23 @@ export class Session {
   #onMessage(data: RawData, isBinary: boolean): void {
     this.lastSeen = Date.now();
     if (this.#closed) return;
-    if (this.#early && this.agentId) {
-      // hello is being processed: keep later frames in order until welcome is out.
-      this.#early.push(() => this.#onMessage(data, isBinary));
-      return;
-    }
     if (isBinary) {
       const message = 'binary frames are not part of the protocol; send JSON text';
       return this.agentId ? this.#badFrame('bad_frame', message) : this.#fail('bad_frame', `${message}; the first frame must be hello`, CloseCode.BAD_HANDSHAKE);
     }
-    const text = rawText(data);
-    const decoded = decodeClientFrame(text);
+    // One frame, or a batch of frames handled one by one, in order.
+    for (const decoded of decodeClientMessage(rawText(data))) {
+      if (this.#closed) return;
+      this.#onFrame(decoded);
+    }
+  }
+
+  #onFrame(decoded: Decoded<ClientFrame>): void {
+    if (this.#early && this.agentId) {
+      // hello is being processed: keep later frames in order until welcome is out.
+      this.#early.push(decoded);
+      return;
+    }
     if (!decoded.ok) {
       if (!this.agentId) {
         return this.#fail(decoded.code, `${decoded.message}; the first frame must be hello`, CloseCode.BAD_HANDSHAKE, decoded.type);
@@ -201,7 +214,7 @@ export class Session {
     });
     const early = this.#early ?? [];
     this.#early = undefined;
-    for (const handle of early) handle();
+    for (const decoded of early) if (!this.#closed) this.#onFrame(decoded);
     void this.#pump();
   }
 
@@ -270,9 +283,10 @@ export class Session {
           let full = false;
           for (const entry of batch) {
             // Checked per frame: a batch of large messages must not overshoot the buffer limit by much.
-            full = this.#ws.bufferedAmount + entry.payload.length >= options.sendHighWaterBytes && this.#ws.bufferedAmount > 0;
+            const buffered = this.#out.bufferedAmount;
+            full = buffered + entry.payload.length >= options.sendHighWaterBytes && buffered > 0;
             // The write callback of the last frame sent before stopping resumes the pump once it is out.
-            this.#ws.send(frameOf(entry), full ? this.#onWritten : undefined);
+            this.#out.write(frameOf(entry), full ? this.#onWritten : undefined);
             this.#sentUpTo = entry.seq;
             this.#inflight.push(entry.seq);
             if (full) break;
@@ -298,7 +312,7 @@ export class Session {
 
   #send(frame: ServerFrame): void {
     if (this.#ws.readyState !== this.#ws.OPEN) return;
-    this.#ws.send(encodeFrame(frame));
+    this.#out.write(encodeFrame(frame));
   }
 
   #badFrame(code: ErrorCode, message: string, ref?: string): void {
@@ -326,6 +340,7 @@ export class Session {
 
   #onClose(): void {
     clearTimeout(this.#handshakeTimer);
+    this.#out.discard();
     this.#closed = true;
     this.#host.unregister(this);
     if (this.agentId) this.#log('info', 'session_closed', { agentId: this.agentId });

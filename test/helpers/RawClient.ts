@@ -1,13 +1,13 @@
 import WebSocket from 'ws';
-import { decodeServerFrame, type ClientFrame, type ServerFrame } from '../../src/protocol/frames.js';
+import { decodeServerMessage, type ClientFrame, type ServerFrame } from '../../src/protocol/frames.js';
 import type { WelcomeFrame } from '../../src/protocol/handshake.js';
 
 type FrameOf<T extends ServerFrame['type']> = Extract<ServerFrame, { type: T }>;
 
 /**
  * A bare protocol-v1 client for testing the server frame by frame: it
- * validates what it receives with the protocol's own schemas and lets a test
- * wait for specific frames.
+ * validates what it receives (single frames and batches) with the protocol's
+ * own schemas and lets a test wait for specific frames.
  */
 export class RawClient {
   readonly ws: WebSocket;
@@ -16,22 +16,26 @@ export class RawClient {
   readonly invalid: string[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
   #waiters: Array<{ test: (f: ServerFrame) => boolean; resolve: (f: ServerFrame) => void }> = [];
+  readonly #listeners: Array<(f: ServerFrame) => void> = [];
 
   private constructor(ws: WebSocket) {
     this.ws = ws;
     this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
     ws.on('message', (data) => {
-      const decoded = decodeServerFrame(data.toString());
-      if (!decoded.ok) {
-        this.invalid.push(data.toString());
-        return;
+      // One frame, or a batch of frames in order.
+      for (const decoded of decodeServerMessage(data.toString())) {
+        if (!decoded.ok) {
+          this.invalid.push(`${decoded.message}: ${data.toString()}`);
+          continue;
+        }
+        this.frames.push(decoded.frame);
+        for (const listener of this.#listeners) listener(decoded.frame);
+        this.#waiters = this.#waiters.filter((w) => {
+          if (!w.test(decoded.frame)) return true;
+          w.resolve(decoded.frame);
+          return false;
+        });
       }
-      this.frames.push(decoded.frame);
-      this.#waiters = this.#waiters.filter((w) => {
-        if (!w.test(decoded.frame)) return true;
-        w.resolve(decoded.frame);
-        return false;
-      });
     });
     ws.on('error', () => {});
   }
@@ -53,6 +57,11 @@ export class RawClient {
     const first = await c.nextOf(['welcome', 'error']);
     if (first.type !== 'welcome') throw new Error(`login refused: ${JSON.stringify(first)}`);
     return Object.assign(c, { welcome: first });
+  }
+
+  /** Calls `listener` with every valid frame received from now on (batches unpacked, in order). */
+  onFrame(listener: (frame: ServerFrame) => void): void {
+    this.#listeners.push(listener);
   }
 
   send(frame: ClientFrame | Record<string, unknown>): void {

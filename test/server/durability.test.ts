@@ -51,14 +51,13 @@ describe('durability of the reference server', () => {
       };
       // Deliveries may arrive in the same read as welcome, before this handler is attached.
       for (const f of client.frames) handle(f as never);
-      client.ws.on('message', (data) => handle(JSON.parse(data.toString())));
+      client.onFrame((f) => handle(f as never));
     };
     onDeliver(b);
 
     const acks = new Map<string, AckFrame>();
     const a = await RawClient.login(srv.url, 'agent_001');
-    a.ws.on('message', (data) => {
-      const f = JSON.parse(data.toString()) as AckFrame;
+    a.onFrame((f) => {
       if (f.type === 'ack') acks.set(f.id, f);
     });
     // Stream the sends, a few per tick, so the kill lands while messages are in flight.
@@ -78,8 +77,7 @@ describe('durability of the reference server', () => {
     const b2 = await loginRetry(srv2.url, 'agent_002', { resume: { epoch, ackedUpTo: cursor } });
     onDeliver(b2);
     const a2 = await loginRetry(srv2.url, 'agent_001');
-    a2.ws.on('message', (data) => {
-      const f = JSON.parse(data.toString()) as AckFrame;
+    a2.onFrame((f) => {
       if (f.type === 'ack') acks.set(f.id, f);
     });
     // The sender resends everything it is unsure of: here, simply everything.
@@ -103,8 +101,7 @@ describe('durability of the reference server', () => {
     const srv = await startChild(dataDir);
     const a = await RawClient.login(srv.url, 'agent_001');
     const acked: string[] = [];
-    a.ws.on('message', (data) => {
-      const f = JSON.parse(data.toString()) as AckFrame;
+    a.onFrame((f) => {
       if (f.type === 'ack') acked.push(f.id);
     });
     for (let i = 0; i < 200; i++) a.send({ type: 'send', id: msgId(i), to: 'agent_002', text: `m${i}` });

@@ -215,8 +215,7 @@ describe('send, ack, deliver, receipt', () => {
     const server = await startServer({ rateLimit: { perSecond: 5000, burst: 3 } });
     const a = await RawClient.login(server.url, 'agent_001');
     const acked = new Set<string>();
-    a.ws.on('message', (d) => {
-      const f = JSON.parse(d.toString()) as { type: string; id: string };
+    a.onFrame((f) => {
       if (f.type === 'ack') acked.add(f.id);
     });
     const ids = Array.from({ length: 200 }, (_, i) => msgId(i));

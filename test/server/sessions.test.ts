@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CloseCode } from '../../src/protocol/codes.js';
+import { MAX_BATCH_FRAMES } from '../../src/protocol/frames.js';
 import { RawClient } from '../helpers/RawClient.js';
 import { msgId, sleep, startServer } from '../helpers/server.js';
 
@@ -69,7 +70,7 @@ describe('bad input', () => {
     const c = await RawClient.login(server.url, 'agent_001');
     c.sendRaw('{"type": "send", "id": ');
     expect(await c.next('error')).toMatchObject({ code: 'bad_frame', fatal: false });
-    c.sendRaw('[1,2,3]');
+    c.sendRaw('"just a string"');
     expect(await c.next('error')).toMatchObject({ code: 'bad_frame', fatal: false });
     c.send({ type: 'teleport', to: 'mars' });
     expect(await c.next('error')).toMatchObject({ code: 'unknown_type', fatal: false, ref: 'teleport' });
@@ -84,6 +85,52 @@ describe('bad input', () => {
     // Still a working session.
     c.send({ type: 'send', id: msgId(2), to: 'agent_002', text: 'fine' });
     expect(await c.next('ack')).toMatchObject({ id: msgId(2) });
+    c.close();
+  });
+
+  it('handles a batch of frames in order, judging each frame on its own', async () => {
+    const server = await startServer();
+    const c = await RawClient.login(server.url, 'agent_001');
+    const batch = [
+      { type: 'send', id: msgId(1), to: 'agent_002', text: 'first' },
+      { type: 'teleport' },
+      42,
+      { type: 'send', id: msgId(2), to: 'agent_002', text: 'second', after: msgId(1) },
+      { type: 'ping', t: 7 },
+    ];
+    c.sendRaw(JSON.stringify(batch));
+    expect(await c.next('ack')).toMatchObject({ id: msgId(1), seq: 1 });
+    expect(await c.next('ack')).toMatchObject({ id: msgId(2), seq: 2 });
+    expect(await c.next('error')).toMatchObject({ code: 'unknown_type', ref: 'teleport', fatal: false });
+    expect(await c.next('error')).toMatchObject({ code: 'bad_frame', fatal: false });
+    expect(await c.next('pong')).toMatchObject({ t: 7 });
+    const b = await RawClient.login(server.url, 'agent_002');
+    expect((await b.collect('deliver', 2)).map((d) => d.message.text)).toEqual(['first', 'second']);
+    c.close();
+    b.close();
+  });
+
+  it('refuses an empty batch and one of more than MAX_BATCH_FRAMES frames, as one bad frame each', async () => {
+    const server = await startServer();
+    const c = await RawClient.login(server.url, 'agent_001');
+    c.sendRaw('[]');
+    expect(await c.next('error')).toMatchObject({ code: 'bad_frame', message: expect.stringContaining('at least one') });
+    c.sendRaw(JSON.stringify(Array.from({ length: MAX_BATCH_FRAMES + 1 }, (_, i) => ({ type: 'ping', t: i }))));
+    expect(await c.next('error')).toMatchObject({ code: 'bad_frame', message: expect.stringContaining(`at most ${MAX_BATCH_FRAMES}`) });
+    await sleep(50);
+    expect(c.frames.filter((f) => f.type === 'pong')).toHaveLength(0);
+    c.close();
+  });
+
+  it('batches what it sends in one go: acks of a burst share WebSocket messages', async () => {
+    const server = await startServer();
+    const c = await RawClient.login(server.url, 'agent_001');
+    let messages = 0;
+    c.ws.on('message', () => messages++);
+    c.sendRaw(JSON.stringify(Array.from({ length: 200 }, (_, i) => ({ type: 'send', id: msgId(i), to: 'agent_002', text: `m${i}` }))));
+    const acks = await c.collect('ack', 200);
+    expect(acks.map((a) => a.id)).toEqual(Array.from({ length: 200 }, (_, i) => msgId(i)));
+    expect(messages).toBeLessThan(50);
     c.close();
   });
 

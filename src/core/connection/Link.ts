@@ -1,5 +1,6 @@
 import type { WebSocket } from 'ws';
 import { encodeFrame, type ClientFrame } from '../../protocol/frames.js';
+import { DEFAULT_MAX_BATCH_BYTES, FrameWriter } from '../../protocol/FrameWriter.js';
 
 /**
  * The current WebSocket, shared by the parts of the client that write frames
@@ -9,7 +10,9 @@ import { encodeFrame, type ClientFrame } from '../../protocol/frames.js';
  */
 export class Link {
   #ws: WebSocket | undefined;
+  #writer: FrameWriter | undefined;
   #generation = 0;
+  #maxBatchBytes = DEFAULT_MAX_BATCH_BYTES;
 
   /** Number of the current (or last) socket. */
   get generation(): number {
@@ -20,18 +23,34 @@ export class Link {
     return this.#ws !== undefined && this.#ws.readyState === this.#ws.OPEN;
   }
 
-  /** Bytes queued on the socket and not yet written. */
+  /** Bytes queued on the socket (or batched for it) and not yet written. */
   get bufferedAmount(): number {
-    return this.#ws?.bufferedAmount ?? 0;
+    return this.#writer?.bufferedAmount ?? 0;
+  }
+
+  /** Keeps batches within the server's announced frame limit (from `welcome`). */
+  limitFrames(maxFrameBytes: number): void {
+    this.#maxBatchBytes = Math.max(1024, Math.min(DEFAULT_MAX_BATCH_BYTES, Math.floor(maxFrameBytes / 2)));
+    if (this.#writer) this.#writer.maxBatchBytes = this.#maxBatchBytes;
   }
 
   attach(ws: WebSocket): number {
     this.#ws = ws;
+    this.#writer = new FrameWriter(ws, { maxBatchBytes: this.#maxBatchBytes });
     return ++this.#generation;
   }
 
+  /** Forgets a socket that closed (frames still batched for it are dropped). */
   detach(ws: WebSocket): void {
-    if (this.#ws === ws) this.#ws = undefined;
+    if (this.#ws !== ws) return;
+    this.#writer?.discard();
+    this.#ws = undefined;
+    this.#writer = undefined;
+  }
+
+  /** Writes what is batched for the current socket now (before closing it). */
+  flush(): void {
+    if (this.isOpen) this.#writer?.flush();
   }
 
   /**
@@ -44,14 +63,15 @@ export class Link {
   }
 
   /**
-   * Writes a frame; `onWritten` runs once it reached the socket (with an
-   * error if the socket failed). Returns false, without calling `onWritten`,
-   * when there is no open socket.
+   * Writes a frame (batched with the others of this turn of the event loop);
+   * `onWritten` runs once it reached the socket (with an error if the socket
+   * failed). Returns false, without calling `onWritten`, when there is no
+   * open socket.
    */
   send(frame: ClientFrame | string, onWritten?: (err?: Error) => void): boolean {
     const ws = this.#ws;
-    if (!ws || ws.readyState !== ws.OPEN) return false;
-    ws.send(typeof frame === 'string' ? frame : encodeFrame(frame), onWritten && ((err) => (err ? onWritten(err) : onWritten())));
+    if (!ws || ws.readyState !== ws.OPEN || !this.#writer) return false;
+    this.#writer.write(typeof frame === 'string' ? frame : encodeFrame(frame), onWritten);
     return true;
   }
 

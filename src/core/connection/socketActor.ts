@@ -3,7 +3,7 @@ import { fromCallback } from 'xstate';
 import type { ConnectionEvent } from '../../../machines/connection.js';
 import type { AckFrame, NackFrame } from '../../protocol/send.js';
 import type { DeliverFrame, ReceiptFrame } from '../../protocol/delivery.js';
-import { decodeServerFrame } from '../../protocol/frames.js';
+import { decodeServerMessage, type ServerFrame } from '../../protocol/frames.js';
 import type { WelcomeFrame } from '../../protocol/handshake.js';
 import type { Link } from './Link.js';
 
@@ -42,12 +42,7 @@ export function createSocketActor(deps: SocketDeps) {
       generation = deps.link.attach(ws);
       sendBack({ type: 'SOCKET_OPEN' });
     });
-    ws.on('message', (data, isBinary) => {
-      if (stopped) return;
-      if (isBinary) return deps.handlers.onProtocolError('the server sent a binary frame');
-      const decoded = decodeServerFrame(data.toString());
-      if (!decoded.ok) return deps.handlers.onProtocolError(`the server sent a bad frame: ${decoded.message}`);
-      const frame = decoded.frame;
+    const onFrame = (frame: ServerFrame) => {
       switch (frame.type) {
         case 'welcome':
           deps.handlers.onWelcome(frame, generation);
@@ -65,6 +60,16 @@ export function createSocketActor(deps: SocketDeps) {
         case 'receipt':
           return deps.handlers.onReceipt(frame, generation);
       }
+    };
+    ws.on('message', (data, isBinary) => {
+      if (stopped) return;
+      if (isBinary) return deps.handlers.onProtocolError('the server sent a binary frame');
+      // One frame or a batch of them, in order.
+      for (const decoded of decodeServerMessage(data.toString())) {
+        if (stopped) return;
+        if (decoded.ok) onFrame(decoded.frame);
+        else deps.handlers.onProtocolError(`the server sent a bad frame: ${decoded.message}`);
+      }
     });
     ws.on('close', (code, reason) => {
       deps.link.detach(ws);
@@ -74,6 +79,8 @@ export function createSocketActor(deps: SocketDeps) {
     ws.on('error', () => {});
     return () => {
       stopped = true;
+      // Frames batched for this socket (a last deliver_ack) go out before it closes.
+      if (deps.link.generation === generation) deps.link.flush();
       deps.link.detach(ws);
       if (ws.readyState === WebSocket.OPEN) {
         ws.close(1000, 'client leaving');

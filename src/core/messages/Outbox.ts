@@ -101,6 +101,7 @@ export class Outbox {
   #queued = 0;
   #inflight = 0;
   #reported = { queued: -1, inflight: -1 };
+  #reportScheduled = false;
   #sweepTimer: unknown;
   #stopped = false;
   readonly #clock: Clock;
@@ -357,11 +358,21 @@ export class Outbox {
     slot.prev = slot.next = undefined;
   }
 
-  /** Tells the outbox machine the exact counts, when they changed. */
+  /**
+   * Tells the outbox machine the exact counts when they changed: once per
+   * microtask, however many messages moved in between (a burst of acks is
+   * one report, not a thousand), with the counts as they are then.
+   */
   #report(): void {
-    if (this.#reported.queued === this.#queued && this.#reported.inflight === this.#inflight) return;
-    this.#reported = { queued: this.#queued, inflight: this.#inflight };
-    this.#machine.send({ type: 'QUEUE_CHANGED', queued: this.#queued, inflight: this.#inflight });
+    if (this.#reportScheduled) return;
+    this.#reportScheduled = true;
+    queueMicrotask(() => {
+      this.#reportScheduled = false;
+      if (this.#stopped) return;
+      if (this.#reported.queued === this.#queued && this.#reported.inflight === this.#inflight) return;
+      this.#reported = { queued: this.#queued, inflight: this.#inflight };
+      this.#machine.send({ type: 'QUEUE_CHANGED', queued: this.#queued, inflight: this.#inflight });
+    });
   }
 
   /**
