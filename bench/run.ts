@@ -2,14 +2,13 @@
  * `npm run bench`: im-client end to end against a raw `ws` relay baseline,
  * measured in the same run (see docs/performance.md).
  *
- *   npm run bench                  the full run (a few minutes)
+ *   npm run bench                  the full run (compiled first, as in production)
  *   npm run bench -- --quick       small sizes, one round: checks the harness, not the figures
  *   npm run bench -- --rounds 5 --only throughput,latency
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, platform, release, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median, round } from './lib/stats.js';
 import { renderMarkdown, renderTargets, type Report } from './report.js';
@@ -41,7 +40,7 @@ const sizes = quick
 const rounds = Number(values.rounds ?? (quick ? 1 : 3));
 const only = new Set<Scenario>(values.only ? (values.only.split(',') as Scenario[]) : SCENARIOS);
 for (const s of only) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario "${s}"; known: ${SCENARIOS.join(', ')}`);
-const outDir = values.out ?? fileURLToPath(new URL('./results/', import.meta.url));
+const outDir = values.out ?? join(process.cwd(), 'bench', 'results');
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const started = Date.now();

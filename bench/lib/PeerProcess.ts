@@ -45,8 +45,8 @@ export class PeerProcess {
 
   /** Forks `bench/{script}.ts` (a peer by default); `nodeArgs` go to node (e.g. `--expose-gc`). */
   static start(nodeArgs: string[] = [], script = 'peer'): PeerProcess {
-    const path = fileURLToPath(new URL(`../${script}.ts`, import.meta.url));
-    return new PeerProcess(fork(path, [], { execArgv: ['--import', 'tsx', ...nodeArgs], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    const { path, execArgv } = benchScript(`../${script}`);
+    return new PeerProcess(fork(path, [], { execArgv: [...execArgv, ...nodeArgs], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   }
 
   call<T = unknown>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
@@ -65,4 +65,17 @@ export class PeerProcess {
     if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill('SIGTERM');
     await this.exited;
   }
+}
+
+/**
+ * A script of the benchmark next to this file: compiled JavaScript when the
+ * benchmark runs compiled (`npm run bench`, as in production), TypeScript
+ * through tsx when it runs from source.
+ */
+export function benchScript(relative: string): { path: string; execArgv: string[] } {
+  const compiled = import.meta.url.endsWith('.js');
+  return {
+    path: fileURLToPath(new URL(`${relative}.${compiled ? 'js' : 'ts'}`, import.meta.url)),
+    execArgv: compiled ? [] : ['--import', 'tsx'],
+  };
 }

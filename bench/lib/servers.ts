@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ServerProcess } from '../../src/testing/index.js';
+import { benchScript } from './PeerProcess.js';
 
 /** A server in its own process, as in production. */
 export interface BenchServer {
@@ -13,8 +13,8 @@ export interface BenchServer {
 
 /** The baseline relay (`relay/server.ts`) in a child process. */
 export async function startRelay(nodeArgs: string[] = []): Promise<BenchServer> {
-  const script = fileURLToPath(new URL('../relay/server.ts', import.meta.url));
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const { path, execArgv } = benchScript('../relay/server');
+  const child = spawn(process.execPath, [...nodeArgs, ...execArgv, path, '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
