@@ -8,6 +8,7 @@ import type { Link } from '../connection/Link.js';
 import type { MessageRecord, OutboxEntry, OutgoingStatus, StatusRecord } from '../storage/records.js';
 import type { WorkspaceStorage } from '../storage/WorkspaceStorage.js';
 import { createLifecycle, type Lifecycle, type LifecycleSnapshot } from '../statecharts/lifecycle.js';
+import { FifoMap } from '../../util/FifoMap.js';
 import { MinHeap } from './MinHeap.js';
 
 type MessageLogic = typeof messageMachine;
@@ -45,6 +46,20 @@ export interface OutboxOptions {
   onError: (err: unknown) => void;
   /** Acked messages whose lifecycle actor stays alive awaiting the receipt; older ones are restored on demand. */
   maxRestingActors?: number;
+}
+
+/** The sends of one conversation in a batch: one promise for all of them. */
+interface SendGroup {
+  items: Array<{ entry: OutboxEntry; record: MessageRecord; ordinal: number }>;
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** A status change waiting in the batch being written. */
+interface StatusItem {
+  record: StatusRecord;
+  update: StatusUpdate;
 }
 
 interface Slot {
@@ -88,12 +103,20 @@ export class Outbox {
   readonly #tails = new Map<string, Slot>();
   /** Sends being made durable, by id. */
   readonly #enqueuing = new Map<string, Promise<void>>();
+  /** Sends made since the last microtask, written together as one batch. */
+  #sendBatch = new Map<string, SendGroup>();
+  /** Status lines made since the last microtask, written together as one batch. */
+  #statusBatch: StatusItem[] = [];
+  /** Settles once that batch is reported (or failed). */
+  #statusBatchDone: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** Resolves once every status batch so far is reported: batches report in order. */
+  #lastReport: Promise<void> = Promise.resolve();
   /** Ids waiting for a slot, by send order. */
   readonly #queue = new MinHeap<string>();
   /** Live lifecycle actors: in flight, or resting in `acked` awaiting a receipt. */
   readonly #actors = new Map<string, MessageActor>();
   /** Acked actors kept alive, oldest first (an LRU of at most `maxRestingActors`). */
-  readonly #resting = new Map<string, MessageActor>();
+  readonly #resting = new FifoMap<string, MessageActor>();
   /** The last durable write of each message's status, for callers that must wait for it. */
   readonly #writes = new Map<string, Promise<void>>();
   #ordinal = 0;
@@ -167,9 +190,20 @@ export class Outbox {
     // A second send of an id being enqueued waits for the first instead of enqueuing it twice.
     const running = this.#enqueuing.get(entry.id);
     if (running) return running;
-    const work = this.#enqueue(entry, record).finally(() => this.#enqueuing.delete(entry.id));
-    this.#enqueuing.set(entry.id, work);
-    return work;
+    // The send order is fixed now, even if concurrent sends reach the disk in another order.
+    const ordinal = ++this.#ordinal;
+    if (this.#sendBatch.size === 0) queueMicrotask(() => void this.#writeSends());
+    let group = this.#sendBatch.get(entry.conversationId);
+    if (!group) {
+      let resolve!: () => void;
+      let reject!: (err: unknown) => void;
+      const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+      group = { items: [], promise, resolve, reject };
+      this.#sendBatch.set(entry.conversationId, group);
+    }
+    group.items.push({ entry, record, ordinal });
+    this.#enqueuing.set(entry.id, group.promise);
+    return group.promise;
   }
 
   /** Resolves once no enqueue is in progress (so close does not cut one in half). */
@@ -182,15 +216,48 @@ export class Outbox {
     return this.#slots.has(id) || this.#enqueuing.has(id) || this.#actors.has(id) || this.#writes.has(id);
   }
 
-  async #enqueue(entry: OutboxEntry, record: MessageRecord): Promise<void> {
-    // The send order is fixed now, even if concurrent sends reach the disk in another order.
-    const ordinal = ++this.#ordinal;
+  /**
+   * Writes the sends of one microtask as a batch: every outbox entry in one
+   * append (each with its conversation file's length before the batch), then
+   * each conversation's `message` lines in one append. A send is queued (and
+   * its promise resolved) only once both are durable.
+   */
+  async #writeSends(): Promise<void> {
+    const groups = this.#sendBatch;
+    this.#sendBatch = new Map();
     const { conversations, outbox } = this.#o.storage;
-    const queued: OutboxEntry = { ...entry, offset: await conversations.length(entry.conversationId) };
-    await outbox.put([queued]);
-    await conversations.append(entry.conversationId, [record]);
-    this.#link({ entry: queued, ordinal, inflight: false, prev: undefined, next: undefined });
-    this.#report();
+    try {
+      const entries: OutboxEntry[] = [];
+      for (const [conversationId, group] of groups) {
+        const offset = await conversations.length(conversationId);
+        for (const item of group.items) {
+          item.entry = { ...item.entry, offset };
+          entries.push(item.entry);
+        }
+      }
+      await outbox.put(entries);
+    } catch (err) {
+      for (const group of groups.values()) this.#settleGroup(group, err);
+      return;
+    }
+    await Promise.all(
+      [...groups].map(([conversationId, group]) =>
+        conversations.append(conversationId, group.items.map((i) => i.record)).then(
+          () => {
+            for (const { entry, ordinal } of group.items) this.#link({ entry, ordinal, inflight: false, prev: undefined, next: undefined });
+            this.#report();
+            this.#settleGroup(group);
+          },
+          (err: unknown) => this.#settleGroup(group, err),
+        ),
+      ),
+    );
+  }
+
+  #settleGroup(group: SendGroup, err?: unknown): void {
+    for (const { entry } of group.items) this.#enqueuing.delete(entry.id);
+    if (err === undefined) group.resolve();
+    else group.reject(err);
   }
 
   has(id: string): boolean {
@@ -493,8 +560,7 @@ export class Outbox {
     this.#resting.set(id, actor);
     const cap = this.#o.maxRestingActors ?? 10_000;
     while (this.#resting.size > cap) {
-      const [oldestId, oldest] = this.#resting.entries().next().value as [string, MessageActor];
-      this.#resting.delete(oldestId);
+      const [oldestId, oldest] = this.#resting.shift()!;
       this.#actors.delete(oldestId);
       oldest.stop();
     }
@@ -522,40 +588,78 @@ export class Outbox {
     this.#o.link.sendOrFail(frame, () => self.send({ type: 'SENT' }));
   }
 
-  /** Appends the status line, then (once durable) takes the message out of the outbox journal and reports it. */
+  /**
+   * Queues the status line for the next batch ({@link #writeStatuses}); until
+   * it is reported, `#writes` holds the promise callers wait on.
+   */
   #persistStatus(context: MessageContext, status: StatusUpdate['status']): void {
     const at = new Date().toISOString();
-    const record: StatusRecord = {
-      type: 'status',
-      id: context.id,
-      status,
-      at,
-      ...(context.seq === null ? {} : { seq: context.seq }),
-      ...(context.serverAt === null ? {} : { serverAt: context.serverAt }),
-      ...(context.error === null ? {} : { reason: context.error }),
-    };
-    const previous = this.#writes.get(context.id) ?? Promise.resolve();
-    const write = previous
-      .then(() => this.#o.storage.conversations.append(context.conversationId, [record]))
-      .then(async () => {
-        // Only once the status line is durable may the message leave the outbox: a crash in between resends it.
-        if (this.#o.storage.outbox.has(context.id)) await this.#o.storage.outbox.done([context.id], status === 'delivered' ? 'acked' : status);
-        this.#o.onStatus({
-          id: context.id,
-          conversationId: context.conversationId,
-          status,
-          at,
-          ...(context.seq === null ? {} : { seq: context.seq }),
-          ...(context.serverAt === null ? {} : { serverAt: context.serverAt }),
-          ...(status === 'delivered' ? { deliveredAt: context.deliveredAt ?? at } : {}),
-          ...(context.error === null ? {} : { error: context.error }),
-        });
-      })
-      .catch((err: unknown) => this.#o.onError(err))
-      .finally(() => {
-        if (this.#writes.get(context.id) === write) this.#writes.delete(context.id);
-      });
-    this.#writes.set(context.id, write);
+    const record: StatusRecord = { type: 'status', id: context.id, status, at };
+    const update: StatusUpdate = { id: context.id, conversationId: context.conversationId, status, at };
+    if (context.seq !== null) record.seq = update.seq = context.seq;
+    if (context.serverAt !== null) record.serverAt = update.serverAt = context.serverAt;
+    if (status === 'delivered') update.deliveredAt = context.deliveredAt ?? at;
+    if (context.error !== null) record.reason = update.error = context.error;
+    if (!this.#statusBatchDone) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((res) => (resolve = res));
+      this.#statusBatchDone = { promise, resolve };
+      queueMicrotask(() => this.#writeStatuses());
+    }
+    this.#statusBatch.push({ record, update });
+    this.#writes.set(context.id, this.#statusBatchDone.promise);
+  }
+
+  /**
+   * Writes the status lines of one microtask as a batch: one append per
+   * conversation; once a line is durable its message leaves the outbox
+   * journal (one append for the batch: a crash before that only resends it),
+   * and then its update is reported. Batches write concurrently but report in
+   * order, so a message's `acked` is always reported before its `delivered`.
+   */
+  #writeStatuses(): void {
+    const batch = this.#statusBatch;
+    const batchDone = this.#statusBatchDone!;
+    this.#statusBatch = [];
+    this.#statusBatchDone = undefined;
+    const { conversations, outbox } = this.#o.storage;
+    const byConversation = new Map<string, StatusItem[]>();
+    for (const item of batch) {
+      const list = byConversation.get(item.update.conversationId);
+      if (list) list.push(item);
+      else byConversation.set(item.update.conversationId, [item]);
+    }
+    const durable: StatusItem[] = [];
+    const written = Promise.all(
+      [...byConversation].map(([conversationId, items]) =>
+        conversations.append(conversationId, items.map((i) => i.record)).then(
+          () => void durable.push(...items),
+          (err: unknown) => this.#o.onError(err),
+        ),
+      ),
+    ).then(async () => {
+      // Only once its status line is durable may a message leave the outbox: a crash in between resends it.
+      const done = new Map<'acked' | 'failed' | 'cancelled', string[]>();
+      for (const { update } of durable) {
+        if (!outbox.has(update.id)) continue;
+        const as = update.status === 'delivered' ? 'acked' : update.status;
+        const ids = done.get(as);
+        if (ids) ids.push(update.id);
+        else done.set(as, [update.id]);
+      }
+      await Promise.all([...done].map(([as, ids]) => outbox.done(ids, as)));
+    });
+    const report = Promise.all([this.#lastReport, written]).then(
+      () => {
+        for (const { update } of durable) this.#o.onStatus(update);
+      },
+      (err: unknown) => this.#o.onError(err),
+    );
+    this.#lastReport = report;
+    void report.then(() => {
+      for (const { update } of batch) if (this.#writes.get(update.id) === batchDone.promise) this.#writes.delete(update.id);
+      batchDone.resolve();
+    });
   }
 }
 

@@ -1,10 +1,12 @@
+import { FifoMap } from '../../util/FifoMap.js';
+
 /**
  * The most recent `capacity` ids seen, forgetting the oldest first: enough to
  * recognise a message the server delivers twice, in bounded memory.
  */
 export class RecentIds {
   readonly #capacity: number;
-  readonly #ids = new Set<string>();
+  readonly #ids = new FifoMap<string, true>();
 
   constructor(capacity: number) {
     this.#capacity = capacity;
@@ -15,10 +17,7 @@ export class RecentIds {
   }
 
   add(id: string): void {
-    this.#ids.add(id);
-    if (this.#ids.size > this.#capacity) {
-      // Sets iterate in insertion order: the first is the oldest.
-      this.#ids.delete(this.#ids.values().next().value as string);
-    }
+    this.#ids.set(id, true);
+    if (this.#ids.size > this.#capacity) this.#ids.shift();
   }
 }

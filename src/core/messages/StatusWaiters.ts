@@ -1,4 +1,5 @@
 import { IMClientError, MessageRejectedError } from '../../errors.js';
+import { FifoMap } from '../../util/FifoMap.js';
 import type { StatusUpdate } from './Outbox.js';
 
 /** The statuses a caller can wait for. */
@@ -26,7 +27,7 @@ export interface WaitOptions {
 export class StatusWaiters {
   readonly #waiting = new Map<string, Set<Waiter>>();
   /** The latest update of recently settled messages, so a late wait still resolves. */
-  readonly #recent = new Map<string, StatusUpdate>();
+  readonly #recent = new FifoMap<string, StatusUpdate>();
   #closed: Error | undefined;
 
   wait(id: string, target: AwaitableStatus, options: WaitOptions = {}): Promise<StatusUpdate> {
@@ -70,10 +71,11 @@ export class StatusWaiters {
   }
 
   update(update: StatusUpdate): void {
-    this.#recent.delete(update.id);
     this.#recent.set(update.id, update);
-    if (this.#recent.size > 10_000) this.#recent.delete(this.#recent.keys().next().value as string);
-    for (const waiter of [...(this.#waiting.get(update.id) ?? [])]) {
+    if (this.#recent.size > 10_000) this.#recent.shift();
+    const waiters = this.#waiting.get(update.id);
+    if (waiters === undefined) return;
+    for (const waiter of [...waiters]) {
       const outcome = settle(update, waiter.target);
       if (outcome instanceof Error) waiter.reject(outcome);
       else if (outcome) waiter.resolve(update);

@@ -23,8 +23,9 @@ class Snapshot<TContext> implements LeanSnapshot<TContext> {
 
   /** Like XState's `matches` for a state given by its dotted path (`'inFlight'`, `'inFlight.sending'`). */
   matches(value: string): boolean {
-    const want = value.split('.');
-    return want.every((key, i) => this.state.path[i] === key);
+    const path = this.state.path;
+    if (!value.includes('.')) return path[0] === value;
+    return value.split('.').every((key, i) => path[i] === key);
   }
 }
 

@@ -3,6 +3,7 @@ import { atomicWriteFile } from '../../fs/atomicWriteFile.js';
 import { JsonlWriter } from '../../fs/JsonlWriter.js';
 import { readJsonl } from '../../fs/readJsonl.js';
 import type { WarningListener } from '../../fs/StorageWarning.js';
+import { FifoMap } from '../../util/FifoMap.js';
 import type { AcceptedMessage } from './InboxStore.js';
 
 /** A line of `dedupe.jsonl`. */
@@ -33,7 +34,7 @@ export class DedupeIndex {
   readonly #windowMs: number;
   readonly #maxEntries: number;
   readonly #now: () => number;
-  readonly #map = new Map<string, Remembered>();
+  readonly #map = new FifoMap<string, Remembered>();
   #writer: JsonlWriter | undefined;
 
   constructor(path: string, options: { windowMs: number; maxEntries: number; now?: () => number }) {
@@ -76,7 +77,6 @@ export class DedupeIndex {
     const expires = Date.parse(accepted.at) + this.#windowMs;
     if (!(expires > this.#now())) return;
     const k = key(from, id);
-    this.#map.delete(k);
     this.#map.set(k, { to: accepted.to, seq: accepted.seq, at: accepted.at, digest: accepted.digest, expires });
     this.#evict();
   }
@@ -97,15 +97,15 @@ export class DedupeIndex {
 
   #evict(): void {
     const now = this.#now();
-    for (const [k, v] of this.#map) {
-      if (this.#map.size <= this.#maxEntries && v.expires > now) break;
-      this.#map.delete(k);
+    for (let oldest = this.#map.oldest(); oldest; oldest = this.#map.oldest()) {
+      if (this.#map.size <= this.#maxEntries && oldest[1].expires > now) break;
+      this.#map.shift();
     }
   }
 
   #records(): DedupeRecord[] {
     const out: DedupeRecord[] = [];
-    for (const [k, v] of this.#map) {
+    for (const [k, v] of this.#map.entries()) {
       const [from, id] = k.split('\n') as [string, string];
       out.push({ from, id, to: v.to, seq: v.seq, at: v.at, digest: v.digest });
     }
