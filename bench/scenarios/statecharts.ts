@@ -29,7 +29,17 @@ export function statechartCost(inflight: number, count: number, inspected = fals
     a.send({ type: 'SENT' });
     parked.push(a);
   }
+  // Untimed first pass: the parked lifecycles, just created, are promoted out of the young
+  // generation by the collections it triggers, so the timed pass sees the steady state.
+  run(count, inspected);
   const t0 = performance.now();
+  run(count, inspected);
+  const usPerMessage = ((performance.now() - t0) * 1000) / count;
+  for (const a of parked) a.stop();
+  return { inflight, usPerMessage };
+}
+
+function run(count: number, inspected: boolean): void {
   for (let i = 0; i < count; i++) {
     const a = lifecycle(i, inspected);
     a.start();
@@ -38,7 +48,4 @@ export function statechartCost(inflight: number, count: number, inspected = fals
     a.send({ type: 'ACK', seq: i + 1, at: '2026-01-01T00:00:00.000Z' });
     a.send({ type: 'RECEIPT', at: '2026-01-01T00:00:01.000Z' });
   }
-  const usPerMessage = ((performance.now() - t0) * 1000) / count;
-  for (const a of parked) a.stop();
-  return { inflight, usPerMessage };
 }

@@ -218,9 +218,13 @@ export class Outbox {
 
   /**
    * Writes the sends of one microtask as a batch: every outbox entry in one
-   * append (each with its conversation file's length before the batch), then
-   * each conversation's `message` lines in one append. A send is queued (and
-   * its promise resolved) only once both are durable.
+   * append (each with its conversation file's length before the batch). Once
+   * that is durable the messages are queued, and may go out, while each
+   * conversation's `message` lines are appended (a crash before those are
+   * durable is repaired on start, from the outbox entries). A send resolves
+   * once both are durable; a failed history append is reported as an error
+   * but the send still resolves: the message is durable in the outbox and
+   * will be sent, so a caller must not send it again.
    */
   async #writeSends(): Promise<void> {
     const groups = this.#sendBatch;
@@ -240,18 +244,21 @@ export class Outbox {
       for (const group of groups.values()) this.#settleGroup(group, err);
       return;
     }
-    await Promise.all(
-      [...groups].map(([conversationId, group]) =>
-        conversations.append(conversationId, group.items.map((i) => i.record)).then(
-          () => {
-            for (const { entry, ordinal } of group.items) this.#link({ entry, ordinal, inflight: false, prev: undefined, next: undefined });
-            this.#report();
-            this.#settleGroup(group);
-          },
-          (err: unknown) => this.#settleGroup(group, err),
-        ),
+    // Appended before the messages can be sent, so each line precedes its status lines in the file.
+    const lines = [...groups].map(([conversationId, group]) =>
+      conversations.append(conversationId, group.items.map((i) => i.record)).then(
+        () => this.#settleGroup(group),
+        (err: unknown) => {
+          this.#o.onError(err);
+          this.#settleGroup(group);
+        },
       ),
     );
+    for (const group of groups.values()) {
+      for (const { entry, ordinal } of group.items) this.#link({ entry, ordinal, inflight: false, prev: undefined, next: undefined });
+    }
+    this.#report();
+    await Promise.all(lines);
   }
 
   #settleGroup(group: SendGroup, err?: unknown): void {
@@ -612,10 +619,11 @@ export class Outbox {
 
   /**
    * Writes the status lines of one microtask as a batch: one append per
-   * conversation; once a line is durable its message leaves the outbox
-   * journal (one append for the batch: a crash before that only resends it),
-   * and then its update is reported. Batches write concurrently but report in
+   * conversation; once a line is durable its update is reported and its
+   * message leaves the outbox journal (one append for the batch: a crash
+   * before that only resends it). Batches write concurrently but report in
    * order, so a message's `acked` is always reported before its `delivered`.
+   * `#writes` settles once both are done.
    */
   #writeStatuses(): void {
     const batch = this.#statusBatch;
@@ -630,6 +638,7 @@ export class Outbox {
       else byConversation.set(item.update.conversationId, [item]);
     }
     const durable: StatusItem[] = [];
+    // Never rejects: a failed append is reported, and its messages stay in the outbox.
     const written = Promise.all(
       [...byConversation].map(([conversationId, items]) =>
         conversations.append(conversationId, items.map((i) => i.record)).then(
@@ -637,7 +646,8 @@ export class Outbox {
           (err: unknown) => this.#o.onError(err),
         ),
       ),
-    ).then(async () => {
+    );
+    const left = written.then(async () => {
       // Only once its status line is durable may a message leave the outbox: a crash in between resends it.
       const done = new Map<'acked' | 'failed' | 'cancelled', string[]>();
       for (const { update } of durable) {
@@ -648,15 +658,16 @@ export class Outbox {
         else done.set(as, [update.id]);
       }
       await Promise.all([...done].map(([as, ids]) => outbox.done(ids, as)));
-    });
-    const report = Promise.all([this.#lastReport, written]).then(
-      () => {
+    }).catch((err: unknown) => this.#o.onError(err));
+    // Reported once the status line is durable, in batch order; leaving the outbox journal is
+    // bookkeeping that need not delay it (a crash before it only resends, and the server dedupes).
+    const report = Promise.all([this.#lastReport, written])
+      .then(() => {
         for (const { update } of durable) this.#o.onStatus(update);
-      },
-      (err: unknown) => this.#o.onError(err),
-    );
+      })
+      .catch((err: unknown) => this.#o.onError(err));
     this.#lastReport = report;
-    void report.then(() => {
+    void Promise.all([report, left]).then(() => {
       for (const { update } of batch) if (this.#writes.get(update.id) === batchDone.promise) this.#writes.delete(update.id);
       batchDone.resolve();
     });
