@@ -8,6 +8,7 @@ import { Inbox } from '../core/messages/Inbox.js';
 import { createMessageId } from '../core/messages/messageId.js';
 import { Outbox, type StatusUpdate } from '../core/messages/Outbox.js';
 import { PendingQueue, type PendingMessage } from '../core/messages/PendingQueue.js';
+import { FifoMap } from '../util/FifoMap.js';
 import { StatusWaiters, type AwaitableStatus, type WaitOptions } from '../core/messages/StatusWaiters.js';
 import type { Contact, MessageRecord, OutboxEntry } from '../core/storage/records.js';
 import { WorkspaceStorage } from '../core/storage/WorkspaceStorage.js';
@@ -54,6 +55,8 @@ export class IMClient {
   readonly #events: Emitter<IMClientEvents>;
   readonly #waiters = new StatusWaiters();
   readonly #streams = new Set<MessageStream>();
+  /** Direct conversation ids of recent contacts: one string shared by every queued message to them. */
+  readonly #directIds = new FifoMap<string, string>();
   #parts: Promise<Parts> | undefined;
   /** The same parts once assembled, for synchronous getters. */
   #opened: Parts | undefined;
@@ -435,7 +438,12 @@ export class IMClient {
   }
 
   #conversationFor(to: string, conversationId: string | undefined): string {
-    const direct = directConversationId(this.agentId, to);
+    let direct = this.#directIds.get(to);
+    if (direct === undefined) {
+      direct = directConversationId(this.agentId, to);
+      this.#directIds.set(to, direct);
+      if (this.#directIds.size > 1024) this.#directIds.shift();
+    }
     if (conversationId === undefined) return direct;
     assertId('conversationId', conversationId);
     if (conversationId.includes('+') && conversationId !== direct) {
