@@ -219,10 +219,16 @@ function sameOrConflict(first: { frame: AckFrame | NackFrame; digest: string }, 
   return first.digest === digest ? first.frame : conflict(id);
 }
 
-/** Digest of what makes a message the same message: recipient, conversation and content. */
-function contentDigest(to: string, conversationId: string, frame: SendFrame): string {
-  return createHash('sha256')
-    .update(stableStringify({ to, conversationId, text: frame.text, replyTo: frame.replyTo ?? null, meta: frame.meta ?? null }))
-    .digest('base64url')
-    .slice(0, 22);
+/**
+ * Digest of what makes a message the same message: recipient, conversation
+ * and content. Hashes the stable (sorted-key) JSON of
+ * `{ to, conversationId, text, replyTo, meta }`, written out by hand in that
+ * sorted order: the same bytes as `stableStringify` of the object (digests
+ * are stored, so they must not change), at a fraction of the cost.
+ */
+export function contentDigest(to: string, conversationId: string, frame: Pick<SendFrame, 'text' | 'replyTo' | 'meta'>): string {
+  const canonical =
+    `{"conversationId":${JSON.stringify(conversationId)},"meta":${frame.meta === undefined ? 'null' : stableStringify(frame.meta)}` +
+    `,"replyTo":${frame.replyTo === undefined ? 'null' : JSON.stringify(frame.replyTo)},"text":${JSON.stringify(frame.text)},"to":${JSON.stringify(to)}}`;
+  return createHash('sha256').update(canonical).digest('base64url').slice(0, 22);
 }

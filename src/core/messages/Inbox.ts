@@ -65,6 +65,8 @@ export class Inbox {
   /** Highest sequence durably stored (the cursor). */
   #stored = 0;
   #buffer: Arrival[] = [];
+  /** Frames arrived this turn, told to the inbox machine as one DELIVERED event. */
+  #arrived = 0;
   #toPublish: IMMessage[] = [];
   /** The session deliveries are acknowledged on, and the highest sequence it delivered. */
   #session = { generation: -1, deliveredUpTo: 0, ackedUpTo: 0 };
@@ -135,7 +137,7 @@ export class Inbox {
 
   /** Resolves once no batch is being written (one that failed waits in `retrying` and is not waited for). */
   async idle(): Promise<void> {
-    while (this.#machine.getSnapshot().matches('writing')) {
+    while (this.#arrived > 0 || this.#machine.getSnapshot().matches('writing')) {
       await new Promise((r) => setTimeout(r, 5));
       if (this.#machine.getSnapshot().status !== 'active') return;
     }
@@ -150,7 +152,15 @@ export class Inbox {
       this.#session.deliveredUpTo = arrival.frame.seq;
     }
     this.#buffer.push(arrival);
-    this.#machine.send({ type: 'DELIVERED', count: 1 });
+    // One event for every frame of this turn (a batch of frames arrives in one WebSocket message).
+    this.#arrived++;
+    if (this.#arrived === 1) {
+      queueMicrotask(() => {
+        const count = this.#arrived;
+        this.#arrived = 0;
+        if (this.#machine.getSnapshot().status === 'active') this.#machine.send({ type: 'DELIVERED', count });
+      });
+    }
   }
 
   /**

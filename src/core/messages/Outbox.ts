@@ -602,7 +602,7 @@ export class Outbox {
    * it is reported, `#writes` holds the promise callers wait on.
    */
   #persistStatus(context: MessageContext, status: StatusUpdate['status']): void {
-    const at = new Date().toISOString();
+    const at = isoNow();
     const record: StatusRecord = { type: 'status', id: context.id, status, at };
     const update: StatusUpdate = { id: context.id, conversationId: context.conversationId, status, at };
     if (context.seq !== null) record.seq = update.seq = context.seq;
@@ -674,6 +674,18 @@ export class Outbox {
       batchDone.resolve();
     });
   }
+}
+
+let lastMs = 0;
+let lastIso = '';
+/** The time as an ISO string, formatted once per millisecond (a burst of statuses shares it). */
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
 }
 
 /** The public status of a lifecycle state. */

@@ -162,7 +162,8 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
   /** Runs a microstep's actions in order; assigns change the context the following actions see. */
   #run(steps: readonly Step[], target: CompiledState, context: TContext, event: AnyEventObject, deferred?: Array<() => void>): Snapshot<TContext> {
     let ctx = context;
-    const effect = (fn: () => void) => (deferred ? deferred.push(fn) : fn());
+    // Side effects run now, or (for the initial state) once the actor starts.
+    const effect = deferred ? (fn: () => void) => void deferred.push(fn) : undefined;
     for (const step of steps) {
       switch (step.kind) {
         case 'assign': {
@@ -187,20 +188,26 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
           if (!exec) break;
           const args: StepArgs = { context: ctx, event, self: this };
           const params = resolveParams(step.params, ctx, event);
-          effect(() => exec(args, params));
+          if (effect) effect(() => exec(args, params));
+          else exec(args, params);
           break;
         }
         case 'schedule': {
           const delay = this.#delay(step.delay, ctx, event);
-          effect(() => this.#schedule(step.id, step.event, delay));
+          if (effect) effect(() => this.#schedule(step.id, step.event, delay));
+          else this.#schedule(step.id, step.event, delay);
           break;
         }
         case 'cancel':
-          effect(() => this.#cancel(step.id));
+          if (effect) effect(() => this.#cancel(step.id));
+          else this.#cancel(step.id);
           break;
       }
     }
-    if (target.final) effect(() => this.#cancelAll());
+    if (target.final) {
+      if (effect) effect(() => this.#cancelAll());
+      else this.#cancelAll();
+    }
     return new Snapshot(target, ctx, target.final ? 'done' : 'active');
   }
 
