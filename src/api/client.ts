@@ -310,6 +310,8 @@ export class IMClient {
     const limit = options.limit ?? 50;
     if (!Number.isSafeInteger(limit) || limit < 1) throw new InvalidOptionError('limit', 'expected a positive integer');
     if (options.before !== undefined) assertId('messageId', options.before);
+    // Statuses already reported (an early ack) are in the file before it is read.
+    await outbox.statusLinesWritten();
     const page = await storage.conversations.history(conversationId, { limit, before: options.before });
     for (const m of page.messages) {
       // The file knows durable statuses; the live lifecycle knows a message is on the wire.
@@ -500,6 +502,8 @@ export class IMClient {
           this.#waiters.update(update);
           this.#events.emit('status', update);
         },
+        // `waitFor: 'acked'` means the server stored it: no need to wait for the local status line too.
+        onAcked: (update) => this.#waiters.update(update),
         onError: fail,
       });
       const inbox = await Inbox.open({

@@ -45,6 +45,22 @@ describe('IMClient messaging', () => {
     expect(await a.listContacts()).toHaveLength(1);
   });
 
+  it("resolves waitFor 'acked' on the server's ack, and history already says acked", async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    const b = await makeClient(server.url, 'agent_002');
+    await Promise.all([a.connect(), b.connect()]);
+    const statuses: string[] = [];
+    a.on('status', (u) => statuses.push(u.status));
+    const sent = await a.sendMessage({ to: 'agent_002', text: 'ack me', waitFor: 'acked', timeoutMs: 5000 });
+    expect(sent).toMatchObject({ status: 'acked', seq: expect.any(Number), serverAt: expect.any(String) });
+    // The local acked line may still be on its way to disk; a history read waits for it.
+    const [inHistory] = await a.getConversationHistory({ contactId: 'agent_002', limit: 1 });
+    expect(inHistory).toMatchObject({ id: sent.id, seq: sent.seq, serverAt: sent.serverAt });
+    expect(['acked', 'delivered']).toContain(inHistory!.status);
+    await eventually(() => statuses.includes('acked'));
+  });
+
   it('queues messages sent while offline and delivers them all, in order, once connected', async () => {
     const server = await startServer();
     const a = await makeClient(server.url, 'agent_001');

@@ -42,6 +42,12 @@ export interface OutboxOptions {
   clock?: Clock | undefined;
   /** Called once a status change is on disk. */
   onStatus: (update: StatusUpdate) => void;
+  /**
+   * Called as soon as the server's ack arrives, before the `acked` line is
+   * durable locally (the server has stored the message; a crash before the
+   * line is written only resends it, and the server answers with the same ack).
+   */
+  onAcked?: (update: StatusUpdate) => void;
   /** Called when a status could not be written. */
   onError: (err: unknown) => void;
   /** Acked messages whose lifecycle actor stays alive awaiting the receipt; older ones are restored on demand. */
@@ -111,6 +117,8 @@ export class Outbox {
   #statusBatchDone: { promise: Promise<void>; resolve: () => void } | undefined;
   /** Resolves once every status batch so far is reported: batches report in order. */
   #lastReport: Promise<void> = Promise.resolve();
+  /** Resolves once the status lines of every batch so far are written (or failed). */
+  #lastWritten: Promise<unknown> = Promise.resolve();
   /** Ids waiting for a slot, by send order. */
   readonly #queue = new MinHeap<string>();
   /** Live lifecycle actors: in flight, or resting in `acked` awaiting a receipt. */
@@ -382,6 +390,15 @@ export class Outbox {
     this.#machine.stop();
   }
 
+  /**
+   * Resolves once every status line made so far is durable (or failed), so a
+   * history read after `waitFor: 'acked'` finds the `acked` line.
+   */
+  async statusLinesWritten(): Promise<void> {
+    if (this.#statusBatchDone) await this.#statusBatchDone.promise;
+    await this.#lastWritten;
+  }
+
   /** Resolves when every status write started so far is durable. */
   async settled(): Promise<void> {
     while (this.#writes.size > 0) await Promise.all(this.#writes.values());
@@ -617,6 +634,7 @@ export class Outbox {
     }
     this.#statusBatch.push({ record, update });
     this.#writes.set(context.id, this.#statusBatchDone.promise);
+    if (status === 'acked') this.#o.onAcked?.(update);
   }
 
   /**
@@ -649,6 +667,7 @@ export class Outbox {
         ),
       ),
     );
+    this.#lastWritten = Promise.all([this.#lastWritten, written]);
     const left = written.then(async () => {
       // Only once its status line is durable may a message leave the outbox: a crash in between resends it.
       const done = new Map<'acked' | 'failed' | 'cancelled', string[]>();
