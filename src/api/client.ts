@@ -539,6 +539,7 @@ export class IMClient {
           onDeliver: (frame, generation) => inbox.onDeliver(frame, generation),
           onReceipt: (frame, generation) => inbox.onReceipt(frame, generation),
           onProtocolError: (message) => warn('protocol', message),
+          onMessageEnd: () => inbox.endOfMessage(),
         },
         backoff: o.backoff,
         stableAfterMs: o.stableAfterMs,

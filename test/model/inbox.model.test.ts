@@ -5,7 +5,7 @@ import { SimulatedClock, type AnyEventObject } from 'xstate';
 import { inboxMachine } from '../../machines/inbox.js';
 import { IMClient } from '../../src/api/client.js';
 import { CursorFile, MessageRecord } from '../../src/core/storage/records.js';
-import { JsonFile } from '../../src/fs/JsonFile.js';
+import { LoggedJsonFile } from '../../src/fs/LoggedJsonFile.js';
 import { readJsonl } from '../../src/fs/readJsonl.js';
 import { FaultProxy } from '../../src/testing/FaultProxy.js';
 import { startTestServer, type TestServer } from '../../src/testing/startTestServer.js';
@@ -24,6 +24,7 @@ interface World {
   sent: number;
   conversationFile: string;
   cursorFile: string;
+  cursorLog: string;
   close(): Promise<void>;
 }
 
@@ -86,6 +87,7 @@ modelTest<World>({
           sent: 0,
           conversationFile: join(root, 'conversations', 'peer+receiver.jsonl'),
           cursorFile: join(root, 'cursor.json'),
+          cursorLog: join(root, 'cursor.log.jsonl'),
           async close() {
             await receiver.close();
             await peer.close();
@@ -123,17 +125,17 @@ modelTest<World>({
   },
   ignore: (entry) => entry.label === 'writing --DELIVERED--> writing' || entry.label === 'retrying --DELIVERED--> retrying',
   async verify(world, expected) {
-    const cursor = await new JsonFile(world.cursorFile, CursorFile).read();
+    const cursor = await LoggedJsonFile.read(world.cursorFile, world.cursorLog, CursorFile);
     if (expected.value === 'retrying') {
       // Nothing is acknowledged past a batch that could not be written.
       expect(cursor?.ackedUpTo ?? 0).toBeLessThan(world.sent);
       return;
     }
     if (expected.value !== 'idle') return;
-    await eventually(async () => (await new JsonFile(world.cursorFile, CursorFile).read())?.ackedUpTo === world.sent, 3000, 'the cursor to cover every delivery');
+    await eventually(async () => (await LoggedJsonFile.read(world.cursorFile, world.cursorLog, CursorFile))?.ackedUpTo === world.sent, 3000, 'the cursor to cover every delivery');
     const texts: string[] = [];
     for await (const { value } of readJsonl(world.conversationFile, MessageRecord)) texts.push(value.text);
     expect(texts).toEqual(Array.from({ length: world.sent }, (_, k) => `m${k}`));
-    expect((await new JsonFile(world.cursorFile, CursorFile).read())?.inflight).toBeUndefined();
+    expect((await LoggedJsonFile.read(world.cursorFile, world.cursorLog, CursorFile))?.inflight).toBeUndefined();
   },
 });

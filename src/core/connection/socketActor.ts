@@ -16,6 +16,8 @@ export interface FrameHandlers {
   onReceipt(frame: ReceiptFrame, generation: number): void;
   /** A frame from the server that breaks the protocol. */
   onProtocolError(message: string): void;
+  /** Every frame of one WebSocket message (one frame or a batch) was handed over. */
+  onMessageEnd?(): void;
 }
 
 /** What the socket actor needs. */
@@ -65,10 +67,14 @@ export function createSocketActor(deps: SocketDeps) {
       if (stopped) return;
       if (isBinary) return deps.handlers.onProtocolError('the server sent a binary frame');
       // One frame or a batch of them, in order.
-      for (const decoded of decodeServerMessage(data.toString())) {
-        if (stopped) return;
-        if (decoded.ok) onFrame(decoded.frame);
-        else deps.handlers.onProtocolError(`the server sent a bad frame: ${decoded.message}`);
+      try {
+        for (const decoded of decodeServerMessage(data.toString())) {
+          if (stopped) return;
+          if (decoded.ok) onFrame(decoded.frame);
+          else deps.handlers.onProtocolError(`the server sent a bad frame: ${decoded.message}`);
+        }
+      } finally {
+        deps.handlers.onMessageEnd?.();
       }
     });
     ws.on('close', (code, reason) => {

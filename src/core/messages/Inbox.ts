@@ -65,7 +65,7 @@ export class Inbox {
   /** Highest sequence durably stored (the cursor). */
   #stored = 0;
   #buffer: Arrival[] = [];
-  /** Frames arrived this turn, told to the inbox machine as one DELIVERED event. */
+  /** Frames of the WebSocket message being read, told to the inbox machine as one DELIVERED event. */
   #arrived = 0;
   #toPublish: IMMessage[] = [];
   /** The session deliveries are acknowledged on, and the highest sequence it delivered. */
@@ -152,15 +152,19 @@ export class Inbox {
       this.#session.deliveredUpTo = arrival.frame.seq;
     }
     this.#buffer.push(arrival);
-    // One event for every frame of this turn (a batch of frames arrives in one WebSocket message).
     this.#arrived++;
-    if (this.#arrived === 1) {
-      queueMicrotask(() => {
-        const count = this.#arrived;
-        this.#arrived = 0;
-        if (this.#machine.getSnapshot().status === 'active') this.#machine.send({ type: 'DELIVERED', count });
-      });
-    }
+  }
+
+  /**
+   * Tells the inbox machine about the frames of one WebSocket message as one
+   * DELIVERED event (a batch of a thousand deliveries is one transition, not
+   * a thousand). Called once the message's frames were all handed over.
+   */
+  endOfMessage(): void {
+    const count = this.#arrived;
+    if (count === 0) return;
+    this.#arrived = 0;
+    if (this.#machine.getSnapshot().status === 'active') this.#machine.send({ type: 'DELIVERED', count });
   }
 
   /**

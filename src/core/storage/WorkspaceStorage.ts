@@ -3,6 +3,7 @@ import { IMClientError, storageIoError } from '../../errors.js';
 import { removeStaleTempFiles } from '../../fs/atomicWriteFile.js';
 import { FileLock } from '../../fs/FileLock.js';
 import { JsonFile } from '../../fs/JsonFile.js';
+import { LoggedJsonFile } from '../../fs/LoggedJsonFile.js';
 import type { WarningListener } from '../../fs/StorageWarning.js';
 import { assertId } from '../../protocol/ids.js';
 import { ContactsStore } from './ContactsStore.js';
@@ -44,7 +45,7 @@ export class WorkspaceStorage {
   readonly conversations: ConversationStore;
   readonly outbox: OutboxJournal;
   readonly pending: PendingQueueStore;
-  readonly cursor: JsonFile<typeof CursorFile>;
+  readonly cursor: LoggedJsonFile<typeof CursorFile>;
   readonly #lock: FileLock;
   #closed = false;
 
@@ -56,7 +57,7 @@ export class WorkspaceStorage {
     conversations: ConversationStore;
     outbox: OutboxJournal;
     pending: PendingQueueStore;
-    cursor: JsonFile<typeof CursorFile>;
+    cursor: LoggedJsonFile<typeof CursorFile>;
     lock: FileLock;
   }) {
     this.paths = parts.paths;
@@ -88,6 +89,7 @@ export class WorkspaceStorage {
     const lock = await FileLock.acquire(paths.lock, options.agentId);
     let outbox: OutboxJournal | undefined;
     let pending: PendingQueueStore | undefined;
+    let cursor: LoggedJsonFile<typeof CursorFile> | undefined;
     try {
       await removeStaleTempFiles(paths.root);
       await removeStaleTempFiles(paths.queue);
@@ -95,14 +97,14 @@ export class WorkspaceStorage {
       const contacts = await ContactsStore.open(paths.contacts);
       outbox = await OutboxJournal.open(paths.outbox, options.onWarning);
       pending = await PendingQueueStore.open(paths.pending, paths.pendingLog, options.onWarning);
-      const cursor = new JsonFile(paths.cursor, CursorFile);
-      // Validate now: a corrupt cursor must stop the client before it acks anything.
-      await cursor.read();
+      // Opening validates it: a corrupt cursor must stop the client before it acks anything.
+      cursor = await LoggedJsonFile.open(paths.cursor, paths.cursorLog, CursorFile, { onWarning: options.onWarning });
       const conversations = new ConversationStore(paths, { onWarning: options.onWarning });
       return new WorkspaceStorage({ paths, agentId: options.agentId, config, contacts, conversations, outbox, pending, cursor, lock });
     } catch (err) {
       await outbox?.close().catch(() => {});
       await pending?.close().catch(() => {});
+      await cursor?.close().catch(() => {});
       await lock.release();
       throw err;
     }
@@ -117,7 +119,7 @@ export class WorkspaceStorage {
     if (this.#closed) return;
     this.#closed = true;
     try {
-      await Promise.all([this.conversations.close(), this.outbox.close(), this.pending.close()]);
+      await Promise.all([this.conversations.close(), this.outbox.close(), this.pending.close(), this.cursor.close()]);
     } finally {
       await this.#lock.release();
     }

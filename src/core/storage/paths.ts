@@ -21,6 +21,8 @@ export class WorkspacePaths {
   readonly pendingLog: string;
   readonly outbox: string;
   readonly cursor: string;
+  /** Changes to the cursor since `cursor.json` was last written (see LoggedJsonFile). */
+  readonly cursorLog: string;
   readonly lock: string;
   /** The flight record (only with the client's `flightRecorder` option). */
   readonly flight: string;
@@ -36,6 +38,7 @@ export class WorkspacePaths {
     this.pendingLog = join(this.queue, 'pending.log.jsonl');
     this.outbox = join(this.root, 'outbox.jsonl');
     this.cursor = join(this.root, 'cursor.json');
+    this.cursorLog = join(this.root, 'cursor.log.jsonl');
     this.lock = join(this.root, 'client.lock');
     this.flight = join(this.root, 'flight.jsonl');
   }
