@@ -494,6 +494,7 @@ export class IMClient {
         agentId: o.agentId,
         link,
         window: o.window,
+        maxQueuedInMemory: o.maxQueuedInMemory,
         ackTimeoutMs: o.ackTimeoutMs,
         maxAttempts: o.maxAttempts,
         inspect,

@@ -52,6 +52,13 @@ export interface OutboxOptions {
   onError: (err: unknown) => void;
   /** Acked messages whose lifecycle actor stays alive awaiting the receipt; older ones are restored on demand. */
   maxRestingActors?: number;
+  /**
+   * Most queued messages kept in memory. Beyond it, new messages wait in
+   * `outbox.jsonl` only (their ids in memory) and are read back, in order,
+   * as the queue drains below half of it.
+   * @default 10000
+   */
+  maxQueuedInMemory?: number;
 }
 
 /** The sends of one conversation in a batch: one promise for all of them. */
@@ -128,6 +135,14 @@ export class Outbox {
   /** The last durable write of each message's status, for callers that must wait for it. */
   readonly #writes = new Map<string, Promise<void>>();
   #ordinal = 0;
+  readonly #maxLoaded: number;
+  /** Queued messages whose entries are only in the journal (spilled), by id: their send order. */
+  readonly #spilled = new Map<string, number>();
+  /** Journal offset at or before the first spilled line. */
+  #spillFrom = 0;
+  /** The lowest offset spilled while a read-back was under way (it must not skip past it). */
+  #spillLow: number | undefined;
+  #loading: Promise<void> | undefined;
   /** Exact counts, reported to the outbox machine whenever they change. */
   #queued = 0;
   #inflight = 0;
@@ -140,6 +155,7 @@ export class Outbox {
   constructor(options: OutboxOptions) {
     this.#o = options;
     this.#clock = options.clock ?? REAL_TIME;
+    this.#maxLoaded = options.maxQueuedInMemory ?? 10_000;
     this.#logic = messageMachine.provide({
       actions: {
         transmit: ({ context, self }) => this.#transmit(context, self),
@@ -171,7 +187,7 @@ export class Outbox {
 
   /** Messages not yet acked (queued or in flight). */
   get size(): number {
-    return this.#slots.size;
+    return this.#slots.size + this.#spilled.size;
   }
 
   /**
@@ -182,7 +198,15 @@ export class Outbox {
   async start(): Promise<void> {
     await this.#repairHistory();
     this.#machine.start();
-    for (const entry of this.#o.storage.outbox.entries()) this.#addSlot(entry);
+    const spill: string[] = [];
+    for (const entry of this.#o.storage.outbox.entries()) {
+      if (this.#queued < this.#maxLoaded) this.#addSlot(entry);
+      else {
+        this.#spilled.set(entry.id, ++this.#ordinal);
+        spill.push(entry.id);
+      }
+    }
+    this.#o.storage.outbox.spill(spill);
     this.#report();
     // Expired messages must fail even while offline, when nothing dispatches them.
     this.#scheduleSweep();
@@ -221,7 +245,7 @@ export class Outbox {
 
   /** Whether a message with this id is in the outbox, on its way in, or has a status on its way to disk. */
   knows(id: string): boolean {
-    return this.#slots.has(id) || this.#enqueuing.has(id) || this.#actors.has(id) || this.#writes.has(id);
+    return this.#slots.has(id) || this.#spilled.has(id) || this.#enqueuing.has(id) || this.#actors.has(id) || this.#writes.has(id);
   }
 
   /**
@@ -238,6 +262,7 @@ export class Outbox {
     const groups = this.#sendBatch;
     this.#sendBatch = new Map();
     const { conversations, outbox } = this.#o.storage;
+    let at: number;
     try {
       const entries: OutboxEntry[] = [];
       for (const [conversationId, group] of groups) {
@@ -249,7 +274,7 @@ export class Outbox {
           entries.push(item.entry);
         }
       }
-      await outbox.put(entries);
+      at = await outbox.put(entries);
     } catch (err) {
       for (const group of groups.values()) this.#settleGroup(group, err);
       return;
@@ -264,9 +289,21 @@ export class Outbox {
         },
       ),
     );
+    const spill: string[] = [];
     for (const group of groups.values()) {
-      for (const { entry, ordinal } of group.items) this.#link({ entry, ordinal, inflight: false, prev: undefined, next: undefined });
+      for (const { entry, ordinal } of group.items) {
+        // Once anything is spilled, later messages are too: they are read back in order.
+        if (this.#spilled.size === 0 && this.#queued < this.#maxLoaded) {
+          this.#link({ entry, ordinal, inflight: false, prev: undefined, next: undefined });
+          continue;
+        }
+        if (this.#spilled.size === 0) this.#spillFrom = at;
+        if (this.#loading) this.#spillLow = Math.min(this.#spillLow ?? at, at);
+        this.#spilled.set(entry.id, ordinal);
+        spill.push(entry.id);
+      }
     }
+    outbox.spill(spill);
     this.#report();
     await Promise.all(lines);
   }
@@ -278,7 +315,7 @@ export class Outbox {
   }
 
   has(id: string): boolean {
-    return this.#slots.has(id);
+    return this.#slots.has(id) || this.#spilled.has(id);
   }
 
   /** Writes the missing `message` lines of outbox entries (a crash between the two writes of `enqueue`). */
@@ -323,7 +360,7 @@ export class Outbox {
   stateOf(id: string): OutgoingStatus | undefined {
     const actor = this.#actors.get(id);
     if (actor) return publicStatus(actor.getSnapshot().value);
-    return this.#slots.has(id) ? 'queued' : undefined;
+    return this.#slots.has(id) || this.#spilled.has(id) ? 'queued' : undefined;
   }
 
   online(): void {
@@ -336,6 +373,7 @@ export class Outbox {
 
   /** Cancels a message still waiting for a slot; resolves to whether it was cancelled (durably). */
   async cancel(id: string): Promise<boolean> {
+    if (this.#spilled.has(id)) await this.#readBack(1, new Set([id]));
     const slot = this.#slots.get(id);
     const existing = this.#actors.get(id);
     if (!slot || slot.inflight || (existing && existing.getSnapshot().value !== 'queued')) return false;
@@ -462,6 +500,8 @@ export class Outbox {
     queueMicrotask(() => {
       this.#reportScheduled = false;
       if (this.#stopped) return;
+      // Whatever emptied the queue in memory (sends, cancels, expiries), spilled messages refill it.
+      this.#loadIfLow();
       if (this.#reported.queued === this.#queued && this.#reported.inflight === this.#inflight) return;
       this.#reported = { queued: this.#queued, inflight: this.#inflight };
       this.#machine.send({ type: 'QUEUE_CHANGED', queued: this.#queued, inflight: this.#inflight });
@@ -489,6 +529,42 @@ export class Outbox {
       actor.send({ type: 'DISPATCH' });
     }
     this.#report();
+    this.#loadIfLow();
+  }
+
+  /** Starts reading spilled messages back once fewer than half of `maxQueuedInMemory` wait in memory. */
+  #loadIfLow(): void {
+    if (this.#loading || this.#stopped || this.#spilled.size === 0 || this.#queued > this.#maxLoaded / 2) return;
+    this.#loading = this.#readBack(this.#maxLoaded - this.#queued).then(
+      (count) => {
+        this.#loading = undefined;
+        // Nothing found means the journal lost them (a damaged file): they are retried on the next start.
+        if (count > 0) this.#loadIfLow();
+        else this.#o.onError(new Error(`${this.#spilled.size} queued messages were not found in outbox.jsonl; they are retried when the client starts again`));
+      },
+      (err: unknown) => {
+        this.#loading = undefined;
+        this.#o.onError(err);
+      },
+    );
+  }
+
+  /** Reads up to `limit` spilled messages (or only those in `only`) back into the queue. */
+  async #readBack(limit: number, only?: ReadonlySet<string>): Promise<number> {
+    if (!only) this.#spillLow = undefined;
+    const { entries, next } = await this.#o.storage.outbox.readSpilled(this.#spillFrom, limit, only);
+    for (const entry of entries) {
+      const ordinal = this.#spilled.get(entry.id);
+      if (ordinal === undefined) continue;
+      this.#spilled.delete(entry.id);
+      this.#link({ entry, ordinal, inflight: false, prev: undefined, next: undefined });
+    }
+    if (!only) {
+      this.#spillFrom = Math.min(next, this.#spillLow ?? next);
+      this.#spillLow = undefined;
+    }
+    this.#report();
+    return entries.length;
   }
 
   #spawn(slot: Slot): MessageActor {
@@ -584,7 +660,7 @@ export class Outbox {
   /** Keeps an acked actor for its receipt, evicting the oldest resting one beyond the cap. */
   #rest(id: string, actor: MessageActor): void {
     this.#resting.set(id, actor);
-    const cap = this.#o.maxRestingActors ?? 10_000;
+    const cap = this.#o.maxRestingActors ?? 1000;
     while (this.#resting.size > cap) {
       const [oldestId, oldest] = this.#resting.shift()!;
       this.#actors.delete(oldestId);
@@ -672,6 +748,8 @@ export class Outbox {
       // Only once its status line is durable may a message leave the outbox: a crash in between resends it.
       const done = new Map<'acked' | 'failed' | 'cancelled', string[]>();
       for (const { update } of durable) {
+        // A receipt can finish a message still spilled (sent before a restart, receipted since).
+        this.#spilled.delete(update.id);
         if (!outbox.has(update.id)) continue;
         const as = update.status === 'delivered' ? 'acked' : update.status;
         const ids = done.get(as);

@@ -13,10 +13,18 @@ const COMPACT_MIN_DONE = 4096;
  * it failed or was cancelled). Replaying the journal gives the messages still
  * to send, in send order. Lines are idempotent, so a line replayed twice, or a
  * journal compacted while appends continue, changes nothing.
+ *
+ * Messages can be **spilled**: their entries are dropped from memory and
+ * stay only in the file (and their ids in a set), to be read back with
+ * {@link readSpilled} when their turn comes. A long offline queue then costs
+ * memory per message for its id, not its text. The journal is not compacted
+ * while anything is spilled (compaction rewrites it from memory).
  */
 export class OutboxJournal {
   readonly path: string;
   readonly #entries: Map<string, OutboxEntry>;
+  /** Ids of messages whose entries are only in the file. */
+  readonly #spilled = new Set<string>();
   #writer: JsonlWriter;
   #done: number;
   #compacting: Promise<void> | undefined;
@@ -47,28 +55,32 @@ export class OutboxJournal {
     return journal;
   }
 
-  /** Messages still to send, oldest first. */
+  /** Messages still to send whose entries are in memory (not spilled), oldest first. */
   entries(): IterableIterator<OutboxEntry> {
     return this.#entries.values();
   }
 
+  /** Messages still to send, spilled or not. */
   get size(): number {
-    return this.#entries.size;
+    return this.#entries.size + this.#spilled.size;
   }
 
   has(id: string): boolean {
-    return this.#entries.has(id);
+    return this.#entries.has(id) || this.#spilled.has(id);
   }
 
   get(id: string): OutboxEntry | undefined {
     return this.#entries.get(id);
   }
 
-  /** Adds messages; resolves once they are durable (and forgets them again if writing failed). */
-  async put(entries: readonly OutboxEntry[]): Promise<void> {
+  /**
+   * Adds messages; resolves once they are durable (and forgets them again if
+   * writing failed) with the byte offset of their first line.
+   */
+  async put(entries: readonly OutboxEntry[]): Promise<number> {
     for (const e of entries) this.#entries.set(e.id, e);
     try {
-      await this.#append(entries.map((entry) => JSON.stringify({ op: 'put', entry } satisfies OutboxRecord)));
+      return await this.#append(entries.map((entry) => JSON.stringify({ op: 'put', entry } satisfies OutboxRecord)));
     } catch (err) {
       for (const e of entries) if (this.#entries.get(e.id) === e) this.#entries.delete(e.id);
       throw err;
@@ -79,28 +91,62 @@ export class OutboxJournal {
   async done(ids: readonly string[], status: 'acked' | 'failed' | 'cancelled'): Promise<void> {
     const lines: string[] = [];
     for (const id of ids) {
-      if (!this.#entries.delete(id)) continue;
+      if (!this.#entries.delete(id) && !this.#spilled.delete(id)) continue;
       this.#done++;
       lines.push(JSON.stringify({ op: 'done', id, status } satisfies OutboxRecord));
     }
     if (lines.length === 0) return;
     await this.#append(lines);
-    if (this.#done >= COMPACT_MIN_DONE && this.#done > this.#entries.size) this.#compacting ??= this.#compact();
+    if (this.#done >= COMPACT_MIN_DONE && this.#done > this.#entries.size && this.#spilled.size === 0) this.#compacting ??= this.#compact();
+  }
+
+  /** Drops these messages' entries from memory: they stay in the file until read back with {@link readSpilled}. */
+  spill(ids: Iterable<string>): void {
+    for (const id of ids) if (this.#entries.delete(id)) this.#spilled.add(id);
+  }
+
+  /** How many messages are spilled. */
+  get spilled(): number {
+    return this.#spilled.size;
+  }
+
+  /**
+   * Reads spilled entries back into memory: at most `limit`, in file order,
+   * from byte `from` (the offset of the first spilled line, or any earlier
+   * line), or only those in `only`. Resolves with them and the offset to
+   * continue from next time.
+   */
+  async readSpilled(from: number, limit: number, only?: ReadonlySet<string>): Promise<{ entries: OutboxEntry[]; next: number }> {
+    const entries: OutboxEntry[] = [];
+    let next = from;
+    // No warnings: a line being appended right now may look torn; the journal was checked on open.
+    for await (const { value, end } of readJsonl(this.path, OutboxRecord, { start: from })) {
+      if (entries.length >= limit || this.#spilled.size === 0) break;
+      // Reading chosen ids skips others: the next read must still start here.
+      if (!only) next = end;
+      if (value.op !== 'put' || (only && !only.has(value.entry.id)) || !this.#spilled.delete(value.entry.id)) continue;
+      this.#entries.set(value.entry.id, value.entry);
+      entries.push(value.entry);
+    }
+    return { entries, next };
   }
 
   /** Compacts if anything finished since the last compaction, then closes. */
   async close(): Promise<void> {
     while (this.#compacting) await this.#compacting;
-    if (this.#done > 0 && !this.#broken) this.#compacting = this.#compact();
+    if (this.#done > 0 && !this.#broken && this.#spilled.size === 0) this.#compacting = this.#compact();
     await this.#compacting;
     await this.#writer.close();
   }
 
-  async #append(lines: string[]): Promise<void> {
+  /** Appends lines; resolves with the offset of the first once they are durable. */
+  async #append(lines: string[]): Promise<number> {
     // Nothing may reach the old file once compaction has snapshotted it: its inode is about to be replaced.
     while (this.#compacting) await this.#compacting;
     if (this.#broken) throw this.#broken;
+    const offset = this.#writer.length;
     await this.#writer.append(lines);
+    return offset;
   }
 
   /**

@@ -33,7 +33,7 @@ describe('OutboxJournal', () => {
     const N = 10_000;
     await j.put(Array.from({ length: N }, (_, i) => entry(i)));
     // Finish all but the last 10, in chunks, with new puts racing the compaction that triggers.
-    const work: Array<Promise<void>> = [];
+    const work: Array<Promise<unknown>> = [];
     for (let i = 0; i < N - 10; i += 500) {
       work.push(j.done(Array.from({ length: Math.min(500, N - 10 - i) }, (_, k) => entry(i + k).id), 'acked'));
       work.push(j.put([entry(N + i)]));

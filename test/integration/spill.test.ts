@@ -1,0 +1,72 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { IMMessage } from '../../src/index.js';
+import { collect, eventually, makeClient } from '../helpers/clients.js';
+import { startServer } from '../helpers/server.js';
+
+/** Texts received per sender, in arrival order. */
+function texts(got: IMMessage[], from: string): string[] {
+  return got.filter((m) => m.from === from).map((m) => m.text);
+}
+
+describe('a queue longer than maxQueuedInMemory', () => {
+  it('waits in outbox.jsonl and is sent in order, each message once, to every contact', async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_a', { maxQueuedInMemory: 20, window: 8 });
+    const b = await makeClient(server.url, 'agent_b');
+    const c = await makeClient(server.url, 'agent_c');
+    const gotB = collect(b);
+    const gotC = collect(c);
+    await Promise.all([b.connect(), c.connect()]);
+    // Offline: 150 messages to two contacts, interleaved; most of them spill.
+    for (let i = 0; i < 150; i++) await a.sendMessage({ to: i % 3 === 0 ? 'agent_c' : 'agent_b', text: `m${i}` });
+    const journal = (await readFile(join(a.workspacePath, 'im_client', 'outbox.jsonl'), 'utf8')).trim().split('\n');
+    expect(journal).toHaveLength(150);
+
+    await a.connect();
+    await eventually(() => gotB.length === 100 && gotC.length === 50, 10_000, 'every message delivered');
+    const expected = (to: string) => Array.from({ length: 150 }, (_, i) => i).filter((i) => (i % 3 === 0) === (to === 'agent_c')).map((i) => `m${i}`);
+    expect(texts(gotB, 'agent_a')).toEqual(expected('agent_b'));
+    expect(texts(gotC, 'agent_a')).toEqual(expected('agent_c'));
+    const history = await a.getConversationHistory({ contactId: 'agent_b', limit: 200 });
+    expect(history.map((m) => m.text)).toEqual(expected('agent_b'));
+    await eventually(async () => (await a.getConversationHistory({ contactId: 'agent_b', limit: 200 })).every((m) => m.status === 'delivered'), 10_000, 'every message delivered');
+  });
+
+  it('cancels a spilled message, and a resend of a spilled caller id is not a second message', async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_a', { maxQueuedInMemory: 10 });
+    const b = await makeClient(server.url, 'agent_b');
+    const gotB = collect(b);
+    await b.connect();
+    const ids: string[] = [];
+    for (let i = 0; i < 60; i++) ids.push((await a.sendMessage({ to: 'agent_b', text: `m${i}`, id: `msg-${String(i).padStart(4, '0')}` })).id);
+    // m45 waits in the journal only; it can still be cancelled.
+    expect(await a.cancelMessage(ids[45]!)).toBe(true);
+    // Sending m50 again with its id returns the queued message instead of queueing it twice.
+    const again = await a.sendMessage({ to: 'agent_b', text: 'm50', id: ids[50] });
+    expect(again).toMatchObject({ id: ids[50], status: 'queued' });
+
+    await a.connect();
+    await eventually(() => gotB.length === 59, 10_000, '59 messages delivered');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(gotB.map((m) => m.text)).toEqual(Array.from({ length: 60 }, (_, i) => `m${i}`).filter((t) => t !== 'm45'));
+    const [cancelled] = (await a.getConversationHistory({ contactId: 'agent_b', limit: 100 })).filter((m) => m.id === ids[45]);
+    expect(cancelled?.status).toBe('cancelled');
+  });
+
+  it('survives a restart while spilled: the next run sends them all, in order', async () => {
+    const server = await startServer();
+    const first = await makeClient(server.url, 'agent_a', { maxQueuedInMemory: 10 });
+    for (let i = 0; i < 80; i++) await first.sendMessage({ to: 'agent_b', text: `m${i}` });
+    await first.close();
+    const b = await makeClient(server.url, 'agent_b');
+    const gotB = collect(b);
+    await b.connect();
+    const second = await makeClient(server.url, 'agent_a', { maxQueuedInMemory: 10, workspacePath: first.workspacePath });
+    await second.connect();
+    await eventually(() => gotB.length === 80, 10_000, 'every message delivered');
+    expect(gotB.map((m) => m.text)).toEqual(Array.from({ length: 80 }, (_, i) => `m${i}`));
+  });
+});
