@@ -3,6 +3,13 @@ import type { OfflineResult } from './scenarios/offline.js';
 import type { PendingResult } from './scenarios/pending.js';
 import type { StormResult } from './scenarios/storm.js';
 import type { ThroughputResult } from './scenarios/throughput.js';
+
+/** CPU microseconds per message of each process. */
+export interface CpuSplit {
+  sender: number;
+  server: number;
+  receiver: number;
+}
 import type { HistoryResult } from './scenarios/history.js';
 
 type Latency = Omit<LatencyResult, never>;
@@ -16,7 +23,14 @@ export interface Report {
   sizes: Record<string, unknown>;
   durationS: number;
   results: {
-    throughput?: { relayMsgPerSec: number; imMsgPerSec: number; ratio: number; rounds: { relay: ThroughputResult[]; im: ThroughputResult[] } };
+    throughput?: {
+      relayMsgPerSec: number;
+      imMsgPerSec: number;
+      ratio: number;
+      /** Median CPU microseconds per message of each process, where the platform tells. */
+      cpu?: { relay: CpuSplit; im: CpuSplit };
+      rounds: { relay: ThroughputResult[]; im: ThroughputResult[] };
+    };
     latency?: { relay: Latency; im: Latency; ratio: Latency; rounds: { relay: LatencyResult[]; im: LatencyResult[] } };
     offline?: {
       count: number;
@@ -86,6 +100,12 @@ export function renderMarkdown(report: Report): string {
   const rows: string[][] = [];
   if (throughput) {
     rows.push([`throughput, ${n(report.sizes.messages as number)} msgs, window ${n(report.sizes.window as number)}`, `${n(throughput.relayMsgPerSec)} msg/s`, `${n(throughput.imMsgPerSec)} msg/s`, x(throughput.ratio)]);
+    if (throughput.cpu) {
+      const { relay, im } = throughput.cpu;
+      const split = (c: CpuSplit) => `${c.sender.toFixed(1)} / ${c.server.toFixed(1)} / ${c.receiver.toFixed(1)} us`;
+      const total = (c: CpuSplit) => c.sender + c.server + c.receiver;
+      rows.push(['... CPU per message: sender / server / receiver', split(relay), split(im), x(total(im) / total(relay))]);
+    }
   }
   if (latency) {
     rows.push(['send-to-ack p50', ms(latency.relay.ackP50), ms(latency.im.ackP50), x(latency.ratio.ackP50)]);

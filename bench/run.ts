@@ -11,7 +11,7 @@ import { cpus, platform, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { median, round } from './lib/stats.js';
-import { renderMarkdown, renderTargets, type Report } from './report.js';
+import { renderMarkdown, renderTargets, type CpuSplit, type Report } from './report.js';
 import { conversationWorkspace, historyQuery, removeDir } from './scenarios/history.js';
 import { latency, type LatencyResult } from './scenarios/latency.js';
 import { offlineDrain, type OfflineResult } from './scenarios/offline.js';
@@ -41,6 +41,12 @@ const rounds = Number(values.rounds ?? (quick ? 1 : 3));
 const only = new Set<Scenario>(values.only ? (values.only.split(',') as Scenario[]) : SCENARIOS);
 for (const s of only) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario "${s}"; known: ${SCENARIOS.join(', ')}`);
 const outDir = values.out ?? join(process.cwd(), 'bench', 'results');
+
+/** The median CPU split of rounds that all measured it. */
+function cpuMedian(rounds: ThroughputResult[]): CpuSplit {
+  const of = (k: keyof CpuSplit) => median(rounds.map((r) => r.cpuUsPerMessage![k]));
+  return { sender: of('sender'), server: of('server'), receiver: of('receiver') };
+}
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const started = Date.now();
@@ -72,6 +78,7 @@ if (only.has('throughput')) {
     relayMsgPerSec: median(relay.map((x) => x.msgPerSec)),
     imMsgPerSec: median(im.map((x) => x.msgPerSec)),
     ratio: median(im.map((x, i) => x.msgPerSec / relay[i]!.msgPerSec)),
+    ...(relay.every((x) => x.cpuUsPerMessage) && im.every((x) => x.cpuUsPerMessage) ? { cpu: { relay: cpuMedian(relay), im: cpuMedian(im) } } : {}),
     rounds: { relay, im },
   };
 }

@@ -49,6 +49,11 @@ export class PeerProcess {
     return new PeerProcess(fork(path, [], { execArgv: [...execArgv, ...nodeArgs], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   }
 
+  /** The peer's process id, to account its CPU time. */
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
   call<T = unknown>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
     const id = ++this.#next;
     return new Promise<T>((resolve, reject) => {

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ServerProcess } from '../../src/testing/index.js';
@@ -8,6 +8,8 @@ import { benchScript } from './PeerProcess.js';
 /** A server in its own process, as in production. */
 export interface BenchServer {
   url: string;
+  /** The server process, to account its CPU time. */
+  pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -27,6 +29,7 @@ export async function startRelay(nodeArgs: string[] = []): Promise<BenchServer> 
   });
   return {
     url,
+    pid: child.pid,
     async stop() {
       child.kill('SIGTERM');
       await exited;
@@ -40,6 +43,7 @@ export async function startImServer(args: string[] = [], nodeArgs: string[] = []
   const server = await ServerProcess.start({ dataDir, args: ['--quiet', ...args], nodeArgs });
   return {
     url: server.url,
+    pid: server.child.pid,
     process: server,
     dataDir,
     async stop() {
@@ -48,6 +52,26 @@ export async function startImServer(args: string[] = [], nodeArgs: string[] = []
     },
   };
 }
+
+/**
+ * CPU time (user + system) a process has used so far, in microseconds, from
+ * `/proc` (Linux); undefined elsewhere.
+ */
+export async function cpuMicros(pid: number | undefined): Promise<number | undefined> {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces, in parentheses): utime and stime are 14th and 15th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks * 1_000_000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Linux's USER_HZ: 100 on every mainstream platform. */
+const CLOCK_TICKS_PER_SECOND = 100;
 
 export function tempDir(prefix: string): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));

@@ -1,4 +1,5 @@
 import { A, B, startPair, type System } from '../lib/pair.js';
+import { cpuMicros } from '../lib/servers.js';
 
 export interface ThroughputResult {
   /** Messages per second, from the first send until every message was both acked and received. */
@@ -6,6 +7,8 @@ export interface ThroughputResult {
   /** Milliseconds until the last ack and the last receipt. */
   ackedMs: number;
   receivedMs: number;
+  /** CPU time per message of each process (user + system, microseconds), where the platform tells (Linux). */
+  cpuUsPerMessage?: { sender: number; server: number; receiver: number };
 }
 
 /** `count` messages from a to b through `system`, with `window` unacked at most, after a warm-up. */
@@ -18,11 +21,20 @@ export async function throughput(system: System, count: number, window: number, 
       await pair.a.call('burst', { to: B, count: warmup });
       await warm;
     }
+    const pids = [pair.a.pid, pair.server.pid, pair.b.pid];
+    const cpuBefore = await Promise.all(pids.map(cpuMicros));
     const received = pair.b.call<number>('expect', { count: warmup + count });
     const { startedAt, ackedAt } = await pair.a.call<{ startedAt: number; ackedAt: number }>('burst', { to: B, count });
     const receivedAt = await received;
+    const cpuAfter = await Promise.all(pids.map(cpuMicros));
     const end = Math.max(ackedAt, receivedAt);
-    return { msgPerSec: (count / (end - startedAt)) * 1000, ackedMs: ackedAt - startedAt, receivedMs: receivedAt - startedAt };
+    const cpu = cpuAfter.map((after, i) => (after === undefined || cpuBefore[i] === undefined ? undefined : (after - cpuBefore[i]!) / count));
+    return {
+      msgPerSec: (count / (end - startedAt)) * 1000,
+      ackedMs: ackedAt - startedAt,
+      receivedMs: receivedAt - startedAt,
+      ...(cpu.every((c) => c !== undefined) ? { cpuUsPerMessage: { sender: cpu[0]!, server: cpu[1]!, receiver: cpu[2]! } } : {}),
+    };
   } finally {
     await pair.stop();
   }

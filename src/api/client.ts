@@ -9,6 +9,7 @@ import { createMessageId } from '../core/messages/messageId.js';
 import { Outbox, type StatusUpdate } from '../core/messages/Outbox.js';
 import { PendingQueue, type PendingMessage } from '../core/messages/PendingQueue.js';
 import { FifoMap } from '../util/FifoMap.js';
+import { isoFormatter } from '../util/isoTime.js';
 import { StatusWaiters, type AwaitableStatus, type WaitOptions } from '../core/messages/StatusWaiters.js';
 import type { Contact, MessageRecord, OutboxEntry } from '../core/storage/records.js';
 import { WorkspaceStorage } from '../core/storage/WorkspaceStorage.js';
@@ -204,26 +205,32 @@ export class IMClient {
     const conversationId = this.#conversationFor(to, options.conversationId);
     if (options.replyTo !== undefined) assertId('messageId', options.replyTo);
     if (options.meta !== undefined && !MessageMeta.safeParse(options.meta).success) throw new InvalidOptionError('meta', 'expected a JSON object');
-    const bytes = Buffer.byteLength(text) + (options.meta ? Buffer.byteLength(JSON.stringify(options.meta)) : 0);
-    if (bytes > parts.limits.maxMessageBytes) {
-      throw new IMClientError('MESSAGE_TOO_LARGE', `message is ${bytes} bytes; the server accepts at most ${parts.limits.maxMessageBytes}`);
+    const { maxMessageBytes, maxFrameBytes } = parts.limits;
+    const metaJson = options.meta === undefined ? undefined : JSON.stringify(options.meta);
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: short texts skip the exact count.
+    const bytes = (text.length * 3 <= maxMessageBytes ? text.length : Buffer.byteLength(text)) + (metaJson === undefined ? 0 : Buffer.byteLength(metaJson));
+    if (bytes > maxMessageBytes) {
+      throw new IMClientError('MESSAGE_TOO_LARGE', `message is ${bytes} bytes; the server accepts at most ${maxMessageBytes}`);
     }
     // Escaping can make the frame much bigger than the text ("\u0001" is six bytes): check the frame too,
     // with room for the envelope, or the server would close the connection on it again and again.
-    const frameBytes = Buffer.byteLength(JSON.stringify({ text, meta: options.meta })) + FRAME_ENVELOPE_BYTES;
-    if (frameBytes > parts.limits.maxFrameBytes) {
-      throw new IMClientError('MESSAGE_TOO_LARGE', `message encodes to about ${frameBytes} bytes; the server accepts frames of at most ${parts.limits.maxFrameBytes}`);
+    // A text cannot grow past 6 bytes per UTF-16 unit, so a short one needs no encoding to know it fits.
+    if (text.length * 6 + (metaJson?.length ?? 0) * 6 + FRAME_ENVELOPE_BYTES > maxFrameBytes) {
+      const frameBytes = Buffer.byteLength(JSON.stringify({ text, meta: options.meta })) + FRAME_ENVELOPE_BYTES;
+      if (frameBytes > maxFrameBytes) {
+        throw new IMClientError('MESSAGE_TOO_LARGE', `message encodes to about ${frameBytes} bytes; the server accepts frames of at most ${maxFrameBytes}`);
+      }
     }
     const ttlMs = options.ttlMs ?? this.#o.messageTtlMs;
     if (!Number.isSafeInteger(ttlMs) || ttlMs < 0) throw new InvalidOptionError('ttlMs', 'expected an integer >= 0');
     const id = options.id ?? createMessageId();
-    assertId('messageId', id);
+    if (options.id !== undefined) assertId('messageId', id);
     if (options.id !== undefined && !parts.outbox.knows(id)) {
       // A caller's own id that was sent before (in an earlier run too) is not sent again.
       const earlier = await parts.storage.conversations.find(conversationId, id);
       if (earlier) return earlier;
     }
-    const now = new Date();
+    const now = Date.now();
     const record: MessageRecord = {
       type: 'message',
       id,
@@ -234,7 +241,7 @@ export class IMClient {
       text,
       ...(options.replyTo === undefined ? {} : { replyTo: options.replyTo }),
       ...(options.meta === undefined ? {} : { meta: options.meta }),
-      sentAt: now.toISOString(),
+      sentAt: sentIso(now),
       status: 'queued',
     };
     if (!parts.outbox.has(id)) {
@@ -247,7 +254,7 @@ export class IMClient {
         ...(options.replyTo === undefined ? {} : { replyTo: options.replyTo }),
         ...(options.meta === undefined ? {} : { meta: options.meta }),
         sentAt: record.sentAt,
-        ...(ttlMs > 0 ? { expiresAt: new Date(now.getTime() + ttlMs).toISOString() } : {}),
+        ...(ttlMs > 0 ? { expiresAt: expiresIso(now + ttlMs) } : {}),
       };
       await parts.outbox.enqueue(entry, record);
     }
@@ -603,6 +610,8 @@ function checkContact(contact: Contact): Contact {
 
 /** Frame bytes around a message's text and meta (type, ids, conversation, times, `after`). */
 const FRAME_ENVELOPE_BYTES = 1024;
+const sentIso = isoFormatter();
+const expiresIso = isoFormatter();
 
 function requireObject(options: unknown): void {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'expected an object');

@@ -6,61 +6,70 @@
  * hole in the table until the next rehash, and iteration walks the holes, so
  * asking a map that evicts from the front for its oldest key costs up to its
  * capacity each time (measured: 4 µs per eviction at 10,000 entries, against
- * 0.1 µs here). Here the insertion order lives in a queue of keys, each
- * stamped; a key set again or deleted leaves a stale stamp that the queue
- * skips once. The queue is compacted when stale stamps outnumber live ones.
+ * 0.1 µs here). Here the insertion order lives in arrays of keys and values,
+ * and the map holds each key's position: a key set again or deleted leaves an
+ * empty slot that the scan for the oldest skips once, and nothing is
+ * allocated per entry. The arrays are compacted when empty slots outnumber
+ * live ones.
  */
+const EMPTY: unique symbol = Symbol('empty');
+
 export class FifoMap<K, V> {
-  readonly #map = new Map<K, { value: V; stamp: number }>();
-  #keys: K[] = [];
-  #stamps: number[] = [];
+  /** Each key's position: its index in the arrays plus `#base`. */
+  readonly #index = new Map<K, number>();
+  #keys: Array<K | typeof EMPTY> = [];
+  #values: Array<V | undefined> = [];
+  /** Position of `#keys[0]`. */
+  #base = 0;
+  /** No live slot before this index. */
   #head = 0;
-  #stamp = 0;
 
   get size(): number {
-    return this.#map.size;
+    return this.#index.size;
   }
 
   has(key: K): boolean {
-    return this.#map.has(key);
+    return this.#index.has(key);
   }
 
   get(key: K): V | undefined {
-    return this.#map.get(key)?.value;
+    const at = this.#index.get(key);
+    return at === undefined ? undefined : this.#values[at - this.#base];
   }
 
   /** Sets the value; the key becomes the newest entry, even if it was there. */
   set(key: K, value: V): this {
-    const stamp = ++this.#stamp;
-    this.#map.set(key, { value, stamp });
+    const at = this.#index.get(key);
+    if (at !== undefined) this.#clear(at - this.#base);
+    this.#index.set(key, this.#base + this.#keys.length);
     this.#keys.push(key);
-    this.#stamps.push(stamp);
+    this.#values.push(value);
     this.#compactIfSparse();
     return this;
   }
 
   delete(key: K): boolean {
-    const deleted = this.#map.delete(key);
-    if (deleted) this.#compactIfSparse();
-    return deleted;
+    const at = this.#index.get(key);
+    if (at === undefined) return false;
+    this.#clear(at - this.#base);
+    this.#index.delete(key);
+    this.#compactIfSparse();
+    return true;
   }
 
   /** The oldest entry, without removing it. */
   oldest(): [K, V] | undefined {
-    while (this.#head < this.#keys.length) {
-      const key = this.#keys[this.#head]!;
-      const entry = this.#map.get(key);
-      if (entry && entry.stamp === this.#stamps[this.#head]) return [key, entry.value];
-      this.#head++;
-    }
-    return undefined;
+    const keys = this.#keys;
+    while (this.#head < keys.length && keys[this.#head] === EMPTY) this.#head++;
+    return this.#head < keys.length ? [keys[this.#head] as K, this.#values[this.#head] as V] : undefined;
   }
 
   /** Removes and returns the oldest entry. */
   shift(): [K, V] | undefined {
     const oldest = this.oldest();
     if (oldest) {
-      this.#map.delete(oldest[0]);
+      this.#index.delete(oldest[0]);
+      this.#clear(this.#head);
       this.#head++;
       this.#compactIfSparse();
     }
@@ -71,8 +80,7 @@ export class FifoMap<K, V> {
   *entries(): IterableIterator<[K, V]> {
     for (let i = this.#head; i < this.#keys.length; i++) {
       const key = this.#keys[i]!;
-      const entry = this.#map.get(key);
-      if (entry && entry.stamp === this.#stamps[i]) yield [key, entry.value];
+      if (key !== EMPTY) yield [key, this.#values[i] as V];
     }
   }
 
@@ -81,31 +89,39 @@ export class FifoMap<K, V> {
   }
 
   clear(): void {
-    this.#map.clear();
+    this.#index.clear();
     this.#keys = [];
-    this.#stamps = [];
+    this.#values = [];
+    this.#base = 0;
     this.#head = 0;
   }
 
+  #clear(i: number): void {
+    this.#keys[i] = EMPTY;
+    this.#values[i] = undefined;
+  }
+
   /**
-   * Rebuilds the queue from the live entries once most of it is spent (shifted
-   * or stale): amortised O(1) per operation, and memory bounded by the size.
+   * Moves the live entries to the front once most slots are empty (shifted,
+   * deleted or set again): amortised O(1) per operation, memory bounded by
+   * the size.
    */
   #compactIfSparse(): void {
     const length = this.#keys.length;
-    if (length < 64 || length <= 2 * this.#map.size) return;
-    const keys: K[] = [];
-    const stamps: number[] = [];
-    for (let i = this.#head; i < this.#keys.length; i++) {
+    if (length < 64 || length <= 2 * this.#index.size) return;
+    const keys: Array<K | typeof EMPTY> = [];
+    const values: Array<V | undefined> = [];
+    const base = this.#base + length;
+    for (let i = this.#head; i < length; i++) {
       const key = this.#keys[i]!;
-      const entry = this.#map.get(key);
-      if (entry && entry.stamp === this.#stamps[i]) {
-        keys.push(key);
-        stamps.push(this.#stamps[i]!);
-      }
+      if (key === EMPTY) continue;
+      this.#index.set(key, base + keys.length);
+      keys.push(key);
+      values.push(this.#values[i]);
     }
     this.#keys = keys;
-    this.#stamps = stamps;
+    this.#values = values;
+    this.#base = base;
     this.#head = 0;
   }
 }

@@ -9,6 +9,7 @@ import type { MessageRecord, OutboxEntry, OutgoingStatus, StatusRecord } from '.
 import type { WorkspaceStorage } from '../storage/WorkspaceStorage.js';
 import { createLifecycle, type Lifecycle, type LifecycleSnapshot } from '../statecharts/lifecycle.js';
 import { FifoMap } from '../../util/FifoMap.js';
+import { isoFormatter } from '../../util/isoTime.js';
 import { MinHeap } from './MinHeap.js';
 
 type MessageLogic = typeof messageMachine;
@@ -660,7 +661,7 @@ export class Outbox {
   /** Keeps an acked actor for its receipt, evicting the oldest resting one beyond the cap. */
   #rest(id: string, actor: MessageActor): void {
     this.#resting.set(id, actor);
-    const cap = this.#o.maxRestingActors ?? 1000;
+    const cap = this.#o.maxRestingActors ?? 10_000;
     while (this.#resting.size > cap) {
       const [oldestId, oldest] = this.#resting.shift()!;
       this.#actors.delete(oldestId);
@@ -773,16 +774,10 @@ export class Outbox {
   }
 }
 
-let lastMs = 0;
-let lastIso = '';
+const statusIso = isoFormatter();
 /** The time as an ISO string, formatted once per millisecond (a burst of statuses shares it). */
 function isoNow(): string {
-  const ms = Date.now();
-  if (ms !== lastMs) {
-    lastMs = ms;
-    lastIso = new Date(ms).toISOString();
-  }
-  return lastIso;
+  return statusIso(Date.now());
 }
 
 /** The public status of a lifecycle state. */
