@@ -6,9 +6,15 @@ import { RETRYABLE_NACK_CODES } from '../protocol/codes.js';
 import { directConversationId } from '../protocol/ids.js';
 import type { WireMessage } from '../protocol/message.js';
 import type { AckFrame, NackFrame, SendFrame } from '../protocol/send.js';
+import { isoFormatter } from '../util/isoTime.js';
 import type { Authenticator } from './auth.js';
 import type { ServerLogger } from './options.js';
 import { InboxFullError, type AcceptedMessage, type InboxStore, type ReceiptBody } from './store/InboxStore.js';
+
+const serverIso = isoFormatter();
+
+/** The answer to a send, or its append under way. */
+type Decision = AckFrame | NackFrame | { append: Promise<AcceptedMessage> };
 
 /** What the server suggests waiting after a full inbox or a storage failure. */
 const RETRY_AFTER_MS = 1000;
@@ -109,16 +115,24 @@ export class Exchange {
    */
   async #accept(from: string, frame: SendFrame, conversationId: string, digest: string): Promise<AckFrame | NackFrame> {
     const chainKey = `${from}\n${conversationId}`;
-    const decision = (this.#decisions.get(chainKey) ?? Promise.resolve()).then(() => this.#decide(from, frame, conversationId, digest));
-    const settled = decision.then(
-      () => {},
-      () => {},
-    );
-    this.#decisions.set(chainKey, settled);
-    void settled.then(() => {
-      if (this.#decisions.get(chainKey) === settled) this.#decisions.delete(chainKey);
-    });
-    const outcome = await decision;
+    const previous = this.#decisions.get(chainKey);
+    const findNow = this.#o.store.findAcceptedNow?.bind(this.#o.store);
+    let outcome: Decision;
+    if (previous === undefined && findNow) {
+      // A store that answers at once: decided now, so no later decision can overtake this one.
+      outcome = this.#decideWith(from, frame, conversationId, digest, findNow(from, frame.id), (id) => findNow(from, id) !== undefined);
+    } else {
+      const decision = (previous ?? Promise.resolve()).then(() => this.#decide(from, frame, conversationId, digest));
+      const settled = decision.then(
+        () => {},
+        () => {},
+      );
+      this.#decisions.set(chainKey, settled);
+      void settled.then(() => {
+        if (this.#decisions.get(chainKey) === settled) this.#decisions.delete(chainKey);
+      });
+      outcome = await decision;
+    }
     if (!('append' in outcome)) return outcome;
     const admittedKey = `${from}\n${frame.id}`;
     try {
@@ -139,16 +153,30 @@ export class Exchange {
    * The answer to a send (a duplicate, a conflict, an order problem), or its
    * append under way (wrapped, so that resolving the decision does not wait for it).
    */
-  async #decide(from: string, frame: SendFrame, conversationId: string, digest: string): Promise<AckFrame | NackFrame | { append: Promise<AcceptedMessage> }> {
+  async #decide(from: string, frame: SendFrame, conversationId: string, digest: string): Promise<Decision> {
     const accepted = await this.#o.store.findAccepted(from, frame.id);
+    // The message it must follow is stored, or admitted by an earlier decision of this conversation.
+    const afterKnown =
+      frame.after === undefined || accepted !== undefined || this.#admitted.has(`${from}\n${frame.after}`) || (await this.#o.store.findAccepted(from, frame.after)) !== undefined;
+    return this.#decideWith(from, frame, conversationId, digest, accepted, () => afterKnown);
+  }
+
+  /** The decision, given what the dedupe index says of this message and of the one it must follow. */
+  #decideWith(
+    from: string,
+    frame: SendFrame,
+    conversationId: string,
+    digest: string,
+    accepted: AcceptedMessage | undefined,
+    isStored: (id: string) => boolean,
+  ): Decision {
     if (accepted) {
       return accepted.digest === digest ? { type: 'ack', id: frame.id, seq: accepted.seq, at: accepted.at } : conflict(frame.id);
     }
-    // The message it must follow is stored, or admitted by an earlier decision of this conversation.
-    if (frame.after !== undefined && !this.#admitted.has(`${from}\n${frame.after}`) && !(await this.#o.store.findAccepted(from, frame.after))) {
+    if (frame.after !== undefined && !this.#admitted.has(`${from}\n${frame.after}`) && !isStored(frame.after)) {
       return nack(frame.id, 'out_of_order', `message ${frame.after} must be stored first; send it again, then this one`, OUT_OF_ORDER_RETRY_MS);
     }
-    const serverAt = new Date(this.#now()).toISOString();
+    const serverAt = serverIso(this.#now());
     const message: WireMessage = {
       id: frame.id,
       from,

@@ -228,21 +228,34 @@ export class Session {
       this.#paused = true;
       this.#ws.pause();
     }
-    this.#host.exchange
-      .send(this.agentId!, frame)
-      .then((answer) => this.#send(answer))
-      .catch((err: unknown) => this.#internalError(err))
-      .finally(() => {
-        this.#pendingSends--;
-        if (this.#paused && this.#pendingSends <= this.#host.options.maxPendingSends / 2) {
-          this.#paused = false;
-          this.#ws.resume();
+    this.#host.exchange.send(this.agentId!, frame).then(
+      (answer) => {
+        try {
+          this.#send(answer);
+        } catch (err) {
+          this.#internalError(err);
+        } finally {
+          this.#sendSettled();
         }
-        if (this.#pendingSends === 0 && this.#idle) {
-          this.#idle.resolve();
-          this.#idle = undefined;
-        }
-      });
+      },
+      (err: unknown) => {
+        this.#internalError(err);
+        this.#sendSettled();
+      },
+    );
+  }
+
+  /** A send was answered (or failed): the producer may be resumed, and close may go on. */
+  #sendSettled(): void {
+    this.#pendingSends--;
+    if (this.#paused && this.#pendingSends <= this.#host.options.maxPendingSends / 2) {
+      this.#paused = false;
+      this.#ws.resume();
+    }
+    if (this.#pendingSends === 0 && this.#idle) {
+      this.#idle.resolve();
+      this.#idle = undefined;
+    }
   }
 
   async #onDeliverAck(frame: DeliverAckFrame): Promise<void> {

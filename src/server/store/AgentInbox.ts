@@ -34,6 +34,8 @@ interface Segment {
   path: string;
   /** Highest sequence written to the segment (0 if none). */
   lastSeq: number;
+  /** Sender and id of every message in it, for the dedupe index when it is deleted (no need to read it back). */
+  messages: Array<{ from: string; id: string }>;
 }
 
 /** What an inbox needs from its store. */
@@ -88,7 +90,7 @@ export class AgentInbox {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw storageIoError(this.dir, err);
     }
     for (const name of names) {
-      const segment: Segment = { path: join(this.dir, name), lastSeq: 0 };
+      const segment: Segment = { path: join(this.dir, name), lastSeq: 0, messages: [] };
       for await (const { value } of readJsonl(segment.path, SegmentRecord, { onWarning: this.#ctx.onWarning })) {
         this.#replay(value, segment);
       }
@@ -132,7 +134,9 @@ export class AgentInbox {
     const seq = ++this.latestSeq;
     const { line, entry } = build(seq);
     this.#entries.push(entry);
-    this.#segments.at(-1)!.lastSeq = seq;
+    const segment = this.#segments.at(-1)!;
+    segment.lastSeq = seq;
+    if (entry.kind === 'message') segment.messages.push({ from: entry.from, id: entry.id });
     try {
       await this.#writer!.append(line);
     } catch (err) {
@@ -218,6 +222,7 @@ export class AgentInbox {
         this.latestSeq = Math.max(this.latestSeq, record.seq);
         segment.lastSeq = record.seq;
         if (record.k === 'm') {
+          segment.messages.push({ from: record.m.from, id: record.m.id });
           this.#ctx.onLoadedMessage(record);
           this.#entries.push({
             seq: record.seq,
@@ -260,7 +265,7 @@ export class AgentInbox {
     );
     const previous = this.#writer;
     this.#writer = writer;
-    this.#segments.push({ path, lastSeq: this.latestSeq });
+    this.#segments.push({ path, lastSeq: this.latestSeq, messages: [] });
     await previous?.close();
   }
 
@@ -276,11 +281,7 @@ export class AgentInbox {
     }
     while (this.#segments.length > 1 && this.#segments[0]!.lastSeq <= this.ackedUpTo) {
       const segment = this.#segments[0]!;
-      const messages: Array<{ from: string; id: string }> = [];
-      for await (const { value } of readJsonl(segment.path, SegmentRecord)) {
-        if (value.k === 'm') messages.push({ from: value.m.from, id: value.m.id });
-      }
-      await this.#ctx.beforeTrim(messages);
+      await this.#ctx.beforeTrim(segment.messages);
       try {
         await unlink(segment.path);
       } catch (err) {

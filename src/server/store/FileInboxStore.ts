@@ -36,6 +36,8 @@ export class FileInboxStore implements InboxStore {
   readonly #onWarning: WarningListener | undefined;
   readonly #dedupe: DedupeIndex;
   readonly #inboxes = new Map<string, Promise<AgentInbox>>();
+  /** Inboxes that finished loading, for the hot path (no await for an open inbox). */
+  readonly #loaded = new Map<string, AgentInbox>();
   #lock: FileLock | undefined;
 
   constructor(options: FileInboxStoreOptions) {
@@ -90,8 +92,12 @@ export class FileInboxStore implements InboxStore {
     return this.#dedupe.get(from, id);
   }
 
+  findAcceptedNow(from: string, id: string): AcceptedMessage | undefined {
+    return this.#dedupe.get(from, id);
+  }
+
   async appendMessage(message: WireMessage, digest: string, limits: { maxBacklog?: number } = {}): Promise<AcceptedMessage> {
-    const inbox = await this.#inbox(message.to);
+    const inbox = this.#loaded.get(message.to) ?? (await this.#inbox(message.to));
     const payload = JSON.stringify(message);
     const seq = await inbox.append(
       (seq) => ({
@@ -139,7 +145,10 @@ export class FileInboxStore implements InboxStore {
         onLoadedMessage: (r: Extract<SegmentRecord, { k: 'm' }>) =>
           this.#dedupe.remember(r.m.from, r.m.id, { to: r.m.to, seq: r.seq, at: r.m.serverAt, digest: r.d }),
       });
-      inbox = created.load().then(() => created);
+      inbox = created.load().then(() => {
+        this.#loaded.set(agentId, created);
+        return created;
+      });
       this.#inboxes.set(agentId, inbox);
       inbox.catch(() => this.#inboxes.delete(agentId));
     }

@@ -56,6 +56,11 @@ export interface InboxStore {
   /** A message previously accepted from `from` with id `id`, within the dedupe window. */
   findAccepted(from: string, id: string): Promise<AcceptedMessage | undefined>;
   /**
+   * The same lookup answered synchronously, for stores that keep the dedupe
+   * index in memory: the exchange then decides a send without waiting a turn.
+   */
+  findAcceptedNow?(from: string, id: string): AcceptedMessage | undefined;
+  /**
    * Appends a message to its recipient's inbox and remembers it for
    * deduplication; resolves with its acceptance once durable. Rejects with
    * {@link InboxFullError} when the recipient already holds `maxBacklog`
