@@ -34,37 +34,38 @@ export interface FrameProblem {
 
 export type Decoded<T> = { ok: true; frame: T } | FrameProblem;
 
-const clientTypes = new Set(ClientFrame.options.map((o) => o.shape.type.value));
-const serverTypes = new Set(ServerFrame.options.map((o) => o.shape.type.value));
+/** Each frame type's own schema: validating against it skips the union's dispatch. */
+const clientTypes: ReadonlyMap<string, z.ZodType> = new Map(ClientFrame.options.map((o) => [o.shape.type.value, o]));
+const serverTypes: ReadonlyMap<string, z.ZodType> = new Map(ServerFrame.options.map((o) => [o.shape.type.value, o]));
 
 /** Most frames one batch (a WebSocket message holding a JSON array of frames) may hold. */
 export const MAX_BATCH_FRAMES = 4096;
 
-function decode<T>(data: string, schema: z.ZodType<T>, known: ReadonlySet<string>): Decoded<T> {
+function decode<T>(data: string, known: ReadonlyMap<string, z.ZodType>): Decoded<T> {
   let value: unknown;
   try {
     value = JSON.parse(data);
   } catch {
     return { ok: false, code: 'bad_frame', message: 'frame is not valid JSON' };
   }
-  return validate(value, schema, known);
+  return validate<T>(value, known);
 }
 
 /** A WebSocket message: one frame, or a batch of frames to handle in order. */
-function decodeMany<T>(data: string, schema: z.ZodType<T>, known: ReadonlySet<string>): Array<Decoded<T>> {
+function decodeMany<T>(data: string, known: ReadonlyMap<string, z.ZodType>): Array<Decoded<T>> {
   let value: unknown;
   try {
     value = JSON.parse(data);
   } catch {
     return [{ ok: false, code: 'bad_frame', message: 'message is not valid JSON' }];
   }
-  if (!Array.isArray(value)) return [validate(value, schema, known)];
+  if (!Array.isArray(value)) return [validate<T>(value, known)];
   if (value.length === 0) return [{ ok: false, code: 'bad_frame', message: 'a batch must hold at least one frame' }];
   if (value.length > MAX_BATCH_FRAMES) return [{ ok: false, code: 'bad_frame', message: `a batch holds at most ${MAX_BATCH_FRAMES} frames, this one ${value.length}` }];
-  return value.map((v) => validate(v, schema, known));
+  return value.map((v) => validate<T>(v, known));
 }
 
-function validate<T>(value: unknown, schema: z.ZodType<T>, known: ReadonlySet<string>): Decoded<T> {
+function validate<T>(value: unknown, known: ReadonlyMap<string, z.ZodType>): Decoded<T> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, code: 'bad_frame', message: 'frame is not a JSON object' };
   }
@@ -72,10 +73,11 @@ function validate<T>(value: unknown, schema: z.ZodType<T>, known: ReadonlySet<st
   if (typeof type !== 'string') {
     return { ok: false, code: 'invalid_frame', message: 'frame has no string "type"' };
   }
-  if (!known.has(type)) {
+  const schema = known.get(type);
+  if (!schema) {
     return { ok: false, code: 'unknown_type', message: `unknown frame type "${type.slice(0, 64)}"`, type: type.slice(0, 64) };
   }
-  const parsed = schema.safeParse(value);
+  const parsed = schema.safeParse(value) as z.ZodSafeParseResult<T>;
   if (!parsed.success) {
     return { ok: false, code: 'invalid_frame', message: `invalid ${type}: ${summarizeIssues(parsed.error)}`, type };
   }
@@ -92,12 +94,12 @@ function validate<T>(value: unknown, schema: z.ZodType<T>, known: ReadonlySet<st
  * ```
  */
 export function decodeClientFrame(data: string): Decoded<ClientFrame> {
-  return decode(data, ClientFrame, clientTypes);
+  return decode<ClientFrame>(data, clientTypes);
 }
 
 /** Parses and validates a text frame received by a client. */
 export function decodeServerFrame(data: string): Decoded<ServerFrame> {
-  return decode(data, ServerFrame, serverTypes);
+  return decode<ServerFrame>(data, serverTypes);
 }
 
 /**
@@ -107,12 +109,12 @@ export function decodeServerFrame(data: string): Decoded<ServerFrame> {
  * {@link MAX_BATCH_FRAMES} frames decodes to a single problem.
  */
 export function decodeClientMessage(data: string): Array<Decoded<ClientFrame>> {
-  return decodeMany(data, ClientFrame, clientTypes);
+  return decodeMany<ClientFrame>(data, clientTypes);
 }
 
 /** Parses and validates a WebSocket message received by a client (one frame or a batch). */
 export function decodeServerMessage(data: string): Array<Decoded<ServerFrame>> {
-  return decodeMany(data, ServerFrame, serverTypes);
+  return decodeMany<ServerFrame>(data, serverTypes);
 }
 
 /** Serialises a frame for the wire. */
