@@ -371,40 +371,88 @@ export class IMClient {
     const concurrency = positive('concurrency', options.concurrency, 1);
     const leaseMs = positive('leaseMs', options.leaseMs, this.#o.leaseMs);
     const { signal } = options;
-    const running = new Set<Promise<void>>();
+    const stopped = () => signal?.aborted === true || this.#closing !== undefined;
+    // Acks being written: the next claim does not wait for them (they share its fsync); the result does.
+    const acking = new Set<Promise<void>>();
     let retrying = 0;
     let processed = 0;
-    while (!signal?.aborted && !this.#closing) {
-      if (running.size >= concurrency) {
-        await Promise.race(running);
-        continue;
+    let busy = 0;
+    // Resolved (and replaced) whenever a worker finishes a batch or a failed message goes back.
+    let changed = resolvable();
+    const signalChange = () => {
+      changed.resolve();
+      changed = resolvable();
+    };
+
+    const run = async (message: PendingMessage): Promise<void> => {
+      try {
+        await handler(message);
+      } catch (err) {
+        // Give it back after a pause that grows with its attempts, so a message that always
+        // fails is retried at a bounded pace instead of in a tight loop.
+        const pause = Math.min(leaseMs, 250 * 2 ** Math.min(10, message.pending.attempts - 1));
+        this.#events.emit('warning', { kind: 'listener', message: `pending message ${message.id} handler threw: ${String(err)}; retried in ${pause} ms` });
+        retrying++;
+        setTimeout(() => {
+          retrying--;
+          void pending
+            .release([message.id])
+            .catch(() => {})
+            .finally(signalChange);
+        }, pause).unref();
+        return;
       }
-      const [message] = await pending.claim(1, leaseMs);
-      if (!message) {
-        if (options.untilEmpty && running.size === 0 && retrying === 0) break;
-        await Promise.race([...running, pending.waitForUnclaimed(signal).catch(() => {})]);
-        continue;
-      }
-      const task: Promise<void> = (async () => {
-        try {
-          await handler(message);
-          await pending.ack([message.id]);
-          processed++;
-        } catch (err) {
-          // Give it back after a pause that grows with its attempts, so a message that always
-          // fails is retried at a bounded pace instead of in a tight loop.
-          const pause = Math.min(leaseMs, 250 * 2 ** Math.min(10, message.pending.attempts - 1));
-          this.#events.emit('warning', { kind: 'listener', message: `pending message ${message.id} handler threw: ${String(err)}; retried in ${pause} ms` });
-          retrying++;
-          setTimeout(() => {
-            retrying--;
-            void pending.release([message.id]).catch(() => {});
-          }, pause).unref();
+      const ack: Promise<void> = pending
+        .ack([message.id])
+        .then(
+          () => void processed++,
+          (err: unknown) => {
+            // Not acknowledged on disk: the claim lapses and the message comes back (at least once).
+            this.#events.emit('warning', { kind: 'storage', message: `pending message ${message.id} was processed but its ack could not be written: ${String(err)}` });
+          },
+        )
+        .finally(() => {
+          acking.delete(ack);
+          signalChange();
+        });
+      acking.add(ack);
+    };
+
+    /**
+     * One of `concurrency` workers: claims a batch (one fsync for all of it),
+     * runs the handler on each in turn. The batch doubles while batches take
+     * under a quarter of the lease, and halves otherwise, so fast handlers
+     * share claims while no claim waits long enough to lapse; a message whose
+     * claim lapsed anyway is skipped (it is back in the queue).
+     */
+    const worker = async (): Promise<void> => {
+      let batch = 1;
+      while (!stopped()) {
+        busy++;
+        const claimed = await pending.claim(batch, leaseMs).finally(() => busy--);
+        if (claimed.length === 0) {
+          if (options.untilEmpty && busy === 0 && retrying === 0 && acking.size === 0) return signalChange();
+          await Promise.race([changed.promise, pending.waitForUnclaimed(signal).catch(() => {})]);
+          continue;
         }
-      })().finally(() => running.delete(task));
-      running.add(task);
-    }
-    await Promise.all(running);
+        busy++;
+        const started = Date.now();
+        for (let i = 0; i < claimed.length; i++) {
+          const message = claimed[i]!;
+          if (stopped()) {
+            // Unstarted claims go back at once rather than when their lease ends.
+            await pending.release(claimed.slice(i).map((m) => m.id)).catch(() => {});
+            break;
+          }
+          if (pending.holds(message.id, message.pending.attempts)) await run(message);
+        }
+        busy--;
+        signalChange();
+        batch = Date.now() - started < leaseMs / 4 ? Math.min(batch * 2, MAX_DRAIN_BATCH) : Math.max(1, batch >> 1);
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    await Promise.all(acking);
     return processed;
   }
 
@@ -610,6 +658,15 @@ function checkContact(contact: Contact): Contact {
 
 /** Frame bytes around a message's text and meta (type, ids, conversation, times, `after`). */
 const FRAME_ENVELOPE_BYTES = 1024;
+/** A promise and the function that resolves it (Promise.withResolvers, which Node 20 lacks). */
+function resolvable(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** Most messages a drain worker claims at once. */
+const MAX_DRAIN_BATCH = 64;
 const sentIso = isoFormatter();
 const expiresIso = isoFormatter();
 

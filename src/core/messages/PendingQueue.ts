@@ -94,6 +94,12 @@ export class PendingQueue {
     return out;
   }
 
+  /** Whether the claim that gave `attempts` to this message still holds (it has not lapsed, nor been claimed again). */
+  holds(id: string, attempts: number): boolean {
+    const actor = this.#actors.get(id);
+    return actor !== undefined && actor.getSnapshot().value === 'claimed' && this.#o.store.get(id)?.attempts === attempts;
+  }
+
   /** Whether some message is waiting unclaimed. */
   hasUnclaimed(): boolean {
     for (const item of this.#o.store.items()) if (!this.#actors.has(item.message.id)) return true;
