@@ -555,7 +555,8 @@ export class IMClient {
         inspect,
         clock,
         onStatus: (update) => {
-          this.#waiters.update(update);
+          // An ack already reached the waiters as it arrived (onAcked).
+          if (update.status !== 'acked') this.#waiters.update(update);
           this.#events.emit('status', update);
         },
         // `waitFor: 'acked'` means the server stored it: no need to wait for the local status line too.

@@ -170,17 +170,17 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
           const args: StepArgs = { context: ctx, event, self: this };
           const params = resolveParams(step.params, ctx, event);
           const a = step.assignment;
-          let partial: Record<string, unknown>;
+          // One copy per assign; every property sees the context from before it, as in XState.
+          const next = { ...ctx } as Record<string, unknown>;
           if (typeof a === 'function') {
-            partial = a(args, params) as Record<string, unknown>;
+            Object.assign(next, a(args, params));
           } else {
-            partial = {};
-            for (const key of Object.keys(a as object)) {
+            for (const key in a as object) {
               const v = (a as Record<string, unknown>)[key];
-              partial[key] = typeof v === 'function' ? v(args, params) : v;
+              next[key] = typeof v === 'function' ? v(args, params) : v;
             }
           }
-          ctx = { ...ctx, ...partial };
+          ctx = next as TContext;
           break;
         }
         case 'custom': {
