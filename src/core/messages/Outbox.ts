@@ -156,7 +156,7 @@ export class Outbox {
   constructor(options: OutboxOptions) {
     this.#o = options;
     this.#clock = options.clock ?? REAL_TIME;
-    this.#maxLoaded = options.maxQueuedInMemory ?? 10_000;
+    this.#maxLoaded = options.maxQueuedInMemory ?? 2000;
     this.#logic = messageMachine.provide({
       actions: {
         transmit: ({ context, self }) => this.#transmit(context, self),
