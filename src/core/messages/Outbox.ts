@@ -57,7 +57,7 @@ export interface OutboxOptions {
    * Most queued messages kept in memory. Beyond it, new messages wait in
    * `outbox.jsonl` only (their ids in memory) and are read back, in order,
    * as the queue drains below half of it.
-   * @default 10000
+   * @default 2000
    */
   maxQueuedInMemory?: number;
 }
