@@ -8,6 +8,7 @@ import { Inbox } from '../core/messages/Inbox.js';
 import { createMessageId } from '../core/messages/messageId.js';
 import { Outbox, type StatusUpdate } from '../core/messages/Outbox.js';
 import { PendingQueue, type PendingMessage } from '../core/messages/PendingQueue.js';
+import { deferred } from '../util/deferred.js';
 import { FifoMap } from '../util/FifoMap.js';
 import { isoFormatter } from '../util/isoTime.js';
 import { StatusWaiters, type AwaitableStatus, type WaitOptions } from '../core/messages/StatusWaiters.js';
@@ -378,10 +379,10 @@ export class IMClient {
     let processed = 0;
     let busy = 0;
     // Resolved (and replaced) whenever a worker finishes a batch or a failed message goes back.
-    let changed = resolvable();
+    let changed = deferred();
     const signalChange = () => {
       changed.resolve();
-      changed = resolvable();
+      changed = deferred();
     };
 
     const run = async (message: PendingMessage): Promise<void> => {
@@ -659,13 +660,6 @@ function checkContact(contact: Contact): Contact {
 
 /** Frame bytes around a message's text and meta (type, ids, conversation, times, `after`). */
 const FRAME_ENVELOPE_BYTES = 1024;
-/** A promise and the function that resolves it (Promise.withResolvers, which Node 20 lacks). */
-function resolvable(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
-
 /** Most messages a drain worker claims at once. */
 const MAX_DRAIN_BATCH = 64;
 const sentIso = isoFormatter();

@@ -6,6 +6,7 @@ import { decodeClientMessage, encodeFrame, type ClientFrame, type Decoded, type 
 import { FrameWriter } from '../protocol/FrameWriter.js';
 import type { HelloFrame } from '../protocol/handshake.js';
 import type { SendFrame } from '../protocol/send.js';
+import { deferred, type Deferred } from '../util/deferred.js';
 import type { Authenticator } from './auth.js';
 import { rateLimitedNack, shuttingDownNack, type Exchange } from './Exchange.js';
 import type { ResolvedServerOptions } from './options.js';
@@ -61,7 +62,7 @@ export class Session {
   #pendingSends = 0;
   #paused = false;
   /** Resolves when no send is in progress (for graceful shutdown). */
-  #idle: { promise: Promise<void>; resolve: () => void } | undefined;
+  #idle: Deferred | undefined;
 
   constructor(ws: WebSocket, host: SessionHost) {
     this.#ws = ws;
@@ -115,11 +116,7 @@ export class Session {
   /** Resolves once no send of this session is being stored. */
   whenIdle(): Promise<void> {
     if (this.#pendingSends === 0) return Promise.resolve();
-    if (!this.#idle) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => (resolve = r));
-      this.#idle = { promise, resolve };
-    }
+    this.#idle ??= deferred();
     return this.#idle.promise;
   }
 

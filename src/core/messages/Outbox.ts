@@ -8,6 +8,7 @@ import type { Link } from '../connection/Link.js';
 import type { MessageRecord, OutboxEntry, OutgoingStatus, StatusRecord } from '../storage/records.js';
 import type { WorkspaceStorage } from '../storage/WorkspaceStorage.js';
 import { createLifecycle, type Lifecycle, type LifecycleSnapshot } from '../statecharts/lifecycle.js';
+import { deferred, type Deferred } from '../../util/deferred.js';
 import { FifoMap } from '../../util/FifoMap.js';
 import { isoFormatter } from '../../util/isoTime.js';
 import { MinHeap } from './MinHeap.js';
@@ -63,11 +64,8 @@ export interface OutboxOptions {
 }
 
 /** The sends of one conversation in a batch: one promise for all of them. */
-interface SendGroup {
+interface SendGroup extends Deferred {
   items: Array<{ entry: OutboxEntry; record: MessageRecord; ordinal: number }>;
-  promise: Promise<void>;
-  resolve: () => void;
-  reject: (err: unknown) => void;
 }
 
 /** A status change waiting in the batch being written. */
@@ -122,7 +120,7 @@ export class Outbox {
   /** Status lines made since the last microtask, written together as one batch. */
   #statusBatch: StatusItem[] = [];
   /** Settles once that batch is reported (or failed). */
-  #statusBatchDone: { promise: Promise<void>; resolve: () => void } | undefined;
+  #statusBatchDone: Deferred | undefined;
   /** Resolves once every status batch so far is reported: batches report in order. */
   #lastReport: Promise<void> = Promise.resolve();
   /** Resolves once the status lines of every batch so far are written (or failed). */
@@ -228,10 +226,7 @@ export class Outbox {
     if (this.#sendBatch.size === 0) queueMicrotask(() => void this.#writeSends());
     let group = this.#sendBatch.get(entry.conversationId);
     if (!group) {
-      let resolve!: () => void;
-      let reject!: (err: unknown) => void;
-      const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
-      group = { items: [], promise, resolve, reject };
+      group = { items: [], ...deferred() };
       this.#sendBatch.set(entry.conversationId, group);
     }
     group.items.push({ entry, record, ordinal });
@@ -704,9 +699,7 @@ export class Outbox {
     if (status === 'delivered') update.deliveredAt = context.deliveredAt ?? at;
     if (context.error !== null) record.reason = update.error = context.error;
     if (!this.#statusBatchDone) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((res) => (resolve = res));
-      this.#statusBatchDone = { promise, resolve };
+      this.#statusBatchDone = deferred();
       queueMicrotask(() => this.#writeStatuses());
     }
     this.#statusBatch.push({ record, update });
