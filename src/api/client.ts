@@ -396,10 +396,10 @@ export class IMClient {
         retrying++;
         setTimeout(() => {
           retrying--;
-          void pending
-            .release([message.id])
-            .catch(() => {})
-            .finally(signalChange);
+          // Only the claim this handler had: if it lapsed meanwhile, the message is back in the queue,
+          // perhaps claimed by another worker, whose claim must not be released under it.
+          const release = pending.holds(message.id, message.pending.attempts) ? pending.release([message.id]) : Promise.resolve();
+          void release.catch(() => {}).finally(signalChange);
         }, pause).unref();
         return;
       }
@@ -408,7 +408,7 @@ export class IMClient {
         .then(
           () => void processed++,
           (err: unknown) => {
-            // Not acknowledged on disk: the claim lapses and the message comes back (at least once).
+            // Not acknowledged on disk: the file still holds it, so it comes back after a restart (at least once).
             this.#events.emit('warning', { kind: 'storage', message: `pending message ${message.id} was processed but its ack could not be written: ${String(err)}` });
           },
         )

@@ -33,8 +33,8 @@ export class LoggedJsonFile<S extends z.ZodType> {
   readonly #snapshot: JsonFile<S>;
   readonly #compactEvery: number;
   #value: z.infer<S> | undefined;
-  /** Opened on the first write after a fold. */
-  #log: JsonlWriter | undefined;
+  /** Opened on the first write after a fold; every write of that log awaits the same opening, so lines keep their order. */
+  #log: Promise<JsonlWriter> | undefined;
   #lines: number;
   #compacting: Promise<void> | undefined;
   #closed = false;
@@ -80,8 +80,13 @@ export class LoggedJsonFile<S extends z.ZodType> {
     if (this.#closed) throw new IMClientError('CLOSED', `${this.path} is closed`);
     this.#value = value;
     while (this.#compacting) await this.#compacting;
-    this.#log ??= await JsonlWriter.open(this.logPath);
-    await this.#log.append(JSON.stringify(value));
+    if (this.#closed) throw new IMClientError('CLOSED', `${this.path} is closed`);
+    this.#log ??= JsonlWriter.open(this.logPath);
+    const log = this.#log;
+    log.catch(() => {
+      if (this.#log === log) this.#log = undefined;
+    });
+    await (await log).append(JSON.stringify(value));
     // In the background; if it fails the log simply stays in use, and close() tries again.
     if (++this.#lines >= this.#compactEvery) this.#compacting ??= this.#compact().catch(() => {});
   }
@@ -92,7 +97,7 @@ export class LoggedJsonFile<S extends z.ZodType> {
     this.#closed = true;
     while (this.#compacting) await this.#compacting;
     if (this.#lines > 0) await (this.#compacting = this.#compact());
-    await this.#log?.close();
+    await (await this.#log?.catch(() => undefined))?.close();
   }
 
   /**
@@ -102,10 +107,11 @@ export class LoggedJsonFile<S extends z.ZodType> {
    */
   async #compact(): Promise<void> {
     try {
-      await this.#log?.flush();
+      const log = await this.#log;
+      await log?.flush();
       if (this.#value !== undefined) await this.#snapshot.write(this.#value);
-      await this.#log?.close();
       this.#log = undefined;
+      await log?.close();
       try {
         await unlink(this.logPath);
         await fsyncDir(dirname(this.logPath));

@@ -47,6 +47,16 @@ describe('LoggedJsonFile', () => {
     await reopened.close();
   });
 
+  it('keeps overlapping writes in order (the last one made is the value read back)', async () => {
+    const { json, log } = await files();
+    const doc = await LoggedJsonFile.open(json, log, Doc);
+    await Promise.all([doc.write({ n: 1 }), doc.write({ n: 2 }), doc.write({ n: 3 })]);
+    expect((await readFile(log, 'utf8')).trim().split('\n')).toEqual(['{"n":1}', '{"n":2}', '{"n":3}']);
+    expect(await LoggedJsonFile.read(json, log, Doc)).toEqual({ n: 3 });
+    await doc.close();
+    expect(JSON.parse(await readFile(json, 'utf8'))).toEqual({ n: 3 });
+  });
+
   it('folds the log every compactEvery writes, so it stays short', async () => {
     const { json, log } = await files();
     const doc = await LoggedJsonFile.open(json, log, Doc, { compactEvery: 3 });

@@ -61,6 +61,23 @@ describe('IMClient messaging', () => {
     await eventually(() => statuses.includes('acked'));
   });
 
+  it('keeps a conversation in send order when the same batch opens another conversation', async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    const b = await makeClient(server.url, 'agent_002');
+    const gotB = collect(b);
+    await Promise.all([a.connect(), b.connect()]);
+    await a.sendMessage({ to: 'agent_002', text: 'b-1' });
+    for (let i = 0; i < 20; i++) {
+      // The first batch writes to a conversation file not open yet; the second, a turn later, does not.
+      const first = [a.sendMessage({ to: `new_contact_${i}`, text: 'hello' }), a.sendMessage({ to: 'agent_002', text: `b${2 * i}` })];
+      await new Promise((r) => setImmediate(r));
+      await Promise.all([...first, a.sendMessage({ to: 'agent_002', text: `b${2 * i + 1}` })]);
+    }
+    await eventually(() => gotB.length === 41, 10_000, 'every message to agent_002');
+    expect(gotB.map((m) => m.text)).toEqual(['b-1', ...Array.from({ length: 40 }, (_, i) => `b${i}`)]);
+  });
+
   it('queues messages sent while offline and delivers them all, in order, once connected', async () => {
     const server = await startServer();
     const a = await makeClient(server.url, 'agent_001');

@@ -1,11 +1,12 @@
 import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import type { Clock } from '../Clock.js';
+import { IMClientError } from '../../errors.js';
 import { messageMachine, type MessageContext } from '../../../machines/message.js';
 import { outboxMachine } from '../../../machines/outbox.js';
 import type { ReceiptItem } from '../../protocol/delivery.js';
 import type { AckFrame, NackFrame, SendFrame } from '../../protocol/send.js';
 import type { Link } from '../connection/Link.js';
-import type { MessageRecord, OutboxEntry, OutgoingStatus, StatusRecord } from '../storage/records.js';
+import type { ConversationRecord, MessageRecord, OutboxEntry, OutgoingStatus, StatusRecord } from '../storage/records.js';
 import type { WorkspaceStorage } from '../storage/WorkspaceStorage.js';
 import { createLifecycle, type Lifecycle, type LifecycleSnapshot } from '../statecharts/lifecycle.js';
 import { deferred, type Deferred } from '../../util/deferred.js';
@@ -74,6 +75,15 @@ interface StatusItem {
   update: StatusUpdate;
 }
 
+/**
+ * The status changes of one conversation in a batch: one append. Its promise
+ * settles once they are reported and out of the outbox journal, or rejects
+ * if their line could not be written (callers must not move on as if it were).
+ */
+interface StatusGroup extends Deferred {
+  items: StatusItem[];
+}
+
 interface Slot {
   entry: OutboxEntry;
   /** Send order: lower goes first. */
@@ -118,13 +128,15 @@ export class Outbox {
   /** Sends made since the last microtask, written together as one batch. */
   #sendBatch = new Map<string, SendGroup>();
   /** Status lines made since the last microtask, written together as one batch. */
-  #statusBatch: StatusItem[] = [];
-  /** Settles once that batch is reported (or failed). */
-  #statusBatchDone: Deferred | undefined;
+  #statusBatch = new Map<string, StatusGroup>();
   /** Resolves once every status batch so far is reported: batches report in order. */
   #lastReport: Promise<void> = Promise.resolve();
   /** Resolves once the status lines of every batch so far are written (or failed). */
-  #lastWritten: Promise<unknown> = Promise.resolve();
+  #lastWritten: Promise<void> = Promise.resolve();
+  /** Messages whose `message` line could not be written: it goes out again before their next status line. */
+  readonly #missingLines = new Map<string, MessageRecord>();
+  /** Send batches are put into the journal and queued one after another, in send order. */
+  #sendsInOrder: Promise<void> = Promise.resolve();
   /** Ids waiting for a slot, by send order. */
   readonly #queue = new MinHeap<string>();
   /** Live lifecycle actors: in flight, or resting in `acked` awaiting a receipt. */
@@ -142,6 +154,8 @@ export class Outbox {
   /** The lowest offset spilled while a read-back was under way (it must not skip past it). */
   #spillLow: number | undefined;
   #loading: Promise<void> | undefined;
+  /** Set when spilled messages could not be found in the journal: no more read-backs this run. */
+  #spillLost = false;
   /** Exact counts, reported to the outbox machine whenever they change. */
   #queued = 0;
   #inflight = 0;
@@ -197,15 +211,19 @@ export class Outbox {
   async start(): Promise<void> {
     await this.#repairHistory();
     this.#machine.start();
-    const spill: string[] = [];
-    for (const entry of this.#o.storage.outbox.entries()) {
-      if (this.#queued < this.#maxLoaded) this.#addSlot(entry);
-      else {
-        this.#spilled.set(entry.id, ++this.#ordinal);
-        spill.push(entry.id);
-      }
+    const journal = this.#o.storage.outbox;
+    const beyond: OutboxEntry[] = [];
+    for (const entry of journal.entries()) {
+      if (beyond.length === 0 && this.#queued < this.#maxLoaded) this.#addSlot(entry);
+      else beyond.push(entry);
     }
-    this.#o.storage.outbox.spill(spill);
+    // Spilled from the start of the file: read back from there (the journal was compacted on open).
+    if (beyond.length > 0 && journal.spill(beyond.map((e) => e.id))) {
+      this.#spillFrom = 0;
+      for (const entry of beyond) this.#spilled.set(entry.id, ++this.#ordinal);
+    } else {
+      for (const entry of beyond) this.#addSlot(entry);
+    }
     this.#report();
     // Expired messages must fail even while offline, when nothing dispatches them.
     this.#scheduleSweep();
@@ -223,7 +241,7 @@ export class Outbox {
     if (running) return running;
     // The send order is fixed now, even if concurrent sends reach the disk in another order.
     const ordinal = ++this.#ordinal;
-    if (this.#sendBatch.size === 0) queueMicrotask(() => void this.#writeSends());
+    if (this.#sendBatch.size === 0) queueMicrotask(() => this.#writeSends());
     let group = this.#sendBatch.get(entry.conversationId);
     if (!group) {
       group = { items: [], ...deferred() };
@@ -245,18 +263,26 @@ export class Outbox {
   }
 
   /**
-   * Writes the sends of one microtask as a batch: every outbox entry in one
-   * append (each with its conversation file's length before the batch). Once
-   * that is durable the messages are queued, and may go out, while each
-   * conversation's `message` lines are appended (a crash before those are
-   * durable is repaired on start, from the outbox entries). A send resolves
-   * once both are durable; a failed history append is reported as an error
-   * but the send still resolves: the message is durable in the outbox and
-   * will be sent, so a caller must not send it again.
+   * Writes the sends of one microtask as a batch, after the batch before it
+   * (so queueing follows send order even when one batch waits to open a new
+   * conversation file): every outbox entry in one append (each with its
+   * conversation file's length before the batch). Once that is durable the
+   * messages are queued, and may go out, while each conversation's `message`
+   * lines are appended (appended first, so they precede their status lines).
+   * A send resolves once both are durable. A history line that fails is
+   * reported as an error and written again before the message's next status
+   * line (and on start, from the outbox entry); the send still resolves, since
+   * the message is durable in the outbox and will be sent: a caller must not
+   * send it again.
    */
-  async #writeSends(): Promise<void> {
+  #writeSends(): void {
     const groups = this.#sendBatch;
     this.#sendBatch = new Map();
+    this.#sendsInOrder = this.#sendsInOrder.then(() => this.#putSends(groups));
+  }
+
+  /** The ordered part of {@link #writeSends}; never rejects (failures settle the sends). */
+  async #putSends(groups: Map<string, SendGroup>): Promise<void> {
     const { conversations, outbox } = this.#o.storage;
     let at: number;
     try {
@@ -275,33 +301,36 @@ export class Outbox {
       for (const group of groups.values()) this.#settleGroup(group, err);
       return;
     }
-    // Appended before the messages can be sent, so each line precedes its status lines in the file.
-    const lines = [...groups].map(([conversationId, group]) =>
-      conversations.append(conversationId, group.items.map((i) => i.record)).then(
+    for (const [conversationId, group] of groups) {
+      void conversations.append(conversationId, group.items.map((i) => i.record)).then(
         () => this.#settleGroup(group),
         (err: unknown) => {
+          for (const { record } of group.items) this.#missingLines.set(record.id, record);
           this.#o.onError(err);
           this.#settleGroup(group);
         },
-      ),
-    );
-    const spill: string[] = [];
+      );
+    }
+    // Once anything is spilled, later messages are too: they are read back in order.
+    const keep: Slot[] = [];
+    const spill: Slot[] = [];
     for (const group of groups.values()) {
       for (const { entry, ordinal } of group.items) {
-        // Once anything is spilled, later messages are too: they are read back in order.
-        if (this.#spilled.size === 0 && this.#queued < this.#maxLoaded) {
-          this.#link({ entry, ordinal, inflight: false, prev: undefined, next: undefined });
-          continue;
-        }
-        if (this.#spilled.size === 0) this.#spillFrom = at;
-        if (this.#loading) this.#spillLow = Math.min(this.#spillLow ?? at, at);
-        this.#spilled.set(entry.id, ordinal);
-        spill.push(entry.id);
+        const slot: Slot = { entry, ordinal, inflight: false, prev: undefined, next: undefined };
+        if (spill.length === 0 && this.#spilled.size === 0 && this.#queued + keep.length < this.#maxLoaded) keep.push(slot);
+        else spill.push(slot);
       }
     }
-    outbox.spill(spill);
+    // The journal refuses while it compacts (it rewrites the file from memory): those stay in memory.
+    if (spill.length > 0 && outbox.spill(spill.map((s) => s.entry.id))) {
+      if (this.#spilled.size === 0) this.#spillFrom = at;
+      if (this.#loading) this.#spillLow = Math.min(this.#spillLow ?? at, at);
+      for (const { entry, ordinal } of spill) this.#spilled.set(entry.id, ordinal);
+    } else {
+      keep.push(...spill);
+    }
+    for (const slot of keep) this.#link(slot);
     this.#report();
-    await Promise.all(lines);
   }
 
   #settleGroup(group: SendGroup, err?: unknown): void {
@@ -429,13 +458,13 @@ export class Outbox {
    * history read after `waitFor: 'acked'` finds the `acked` line.
    */
   async statusLinesWritten(): Promise<void> {
-    if (this.#statusBatchDone) await this.#statusBatchDone.promise;
+    await Promise.allSettled([...this.#statusBatch.values()].map((g) => g.promise));
     await this.#lastWritten;
   }
 
   /** Resolves when every status write started so far is durable. */
   async settled(): Promise<void> {
-    while (this.#writes.size > 0) await Promise.all(this.#writes.values());
+    while (this.#writes.size > 0) await Promise.allSettled(this.#writes.values());
   }
 
   #scheduleSweep(): void {
@@ -530,13 +559,15 @@ export class Outbox {
 
   /** Starts reading spilled messages back once fewer than half of `maxQueuedInMemory` wait in memory. */
   #loadIfLow(): void {
-    if (this.#loading || this.#stopped || this.#spilled.size === 0 || this.#queued > this.#maxLoaded / 2) return;
+    if (this.#loading || this.#stopped || this.#spillLost || this.#spilled.size === 0 || this.#queued > this.#maxLoaded / 2) return;
     this.#loading = this.#readBack(this.#maxLoaded - this.#queued).then(
       (count) => {
         this.#loading = undefined;
-        // Nothing found means the journal lost them (a damaged file): they are retried on the next start.
-        if (count > 0) this.#loadIfLow();
-        else this.#o.onError(new Error(`${this.#spilled.size} queued messages were not found in outbox.jsonl; they are retried when the client starts again`));
+        if (count > 0) return this.#loadIfLow();
+        // Nothing found: the file does not hold them where expected (damaged?). Reading it again
+        // and again would not help; the next start replays the whole journal.
+        this.#spillLost = true;
+        this.#o.onError(new IMClientError('STORAGE_IO', `${this.#spilled.size} queued messages could not be read back from outbox.jsonl; they are sent after the client starts again`));
       },
       (err: unknown) => {
         this.#loading = undefined;
@@ -698,12 +729,16 @@ export class Outbox {
     if (context.serverAt !== null) record.serverAt = update.serverAt = context.serverAt;
     if (status === 'delivered') update.deliveredAt = context.deliveredAt ?? at;
     if (context.error !== null) record.reason = update.error = context.error;
-    if (!this.#statusBatchDone) {
-      this.#statusBatchDone = deferred();
-      queueMicrotask(() => this.#writeStatuses());
+    if (this.#statusBatch.size === 0) queueMicrotask(() => this.#writeStatuses());
+    let group = this.#statusBatch.get(context.conversationId);
+    if (!group) {
+      group = { items: [], ...deferred() };
+      // Awaited by whoever needs it (receipts, cancel, close); never an unhandled rejection.
+      group.promise.catch(() => {});
+      this.#statusBatch.set(context.conversationId, group);
     }
-    this.#statusBatch.push({ record, update });
-    this.#writes.set(context.id, this.#statusBatchDone.promise);
+    group.items.push({ record, update });
+    this.#writes.set(context.id, group.promise);
     if (status === 'acked') this.#o.onAcked?.(update);
   }
 
@@ -716,42 +751,51 @@ export class Outbox {
    * `#writes` settles once both are done.
    */
   #writeStatuses(): void {
-    const batch = this.#statusBatch;
-    const batchDone = this.#statusBatchDone!;
-    this.#statusBatch = [];
-    this.#statusBatchDone = undefined;
+    const groups = [...this.#statusBatch.entries()];
+    this.#statusBatch = new Map();
     const { conversations, outbox } = this.#o.storage;
-    const byConversation = new Map<string, StatusItem[]>();
-    for (const item of batch) {
-      const list = byConversation.get(item.update.conversationId);
-      if (list) list.push(item);
-      else byConversation.set(item.update.conversationId, [item]);
-    }
     const durable: StatusItem[] = [];
+    const failed = new Map<StatusGroup, unknown>();
     // Never rejects: a failed append is reported, and its messages stay in the outbox.
     const written = Promise.all(
-      [...byConversation].map(([conversationId, items]) =>
-        conversations.append(conversationId, items.map((i) => i.record)).then(
-          () => void durable.push(...items),
-          (err: unknown) => this.#o.onError(err),
-        ),
-      ),
-    );
-    this.#lastWritten = Promise.all([this.#lastWritten, written]);
-    const left = written.then(async () => {
-      // Only once its status line is durable may a message leave the outbox: a crash in between resends it.
-      const done = new Map<'acked' | 'failed' | 'cancelled', string[]>();
-      for (const { update } of durable) {
-        // A receipt can finish a message still spilled (sent before a restart, receipted since).
-        this.#spilled.delete(update.id);
-        if (!outbox.has(update.id)) continue;
-        const as = update.status === 'delivered' ? 'acked' : update.status;
-        const ids = done.get(as);
-        if (ids) ids.push(update.id);
-        else done.set(as, [update.id]);
-      }
-      await Promise.all([...done].map(([as, ids]) => outbox.done(ids, as)));
-    }).catch((err: unknown) => this.#o.onError(err));
+      groups.map(([conversationId, group]) => {
+        const records: ConversationRecord[] = [];
+        for (const { record } of group.items) {
+          // A message line that could not be written goes first, so history never lacks it.
+          const missing = this.#missingLines.get(record.id);
+          if (missing) records.push(missing);
+          records.push(record);
+        }
+        return conversations.append(conversationId, records).then(
+          () => {
+            for (const { record } of group.items) this.#missingLines.delete(record.id);
+            durable.push(...group.items);
+          },
+          (err: unknown) => {
+            failed.set(group, err);
+            this.#o.onError(err);
+          },
+        );
+      }),
+    ).then(() => {});
+    const previous = this.#lastWritten;
+    this.#lastWritten = written.then(() => previous);
+    const left = written
+      .then(async () => {
+        // Only once its status line is durable may a message leave the outbox: a crash in between resends it.
+        const done = new Map<'acked' | 'failed' | 'cancelled', string[]>();
+        for (const { update } of durable) {
+          // A receipt can finish a message still spilled (sent before a restart, receipted since).
+          this.#spilled.delete(update.id);
+          if (!outbox.has(update.id)) continue;
+          const as = update.status === 'delivered' ? 'acked' : update.status;
+          const ids = done.get(as);
+          if (ids) ids.push(update.id);
+          else done.set(as, [update.id]);
+        }
+        await Promise.all([...done].map(([as, ids]) => outbox.done(ids, as)));
+      })
+      .catch((err: unknown) => this.#o.onError(err));
     // Reported once the status line is durable, in batch order; leaving the outbox journal is
     // bookkeeping that need not delay it (a crash before it only resends, and the server dedupes).
     const report = Promise.all([this.#lastReport, written])
@@ -761,8 +805,11 @@ export class Outbox {
       .catch((err: unknown) => this.#o.onError(err));
     this.#lastReport = report;
     void Promise.all([report, left]).then(() => {
-      for (const { update } of batch) if (this.#writes.get(update.id) === batchDone.promise) this.#writes.delete(update.id);
-      batchDone.resolve();
+      for (const [, group] of groups) {
+        for (const { update } of group.items) if (this.#writes.get(update.id) === group.promise) this.#writes.delete(update.id);
+        if (failed.has(group)) group.reject(failed.get(group));
+        else group.resolve();
+      }
     });
   }
 }

@@ -100,9 +100,16 @@ export class OutboxJournal {
     if (this.#done >= COMPACT_MIN_DONE && this.#done > this.#entries.size && this.#spilled.size === 0) this.#compacting ??= this.#compact();
   }
 
-  /** Drops these messages' entries from memory: they stay in the file until read back with {@link readSpilled}. */
-  spill(ids: Iterable<string>): void {
+  /**
+   * Drops these messages' entries from memory: they stay in the file until
+   * read back with {@link readSpilled}. Refused (false) while the journal is
+   * being compacted: compaction rewrites the file from memory, and the file's
+   * offsets change.
+   */
+  spill(ids: readonly string[]): boolean {
+    if (this.#compacting) return false;
     for (const id of ids) if (this.#entries.delete(id)) this.#spilled.add(id);
+    return true;
   }
 
   /** How many messages are spilled. */

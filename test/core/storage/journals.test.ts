@@ -27,6 +27,26 @@ describe('OutboxJournal', () => {
     expect((await readFile(path, 'utf8')).trim().split('\n')).toHaveLength(2);
   });
 
+  it('reads spilled entries back in order, and refuses to spill while compacting (which rewrites from memory)', async () => {
+    const path = join(await tempDir(), 'outbox.jsonl');
+    const j = await OutboxJournal.open(path);
+    const at = await j.put(Array.from({ length: 5000 }, (_, i) => entry(i)));
+    expect(j.spill([entry(4990).id, entry(4991).id])).toBe(true);
+    expect(j.has(entry(4990).id)).toBe(true);
+    expect([...j.entries()].some((e) => e.id === entry(4990).id)).toBe(false);
+    const back = await j.readSpilled(at, 10);
+    expect(back.entries.map((e) => e.text)).toEqual(['m4990', 'm4991']);
+    expect(j.spilled).toBe(0);
+    // Enough finished entries to start a compaction as this resolves.
+    await j.done(Array.from({ length: 4500 }, (_, i) => entry(i).id), 'acked');
+    expect(j.spill([entry(4600).id])).toBe(false);
+    await j.close();
+    const again = await OutboxJournal.open(path);
+    expect(again.has(entry(4600).id)).toBe(true);
+    expect(again.size).toBe(500);
+    await again.close();
+  });
+
   it('compacts while appends continue, losing nothing', async () => {
     const path = join(await tempDir(), 'outbox.jsonl');
     const j = await OutboxJournal.open(path);
