@@ -135,8 +135,10 @@ export class Outbox {
   #lastWritten: Promise<void> = Promise.resolve();
   /** Messages whose `message` line could not be written: it goes out again before their next status line. */
   readonly #missingLines = new Map<string, MessageRecord>();
-  /** Send batches are put into the journal and queued one after another, in send order. */
-  #sendsInOrder: Promise<void> = Promise.resolve();
+  /** Sends waiting for the put under way to finish; they go together in the next one. */
+  #toPut: Array<[conversationId: string, group: SendGroup]> = [];
+  /** The loop putting sends into the journal, one put at a time, in send order. */
+  #putting: Promise<void> | undefined;
   /** Ids waiting for a slot, by send order. */
   readonly #queue = new MinHeap<string>();
   /** Live lifecycle actors: in flight, or resting in `acked` awaiting a receipt. */
@@ -276,19 +278,31 @@ export class Outbox {
    * send it again.
    */
   #writeSends(): void {
-    const groups = this.#sendBatch;
+    this.#toPut.push(...this.#sendBatch);
     this.#sendBatch = new Map();
-    this.#sendsInOrder = this.#sendsInOrder.then(() => this.#putSends(groups));
+    this.#putting ??= this.#putLoop();
+  }
+
+  /** Puts what accumulated, one put at a time (each put carrying every send made while the last was written). */
+  async #putLoop(): Promise<void> {
+    while (this.#toPut.length > 0) {
+      const groups = this.#toPut;
+      this.#toPut = [];
+      await this.#putSends(groups);
+    }
+    this.#putting = undefined;
   }
 
   /** The ordered part of {@link #writeSends}; never rejects (failures settle the sends). */
-  async #putSends(groups: Map<string, SendGroup>): Promise<void> {
+  async #putSends(groups: ReadonlyArray<[string, SendGroup]>): Promise<void> {
     const { conversations, outbox } = this.#o.storage;
     let at: number;
     try {
       const entries: OutboxEntry[] = [];
+      const offsets = new Map<string, number>();
       for (const [conversationId, group] of groups) {
-        const offset = await conversations.length(conversationId);
+        let offset = offsets.get(conversationId);
+        if (offset === undefined) offsets.set(conversationId, (offset = await conversations.length(conversationId)));
         for (const item of group.items) {
           // Set, not spread into a copy: V8 gives each `{ ...entry, offset }` a hidden class of its
           // own (about 300 bytes more per queued message).
@@ -298,7 +312,7 @@ export class Outbox {
       }
       at = await outbox.put(entries);
     } catch (err) {
-      for (const group of groups.values()) this.#settleGroup(group, err);
+      for (const [, group] of groups) this.#settleGroup(group, err);
       return;
     }
     for (const [conversationId, group] of groups) {
@@ -314,7 +328,7 @@ export class Outbox {
     // Once anything is spilled, later messages are too: they are read back in order.
     const keep: Slot[] = [];
     const spill: Slot[] = [];
-    for (const group of groups.values()) {
+    for (const [, group] of groups) {
       for (const { entry, ordinal } of group.items) {
         const slot: Slot = { entry, ordinal, inflight: false, prev: undefined, next: undefined };
         if (spill.length === 0 && this.#spilled.size === 0 && this.#queued + keep.length < this.#maxLoaded) keep.push(slot);
