@@ -234,11 +234,16 @@ export class Inbox {
       else writes.set(record.conversationId, [record]);
     }
     if (upTo === stored || epoch === undefined) return upTo;
-    const touched = new Set([...writes.keys(), ...receipts.flatMap((r) => r.messages.map((m) => m.conversationId))]);
-    const files = await Promise.all([...touched].map(async (conversationId) => ({ conversationId, offset: await storage.conversations.length(conversationId) })));
-    this.#checkEpoch(epoch);
-    const intent = mergeIntent(this.#carried, { fromSeq: stored + 1, toSeq: upTo, files });
-    await storage.cursor.write({ version: 1, epoch, ackedUpTo: stored, inflight: intent });
+    // The intent lets a restart recognise messages an interrupted batch wrote. A batch of receipts
+    // alone writes only status lines, which a replay writes again harmlessly: it needs none.
+    let intent: CursorFile['inflight'];
+    if (writes.size > 0 || queued.length > 0 || this.#carried !== undefined) {
+      const touched = new Set([...writes.keys(), ...receipts.flatMap((r) => r.messages.map((m) => m.conversationId))]);
+      const files = await Promise.all([...touched].map(async (conversationId) => ({ conversationId, offset: await storage.conversations.length(conversationId) })));
+      this.#checkEpoch(epoch);
+      intent = mergeIntent(this.#carried, { fromSeq: stored + 1, toSeq: upTo, files });
+      await storage.cursor.write({ version: 1, epoch, ackedUpTo: stored, inflight: intent });
+    }
     const results = await Promise.allSettled([
       ...[...writes].map(([conversationId, records]) => storage.conversations.append(conversationId, records)),
       ...receipts.map((r) => outbox.receipt(r.messages, r.by, r.at)),
