@@ -1,4 +1,4 @@
-import { readFile, readdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readJsonl } from '../../src/fs/readJsonl.js';
@@ -76,6 +76,32 @@ describe('IMClient messaging', () => {
     }
     await eventually(() => gotB.length === 41, 10_000, 'every message to agent_002');
     expect(gotB.map((m) => m.text)).toEqual(['b-1', ...Array.from({ length: 40 }, (_, i) => `b${i}`)]);
+  });
+
+  it('a history file that refuses its status lines for a while: the receipt is not acknowledged until its line is written', async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    const b = await makeClient(server.url, 'agent_002');
+    const gotB = collect(b);
+    const errors: unknown[] = [];
+    a.on('error', (e) => errors.push(e));
+    await b.connect();
+    // Offline: the message line is written; then 64 other conversations push its file out of the
+    // pool of open files, so the next line reopens it.
+    const sent = await a.sendMessage({ to: 'agent_002', text: 'through a bad disk' });
+    for (let i = 0; i < 64; i++) await a.sendMessage({ to: `agent_x${i}`, text: 'filler' });
+    // The disk refuses the file: a directory stands where it was.
+    const file = join(a.workspacePath, 'im_client', 'conversations', 'agent_001+agent_002.jsonl');
+    await rename(file, `${file}.away`);
+    await mkdir(file);
+    await a.connect();
+    await eventually(() => gotB.length === 1, 5000, 'the recipient gets it');
+    await eventually(() => errors.length >= 2, 5000, 'the failed acked and delivered lines reported');
+    // The disk recovers: the receipt, not acknowledged, comes again and is written this time.
+    await rm(file, { recursive: true });
+    await rename(`${file}.away`, file);
+    await eventually(async () => (await a.getConversationHistory({ contactId: 'agent_002', limit: 5 }))[0]?.status === 'delivered', 10_000, 'history says delivered');
+    expect((await a.getConversationHistory({ contactId: 'agent_002', limit: 5 })).map((m) => [m.id, m.status])).toEqual([[sent.id, 'delivered']]);
   });
 
   it('queues messages sent while offline and delivers them all, in order, once connected', async () => {
