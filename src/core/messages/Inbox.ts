@@ -256,7 +256,12 @@ export class Inbox {
     }
     this.#checkEpoch(epoch);
     const carried = this.#carried && this.#carried.toSeq > upTo ? { ...this.#carried, fromSeq: upTo + 1 } : undefined;
-    await storage.cursor.write({ version: 1, epoch, ackedUpTo: upTo, ...(carried ? { inflight: carried } : {}) } satisfies CursorFile);
+    // The new cursor is not waited for: the lines are durable, and until the cursor is, the intent
+    // written before them stands in for it (a restart finds those lines through it). It reaches the
+    // disk with the next batch's intent, which follows it in the same log, or on its own.
+    storage.cursor
+      .write({ version: 1, epoch, ackedUpTo: upTo, ...(carried ? { inflight: carried } : {}) } satisfies CursorFile)
+      .catch((err: unknown) => this.#o.onWarning(`the inbox cursor could not be written (the batch's intent stands in for it): ${String(err)}`));
     this.#carried = carried;
     this.#stored = upTo;
     for (const m of published) {
