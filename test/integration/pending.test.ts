@@ -1,3 +1,4 @@
+import { SimulatedClock } from 'xstate';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { IMClient } from '../../src/api/client.js';
@@ -5,7 +6,7 @@ import { eventually, makeClient } from '../helpers/clients.js';
 import { sleep, startServer } from '../helpers/server.js';
 import { tempDir } from '../helpers/tmp.js';
 
-async function workerWithJobs(n: number, options: { leaseMs?: number; workspacePath?: string } = {}) {
+async function workerWithJobs(n: number, options: { leaseMs?: number; workspacePath?: string; clock?: SimulatedClock } = {}) {
   const server = await startServer();
   const boss = await makeClient(server.url, 'boss');
   const worker = await makeClient(server.url, 'worker', { mode: 'queue', ...options });
@@ -86,6 +87,32 @@ describe('pending queue (digital employee)', () => {
     );
     expect(processed).toBe(6);
     expect([...done].sort()).toEqual(['job 0', 'job 1', 'job 2', 'job 3', 'job 4', 'job 5']);
+    expect(await worker.getPendingMessages()).toEqual([]);
+  });
+
+  it('skips a claimed message whose lease lapsed before its turn: only a handler that outlives its lease runs twice', async () => {
+    const clock = new SimulatedClock();
+    const { worker } = await workerWithJobs(20, { clock, leaseMs: 60_000 });
+    const calls = new Map<string, number>();
+    let started = 0;
+    let outlived: string | undefined;
+    await worker.drainPendingMessages(
+      async (m) => {
+        calls.set(m.text, (calls.get(m.text) ?? 0) + 1);
+        if (++started === 8) {
+          // By now both workers claim in batches: every claim lapses, this handler's own too,
+          // while the other worker is in the middle of its batch.
+          outlived = m.text;
+          clock.increment(61_000);
+          await new Promise((r) => setTimeout(r, 200));
+        } else {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      },
+      { concurrency: 2, untilEmpty: true },
+    );
+    expect([...calls.keys()].sort()).toEqual(Array.from({ length: 20 }, (_, i) => `job ${i}`).sort());
+    for (const [text, count] of calls) if (text !== outlived) expect(count, text).toBe(1);
     expect(await worker.getPendingMessages()).toEqual([]);
   });
 
