@@ -3,6 +3,7 @@ import { summarizeIssues } from '../validation.js';
 import type { ErrorCode } from './codes.js';
 import { DeliverAckFrame, DeliverFrame, ReceiptFrame } from './delivery.js';
 import { ErrorFrame } from './error.js';
+import { fastClientFrames, fastServerFrames, type FastCheck } from './fastPath.js';
 import { HelloFrame, WelcomeFrame } from './handshake.js';
 import { PingFrame, PongFrame } from './heartbeat.js';
 import { AckFrame, NackFrame, SendFrame } from './send.js';
@@ -34,14 +35,23 @@ export interface FrameProblem {
 
 export type Decoded<T> = { ok: true; frame: T } | FrameProblem;
 
-/** Each frame type's own schema: validating against it skips the union's dispatch. */
-const clientTypes: ReadonlyMap<string, z.ZodType> = new Map(ClientFrame.options.map((o) => [o.shape.type.value, o]));
-const serverTypes: ReadonlyMap<string, z.ZodType> = new Map(ServerFrame.options.map((o) => [o.shape.type.value, o]));
+/** How one frame type is validated: its own schema (skipping the union's dispatch), after a hand check for the hot ones. */
+interface FrameType {
+  schema: z.ZodType;
+  fast: FastCheck | undefined;
+}
+
+function typesOf(options: ReadonlyArray<z.ZodObject<{ type: z.ZodLiteral<string> }>>, fast: ReadonlyMap<string, FastCheck>): ReadonlyMap<string, FrameType> {
+  return new Map(options.map((schema) => [schema.shape.type.value, { schema, fast: fast.get(schema.shape.type.value) }]));
+}
+
+const clientTypes = typesOf(ClientFrame.options, fastClientFrames);
+const serverTypes = typesOf(ServerFrame.options, fastServerFrames);
 
 /** Most frames one batch (a WebSocket message holding a JSON array of frames) may hold. */
 export const MAX_BATCH_FRAMES = 4096;
 
-function decode<T>(data: string, known: ReadonlyMap<string, z.ZodType>): Decoded<T> {
+function decode<T>(data: string, known: ReadonlyMap<string, FrameType>): Decoded<T> {
   let value: unknown;
   try {
     value = JSON.parse(data);
@@ -52,7 +62,7 @@ function decode<T>(data: string, known: ReadonlyMap<string, z.ZodType>): Decoded
 }
 
 /** A WebSocket message: one frame, or a batch of frames to handle in order. */
-function decodeMany<T>(data: string, known: ReadonlyMap<string, z.ZodType>): Array<Decoded<T>> {
+function decodeMany<T>(data: string, known: ReadonlyMap<string, FrameType>): Array<Decoded<T>> {
   let value: unknown;
   try {
     value = JSON.parse(data);
@@ -65,7 +75,7 @@ function decodeMany<T>(data: string, known: ReadonlyMap<string, z.ZodType>): Arr
   return value.map((v) => validate<T>(v, known));
 }
 
-function validate<T>(value: unknown, known: ReadonlyMap<string, z.ZodType>): Decoded<T> {
+function validate<T>(value: unknown, known: ReadonlyMap<string, FrameType>): Decoded<T> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, code: 'bad_frame', message: 'frame is not a JSON object' };
   }
@@ -73,11 +83,13 @@ function validate<T>(value: unknown, known: ReadonlyMap<string, z.ZodType>): Dec
   if (typeof type !== 'string') {
     return { ok: false, code: 'invalid_frame', message: 'frame has no string "type"' };
   }
-  const schema = known.get(type);
-  if (!schema) {
+  const frameType = known.get(type);
+  if (!frameType) {
     return { ok: false, code: 'unknown_type', message: `unknown frame type "${type.slice(0, 64)}"`, type: type.slice(0, 64) };
   }
-  const parsed = schema.safeParse(value) as z.ZodSafeParseResult<T>;
+  // A frame the hand check passes is one the schema would return unchanged.
+  if (frameType.fast?.(value as Record<string, unknown>)) return { ok: true, frame: value as T };
+  const parsed = frameType.schema.safeParse(value) as z.ZodSafeParseResult<T>;
   if (!parsed.success) {
     return { ok: false, code: 'invalid_frame', message: `invalid ${type}: ${summarizeIssues(parsed.error)}`, type };
   }
