@@ -25,10 +25,10 @@ function im(): ImPeer {
   return peer;
 }
 
-function memory(): { rss: number; heapUsed: number } {
+function memory(): { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number } {
   (globalThis as { gc?: () => void }).gc?.();
-  const { rss, heapUsed } = process.memoryUsage();
-  return { rss, heapUsed };
+  const { rss, heapUsed, heapTotal, external, arrayBuffers } = process.memoryUsage();
+  return { rss, heapUsed, heapTotal, external, arrayBuffers };
 }
 
 const commands: Record<string, (args: Record<string, any>) => unknown> = {

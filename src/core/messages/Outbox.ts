@@ -53,7 +53,7 @@ export interface OutboxOptions {
   onAcked?: (update: StatusUpdate) => void;
   /** Called when a status could not be written. */
   onError: (err: unknown) => void;
-  /** Acked messages whose lifecycle actor stays alive awaiting the receipt; older ones are restored on demand. */
+  /** Acked messages whose lifecycle context is kept for the receipt; older ones are restored from what the receipt tells. */
   maxRestingActors?: number;
   /**
    * Most queued messages kept in memory. Beyond it, new messages wait in
@@ -141,10 +141,15 @@ export class Outbox {
   #putting: Promise<void> | undefined;
   /** Ids waiting for a slot, by send order. */
   readonly #queue = new MinHeap<string>();
-  /** Live lifecycle actors: in flight, or resting in `acked` awaiting a receipt. */
+  /** Live lifecycle actors: queued with an attempt behind them, in flight, or finishing. */
   readonly #actors = new Map<string, MessageActor>();
-  /** Acked actors kept alive, oldest first (an LRU of at most `maxRestingActors`). */
-  readonly #resting = new FifoMap<string, MessageActor>();
+  /**
+   * Acked messages awaiting their receipt, oldest first (at most `maxRestingActors`): the
+   * context their actor stopped with, restored into a new actor when the receipt comes (a
+   * context costs far less memory than a live actor, and thousands rest at a time under load).
+   * Inspected actors stay in `#actors` as well.
+   */
+  readonly #resting = new FifoMap<string, MessageContext>();
   /** The last durable write of each message's status, for callers that must wait for it. */
   readonly #writes = new Map<string, Promise<void>>();
   #ordinal = 0;
@@ -261,7 +266,7 @@ export class Outbox {
 
   /** Whether a message with this id is in the outbox, on its way in, or has a status on its way to disk. */
   knows(id: string): boolean {
-    return this.#slots.has(id) || this.#spilled.has(id) || this.#enqueuing.has(id) || this.#actors.has(id) || this.#writes.has(id);
+    return this.#slots.has(id) || this.#spilled.has(id) || this.#enqueuing.has(id) || this.#actors.has(id) || this.#resting.has(id) || this.#writes.has(id);
   }
 
   /**
@@ -399,6 +404,7 @@ export class Outbox {
   stateOf(id: string): OutgoingStatus | undefined {
     const actor = this.#actors.get(id);
     if (actor) return publicStatus(actor.getSnapshot().value);
+    if (this.#resting.has(id)) return 'acked';
     return this.#slots.has(id) || this.#spilled.has(id) ? 'queued' : undefined;
   }
 
@@ -632,13 +638,19 @@ export class Outbox {
     return slot ? this.#spawn(slot) : undefined;
   }
 
-  /** Recreates the lifecycle of a message that rests in `acked` without a live actor. */
+  /**
+   * Recreates the lifecycle of a message that rests in `acked`: from the
+   * context it rested with, or (acked before a restart, or long ago) from
+   * what the receipt tells.
+   */
   #restoreAcked(item: ReceiptItem, to: string): MessageActor {
+    const rested = this.#resting.get(item.id);
+    if (rested) this.#resting.delete(item.id);
     const actor = createLifecycle(this.#logic, {
       id: `message:${item.id}`,
       restore: {
         value: 'acked',
-        context: {
+        context: rested ?? {
           id: item.id,
           conversationId: item.conversationId,
           to,
@@ -689,23 +701,31 @@ export class Outbox {
       }
       if (!waiting) this.#unlink(slot);
       this.#report();
+      // Just acked (not restored from rest for a receipt, which has no slot): rest until the receipt.
+      if (state === 'acked') return this.#rest(id, actor, snapshot.context);
     }
-    if (state === 'acked') {
-      this.#rest(id, actor);
-    } else if (snapshot.status === 'done') {
+    if (snapshot.status === 'done') {
       this.#actors.delete(id);
       this.#resting.delete(id);
     }
   }
 
-  /** Keeps an acked actor for its receipt, evicting the oldest resting one beyond the cap. */
-  #rest(id: string, actor: MessageActor): void {
-    this.#resting.set(id, actor);
+  /**
+   * Puts an acked message to rest until its receipt: its context stays, its
+   * actor stops. An inspected actor stays alive instead (up to the same cap),
+   * so an inspector sees each lifecycle as one actor from start to end.
+   */
+  #rest(id: string, actor: MessageActor, context: MessageContext): void {
+    if (!this.#o.inspect) {
+      this.#actors.delete(id);
+      actor.stop();
+    }
+    this.#resting.set(id, context);
     const cap = this.#o.maxRestingActors ?? 10_000;
     while (this.#resting.size > cap) {
-      const [oldestId, oldest] = this.#resting.shift()!;
-      this.#actors.delete(oldestId);
-      oldest.stop();
+      const [oldest] = this.#resting.shift()!;
+      this.#actors.get(oldest)?.stop();
+      this.#actors.delete(oldest);
     }
   }
 

@@ -61,21 +61,21 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
   readonly id: string;
   readonly #machine: CompiledMachine;
   readonly #clock: Clock;
-  readonly #input: TInput | undefined;
   #snapshot: Snapshot<TContext>;
   #started = false;
   #processing = false;
-  readonly #mailbox: AnyEventObject[] = [];
+  // Created when first needed: most lifecycles never queue an event or run a timer at once,
+  // and tens of thousands of them may rest at a time.
+  #mailbox: AnyEventObject[] | undefined;
   readonly #observers: Array<(snapshot: LeanSnapshot<TContext>) => void> = [];
-  readonly #timers = new Map<string, unknown>();
+  #timers: Map<string, unknown> | undefined;
   /** Side effects of the initial state, run by start(). */
-  #deferred: Array<() => void> = [];
+  #deferred: Array<() => void> | undefined;
 
   constructor(machine: AnyStateMachine, options: LeanActorOptions<TInput> = {}) {
     this.#machine = compileMachine(machine);
     this.id = options.id ?? '';
     this.#clock = options.clock ?? REAL_TIME;
-    this.#input = options.input;
     if (options.snapshot) {
       const state = this.#machine.byPath.get(pathOf(options.snapshot.value));
       if (!state) throw new Error(`machine "${machine.id}" has no atomic state ${JSON.stringify(options.snapshot.value)}`);
@@ -83,11 +83,12 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
     } else {
       // As XState does: the initial snapshot (context, assigns) now, its side effects at start().
       const { machine: definition, initial } = this.#machine;
-      const init = { type: 'xstate.init', input: this.#input } as AnyEventObject;
+      const init = { type: 'xstate.init', input: options.input } as AnyEventObject;
       const contextConfig = definition.config.context as unknown;
-      const context = typeof contextConfig === 'function' ? (contextConfig as (a: unknown) => TContext)({ input: this.#input, self: this }) : (contextConfig as TContext);
-      this.#deferred = [];
-      this.#snapshot = this.#run(initial.steps, initial.target, context, init, this.#deferred);
+      const context = typeof contextConfig === 'function' ? (contextConfig as (a: unknown) => TContext)({ input: options.input, self: this }) : (contextConfig as TContext);
+      const deferred: Array<() => void> = [];
+      this.#snapshot = this.#run(initial.steps, initial.target, context, init, deferred);
+      if (deferred.length > 0) this.#deferred = deferred;
     }
   }
 
@@ -110,8 +111,9 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
     if (this.#started) return this;
     this.#started = true;
     this.#processing = true;
-    for (const effect of this.#deferred) effect();
-    this.#deferred = [];
+    const deferred = this.#deferred;
+    this.#deferred = undefined;
+    if (deferred) for (const effect of deferred) effect();
     this.#notify();
     this.#processing = false;
     this.#drain();
@@ -120,23 +122,38 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
 
   send(event: TEvent): void {
     if (this.#snapshot.status !== 'active') return;
-    this.#mailbox.push(event);
+    if (this.#started && !this.#processing && !this.#mailbox?.length) {
+      // Nothing waiting: handled at once, without a trip through the mailbox.
+      this.#processing = true;
+      try {
+        this.#snapshot = this.#transition(event);
+        this.#notify();
+      } finally {
+        this.#processing = false;
+      }
+      // Events its actions or subscribers sent meanwhile.
+      this.#drain();
+      return;
+    }
+    (this.#mailbox ??= []).push(event);
     if (this.#started && !this.#processing) this.#drain();
   }
 
   /** Stops the actor: timers are cancelled and later events ignored (no exit actions run, as in XState). */
   stop(): this {
     this.#cancelAll();
-    this.#mailbox.length = 0;
+    this.#mailbox = undefined;
     if (this.#snapshot.status === 'active') this.#snapshot = new Snapshot(this.#snapshot.state, this.#snapshot.context, 'stopped');
     return this;
   }
 
   #drain(): void {
+    const mailbox = this.#mailbox;
+    if (!mailbox) return;
     this.#processing = true;
     try {
       let event: AnyEventObject | undefined;
-      while (this.#snapshot.status === 'active' && (event = this.#mailbox.shift())) {
+      while (this.#snapshot.status === 'active' && (event = mailbox.shift())) {
         this.#snapshot = this.#transition(event);
         this.#notify();
       }
@@ -213,25 +230,27 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
 
   #schedule(id: string, event: AnyEventObject, delay: number): void {
     this.#cancel(id);
-    this.#timers.set(
+    (this.#timers ??= new Map()).set(
       id,
       this.#clock.setTimeout(() => {
-        this.#timers.delete(id);
+        this.#timers?.delete(id);
         this.send(event as TEvent);
       }, delay),
     );
   }
 
   #cancel(id: string): void {
-    const timer = this.#timers.get(id);
+    const timer = this.#timers?.get(id);
     if (timer === undefined) return;
     this.#clock.clearTimeout(timer);
-    this.#timers.delete(id);
+    this.#timers!.delete(id);
   }
 
   #cancelAll(): void {
-    for (const timer of this.#timers.values()) this.#clock.clearTimeout(timer);
-    this.#timers.clear();
+    const timers = this.#timers;
+    if (!timers) return;
+    this.#timers = undefined;
+    for (const timer of timers.values()) this.#clock.clearTimeout(timer);
   }
 
   #delay(delay: number | string, context: TContext, event: AnyEventObject): number {

@@ -4,6 +4,10 @@ import { readJsonl } from '../../fs/readJsonl.js';
 import type { WarningListener } from '../../fs/StorageWarning.js';
 import { OutboxRecord, type OutboxEntry } from './records.js';
 
+/** A `put` line, as this journal writes them (the spilled ones are known valid). */
+const isPut = (value: unknown): boolean =>
+  typeof value === 'object' && value !== null && (value as { op?: unknown }).op === 'put' && typeof (value as { entry?: { id?: unknown } }).entry?.id === 'string';
+
 /** Rewrite the journal once it holds this many finished entries and more finished than live ones. */
 const COMPACT_MIN_DONE = 4096;
 
@@ -127,7 +131,9 @@ export class OutboxJournal {
     const entries: OutboxEntry[] = [];
     let next = from;
     // No warnings: a line being appended right now may look torn; the journal was checked on open.
-    for await (const { value, end } of readJsonl(this.path, OutboxRecord, { start: from })) {
+    // Spilled entries were validated before they were written (or when the journal was opened):
+    // their lines are taken as parsed.
+    for await (const { value, end } of readJsonl(this.path, OutboxRecord, { start: from, trusted: isPut })) {
       if (entries.length >= limit || this.#spilled.size === 0) break;
       // Reading chosen ids skips others: the next read must still start here.
       if (!only) next = end;
