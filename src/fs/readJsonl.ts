@@ -48,14 +48,31 @@ export async function* readJsonl<S extends z.ZodType>(
   schema: S,
   options: ReadJsonlOptions = {},
 ): AsyncGenerator<JsonlRecord<z.infer<S>>> {
-  for await (const raw of readRawLines(file, options.start ?? 0)) {
-    const result = parseLine(raw.text, schema, options.trusted);
-    if (result.ok) {
-      yield { value: result.value, line: raw.line, offset: raw.offset, end: raw.end };
-    } else {
-      const reason = raw.last && !raw.terminated ? `torn last line (incomplete write): ${result.reason}` : result.reason;
-      options.onWarning?.({ file, line: raw.line, offset: raw.offset, reason });
+  for await (const batch of readJsonlBatches(file, schema, options)) yield* batch;
+}
+
+/**
+ * {@link readJsonl} a chunk of the file at a time: each step yields the
+ * valid records of up to 256 KiB of lines, which spares a promise per line
+ * where a caller reads many lines in a row (reading back a long queue).
+ */
+export async function* readJsonlBatches<S extends z.ZodType>(
+  file: string,
+  schema: S,
+  options: ReadJsonlOptions = {},
+): AsyncGenerator<Array<JsonlRecord<z.infer<S>>>> {
+  for await (const lines of readRawLines(file, options.start ?? 0)) {
+    const batch: Array<JsonlRecord<z.infer<S>>> = [];
+    for (const raw of lines) {
+      const result = parseLine(raw.text, schema, options.trusted);
+      if (result.ok) {
+        batch.push({ value: result.value, line: raw.line, offset: raw.offset, end: raw.end });
+      } else {
+        const reason = raw.last && !raw.terminated ? `torn last line (incomplete write): ${result.reason}` : result.reason;
+        options.onWarning?.({ file, line: raw.line, offset: raw.offset, reason });
+      }
     }
+    if (batch.length > 0) yield batch;
   }
 }
 
@@ -85,7 +102,8 @@ interface RawLine {
   last: boolean;
 }
 
-async function* readRawLines(file: string, start: number): AsyncGenerator<RawLine> {
+/** The lines of the file from `start`, a chunk's worth at a time. */
+async function* readRawLines(file: string, start: number): AsyncGenerator<RawLine[]> {
   const stream = createReadStream(file, { start, highWaterMark: 256 * 1024 });
   let carry: Buffer | undefined;
   let offset = start;
@@ -93,12 +111,13 @@ async function* readRawLines(file: string, start: number): AsyncGenerator<RawLin
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       let buf = carry ? Buffer.concat([carry, chunk]) : chunk;
+      const lines: RawLine[] = [];
       let from = 0;
       let nl = buf.indexOf(0x0a, from);
       while (nl !== -1) {
         line++;
         if (nl > from) {
-          yield { text: buf.toString('utf8', from, nl), line, offset, end: offset + nl - from + 1, terminated: true, last: false };
+          lines.push({ text: buf.toString('utf8', from, nl), line, offset, end: offset + nl - from + 1, terminated: true, last: false });
         }
         offset += nl - from + 1;
         from = nl + 1;
@@ -106,6 +125,7 @@ async function* readRawLines(file: string, start: number): AsyncGenerator<RawLin
       }
       carry = from < buf.length ? buf.subarray(from) : undefined;
       buf = Buffer.alloc(0);
+      if (lines.length > 0) yield lines;
     }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
@@ -113,6 +133,6 @@ async function* readRawLines(file: string, start: number): AsyncGenerator<RawLin
   }
   if (carry && carry.length > 0) {
     line++;
-    yield { text: carry.toString('utf8'), line, offset, end: offset + carry.length, terminated: false, last: true };
+    yield [{ text: carry.toString('utf8'), line, offset, end: offset + carry.length, terminated: false, last: true }];
   }
 }

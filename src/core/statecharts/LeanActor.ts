@@ -31,12 +31,12 @@ class Snapshot<TContext> implements LeanSnapshot<TContext> {
 
 /** Options of a {@link LeanActor}: those of `createActor` that the client uses. */
 export interface LeanActorOptions<TInput> {
-  id?: string;
-  input?: TInput;
+  id?: string | undefined;
+  input?: TInput | undefined;
   /** Start from this state and context instead of the initial one (no entry actions run, as for a restored XState snapshot). */
-  snapshot?: { value: StateValue; context: unknown };
+  snapshot?: { value: StateValue; context: unknown } | undefined;
   /** Where delayed transitions' timers run. @default real time */
-  clock?: Clock;
+  clock?: Clock | undefined;
 }
 
 const REAL_TIME: Clock = {
@@ -68,7 +68,8 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
   // and tens of thousands of them may rest at a time.
   #mailbox: AnyEventObject[] | undefined;
   readonly #observers: Array<(snapshot: LeanSnapshot<TContext>) => void> = [];
-  #timers: Map<string, unknown> | undefined;
+  /** Running timers as `[id, handle, id, handle...]`: a machine has a few delayed transitions at most, and a Map per actor costs 200 bytes. */
+  #timers: unknown[] | undefined;
   /** Side effects of the initial state, run by start(). */
   #deferred: Array<() => void> | undefined;
 
@@ -230,27 +231,36 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
 
   #schedule(id: string, event: AnyEventObject, delay: number): void {
     this.#cancel(id);
-    (this.#timers ??= new Map()).set(
-      id,
-      this.#clock.setTimeout(() => {
-        this.#timers?.delete(id);
-        this.send(event as TEvent);
-      }, delay),
-    );
+    const handle = this.#clock.setTimeout(() => {
+      this.#remove(id);
+      this.send(event as TEvent);
+    }, delay);
+    (this.#timers ??= []).push(id, handle);
   }
 
   #cancel(id: string): void {
-    const timer = this.#timers?.get(id);
-    if (timer === undefined) return;
-    this.#clock.clearTimeout(timer);
-    this.#timers!.delete(id);
+    const handle = this.#remove(id);
+    if (handle !== undefined) this.#clock.clearTimeout(handle);
+  }
+
+  /** Forgets the timer `id`, returning its handle. */
+  #remove(id: string): unknown {
+    const timers = this.#timers;
+    if (!timers) return undefined;
+    for (let i = 0; i < timers.length; i += 2) {
+      if (timers[i] !== id) continue;
+      const handle = timers[i + 1];
+      timers.splice(i, 2);
+      return handle;
+    }
+    return undefined;
   }
 
   #cancelAll(): void {
     const timers = this.#timers;
     if (!timers) return;
     this.#timers = undefined;
-    for (const timer of timers.values()) this.#clock.clearTimeout(timer);
+    for (let i = 1; i < timers.length; i += 2) this.#clock.clearTimeout(timers[i]);
   }
 
   #delay(delay: number | string, context: TContext, event: AnyEventObject): number {
@@ -270,6 +280,7 @@ function resolveParams(params: unknown, context: unknown, event: AnyEventObject)
 }
 
 function pathOf(value: StateValue): string {
+  if (typeof value === 'string') return value;
   const keys: string[] = [];
   let v: StateValue = value;
   while (typeof v === 'object') {

@@ -49,10 +49,6 @@ export function createLifecycle<TMachine extends AnyStateMachine>(logic: TMachin
       inspect,
     } as never) as unknown as Lifecycle<TMachine>;
   }
-  return new LeanActor(logic, {
-    id,
-    ...(input === undefined ? {} : { input }),
-    ...(restore ? { snapshot: restore } : {}),
-    ...(clock ? { clock } : {}),
-  }) as unknown as Lifecycle<TMachine>;
+  // Options passed as they are (undefined ones included): this runs once per message.
+  return new LeanActor(logic, { id, input, snapshot: restore, clock }) as unknown as Lifecycle<TMachine>;
 }

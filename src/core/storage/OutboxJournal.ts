@@ -1,6 +1,6 @@
 import { atomicWriteFile } from '../../fs/atomicWriteFile.js';
 import { JsonlWriter } from '../../fs/JsonlWriter.js';
-import { readJsonl } from '../../fs/readJsonl.js';
+import { readJsonl, readJsonlBatches } from '../../fs/readJsonl.js';
 import type { WarningListener } from '../../fs/StorageWarning.js';
 import { OutboxRecord, type OutboxEntry } from './records.js';
 
@@ -133,13 +133,15 @@ export class OutboxJournal {
     // No warnings: a line being appended right now may look torn; the journal was checked on open.
     // Spilled entries were validated before they were written (or when the journal was opened):
     // their lines are taken as parsed.
-    for await (const { value, end } of readJsonl(this.path, OutboxRecord, { start: from, trusted: isPut })) {
-      if (entries.length >= limit || this.#spilled.size === 0) break;
-      // Reading chosen ids skips others: the next read must still start here.
-      if (!only) next = end;
-      if (value.op !== 'put' || (only && !only.has(value.entry.id)) || !this.#spilled.delete(value.entry.id)) continue;
-      this.#entries.set(value.entry.id, value.entry);
-      entries.push(value.entry);
+    read: for await (const batch of readJsonlBatches(this.path, OutboxRecord, { start: from, trusted: isPut })) {
+      for (const { value, end } of batch) {
+        if (entries.length >= limit || this.#spilled.size === 0) break read;
+        // Reading chosen ids skips others: the next read must still start here.
+        if (!only) next = end;
+        if (value.op !== 'put' || (only && !only.has(value.entry.id)) || !this.#spilled.delete(value.entry.id)) continue;
+        this.#entries.set(value.entry.id, value.entry);
+        entries.push(value.entry);
+      }
     }
     return { entries, next };
   }
