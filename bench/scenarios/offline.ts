@@ -14,10 +14,11 @@ export interface OfflineResult {
 
 /**
  * The sender queues `count` messages while offline (durable in its outbox),
- * then connects; the recipient is online throughout.
+ * then connects; the recipient is online throughout. `nodeArgs` go to every
+ * process (a heap bound, say).
  */
-export async function offlineDrain(count: number, window: number): Promise<OfflineResult> {
-  const pair = await startPair('im', { window, connectA: false, nodeArgs: ['--expose-gc'] });
+export async function offlineDrain(count: number, window: number, nodeArgs: string[] = []): Promise<OfflineResult> {
+  const pair = await startPair('im', { window, connectA: false, nodeArgs: ['--expose-gc', ...nodeArgs] });
   try {
     const before = await pair.a.call<{ rss: number; heapUsed: number }>('memory');
     await pair.a.call('startSampling');
