@@ -117,27 +117,15 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
     if (deferred) for (const effect of deferred) effect();
     this.#notify();
     this.#processing = false;
-    this.#drain();
+    this.#process(undefined);
     return this;
   }
 
   send(event: TEvent): void {
     if (this.#snapshot.status !== 'active') return;
-    if (this.#started && !this.#processing && !this.#mailbox?.length) {
-      // Nothing waiting: handled at once, without a trip through the mailbox.
-      this.#processing = true;
-      try {
-        this.#snapshot = this.#transition(event);
-        this.#notify();
-      } finally {
-        this.#processing = false;
-      }
-      // Events its actions or subscribers sent meanwhile.
-      this.#drain();
-      return;
-    }
+    if (this.#started && !this.#processing && !this.#mailbox?.length) return this.#process(event);
     (this.#mailbox ??= []).push(event);
-    if (this.#started && !this.#processing) this.#drain();
+    if (this.#started && !this.#processing) this.#process(undefined);
   }
 
   /** Stops the actor: timers are cancelled and later events ignored (no exit actions run, as in XState). */
@@ -148,15 +136,19 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
     return this;
   }
 
-  #drain(): void {
-    const mailbox = this.#mailbox;
-    if (!mailbox) return;
+  /**
+   * Handles `first` (given when nothing waits: it skips the mailbox, which
+   * most actors then never need), then every event waiting or sent meanwhile
+   * by actions and subscribers, in order.
+   */
+  #process(first: AnyEventObject | undefined): void {
     this.#processing = true;
     try {
-      let event: AnyEventObject | undefined;
-      while (this.#snapshot.status === 'active' && (event = mailbox.shift())) {
+      let event = first ?? this.#mailbox?.shift();
+      while (event && this.#snapshot.status === 'active') {
         this.#snapshot = this.#transition(event);
         this.#notify();
+        event = this.#mailbox?.shift();
       }
     } finally {
       this.#processing = false;
