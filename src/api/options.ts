@@ -36,7 +36,7 @@ export interface IMClientOptions {
    * Most queued (unsent) messages whose text stays in memory. A longer queue
    * (a long time offline) keeps the rest in `outbox.jsonl` only, about 100
    * bytes of memory each, and reads them back in order as the queue drains.
-   * Keep it above `window`, or the send window cannot be filled. @default 2000
+   * Keep it above `window`, or the send window cannot be filled. @default 10000
    */
   maxQueuedInMemory?: number | undefined;
   /** Resend a message (same id) when its ack takes longer than this. @default 10000 */
@@ -140,7 +140,7 @@ export function resolveClientOptions(options: IMClientOptions): ResolvedClientOp
     token: options.token,
     mode,
     window: int('window', options.window, 1000, 1),
-    maxQueuedInMemory: int('maxQueuedInMemory', options.maxQueuedInMemory, 2000, 1),
+    maxQueuedInMemory: int('maxQueuedInMemory', options.maxQueuedInMemory, 10_000, 1),
     ackTimeoutMs: int('ackTimeoutMs', options.ackTimeoutMs, 10_000, 1),
     maxAttempts: int('maxAttempts', options.maxAttempts, 10, 1),
     messageTtlMs: int('messageTtlMs', options.messageTtlMs, 24 * 60 * 60 * 1000, 0),

@@ -28,6 +28,12 @@ export interface ReadJsonlOptions {
    * through the schema.
    */
   trusted?: ((value: unknown) => boolean) | undefined;
+  /**
+   * Picks lines by their raw text before they are parsed: a line it refuses
+   * is skipped unparsed and unreported (a caller that knows which lines it
+   * needs spares parsing the others).
+   */
+  select?: ((text: string) => boolean) | undefined;
 }
 
 /**
@@ -64,6 +70,7 @@ export async function* readJsonlBatches<S extends z.ZodType>(
   for await (const lines of readRawLines(file, options.start ?? 0)) {
     const batch: Array<JsonlRecord<z.infer<S>>> = [];
     for (const raw of lines) {
+      if (options.select && !options.select(raw.text)) continue;
       const result = parseLine(raw.text, schema, options.trusted);
       if (result.ok) {
         batch.push({ value: result.value, line: raw.line, offset: raw.offset, end: raw.end });

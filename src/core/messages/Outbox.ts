@@ -59,7 +59,7 @@ export interface OutboxOptions {
    * Most queued messages kept in memory. Beyond it, new messages wait in
    * `outbox.jsonl` only (their ids in memory) and are read back, in order,
    * as the queue drains below half of it.
-   * @default 2000
+   * @default 10000
    */
   maxQueuedInMemory?: number;
 }
@@ -175,7 +175,7 @@ export class Outbox {
   constructor(options: OutboxOptions) {
     this.#o = options;
     this.#clock = options.clock ?? REAL_TIME;
-    this.#maxLoaded = options.maxQueuedInMemory ?? 2000;
+    this.#maxLoaded = options.maxQueuedInMemory ?? 10_000;
     this.#logic = messageMachine.provide({
       actions: {
         transmit: ({ context, self }) => this.#transmit(context, self),

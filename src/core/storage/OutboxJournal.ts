@@ -8,6 +8,9 @@ import { OutboxRecord, type OutboxEntry } from './records.js';
 const isPut = (value: unknown): boolean =>
   typeof value === 'object' && value !== null && (value as { op?: unknown }).op === 'put' && typeof (value as { entry?: { id?: unknown } }).entry?.id === 'string';
 
+/** How every `put` line this journal writes begins: the entry's id comes first. */
+const PUT_PREFIX = '{"op":"put","entry":{"id":"';
+
 /** Rewrite the journal once it holds this many finished entries and more finished than live ones. */
 const COMPACT_MIN_DONE = 4096;
 
@@ -133,7 +136,8 @@ export class OutboxJournal {
     // No warnings: a line being appended right now may look torn; the journal was checked on open.
     // Spilled entries were validated before they were written (or when the journal was opened):
     // their lines are taken as parsed.
-    read: for await (const batch of readJsonlBatches(this.path, OutboxRecord, { start: from, trusted: isPut })) {
+    const select = (text: string) => this.#mayHold(text, only);
+    read: for await (const batch of readJsonlBatches(this.path, OutboxRecord, { start: from, trusted: isPut, select })) {
       for (const { value, end } of batch) {
         if (entries.length >= limit || this.#spilled.size === 0) break read;
         // Reading chosen ids skips others: the next read must still start here.
@@ -144,6 +148,20 @@ export class OutboxJournal {
       }
     }
     return { entries, next };
+  }
+
+  /**
+   * Whether a raw line can be the put of a spilled entry wanted now; `done`
+   * lines and puts of other messages are skipped without being parsed (a
+   * long queue read back while sending is mostly such lines). Ids cannot
+   * hold a quote, so the one in a put line ends at the next quote; a line of
+   * any other shape is parsed and decided as before.
+   */
+  #mayHold(text: string, only: ReadonlySet<string> | undefined): boolean {
+    if (text.startsWith('{"op":"done"')) return false;
+    if (!text.startsWith(PUT_PREFIX)) return true;
+    const id = text.slice(PUT_PREFIX.length, text.indexOf('"', PUT_PREFIX.length));
+    return this.#spilled.has(id) && (only === undefined || only.has(id));
   }
 
   /** Compacts if anything finished since the last compaction, then closes. */

@@ -1,4 +1,4 @@
-import { copyFile, readFile } from 'node:fs/promises';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OutboxJournal } from '../../../src/core/storage/OutboxJournal.js';
@@ -45,6 +45,29 @@ describe('OutboxJournal', () => {
     expect(again.has(entry(4600).id)).toBe(true);
     expect(again.size).toBe(500);
     await again.close();
+  });
+
+  it('reads back exactly the spilled puts among done lines, other puts and lines of another shape', async () => {
+    const path = join(await tempDir(), 'outbox.jsonl');
+    // A put written with its keys in another order (by another tool, or a future version): still found.
+    const reordered = { op: 'put', entry: { text: 'm7', sentAt: T, to: 'agent_002', conversationId: 'agent_001+agent_002', id: entry(7).id } };
+    await writeFile(path, `${JSON.stringify({ entry: reordered.entry, op: 'put' })}\n`);
+    const j = await OutboxJournal.open(path);
+    const at = 0;
+    await j.put([entry(1), entry(2), entry(3), entry(4), entry(5)]);
+    await j.done([entry(2).id], 'acked');
+    await j.put([entry(6)]);
+    expect(j.spill([entry(7).id, entry(1).id, entry(3).id, entry(5).id, entry(6).id])).toBe(true);
+    // Chosen ids only: the others stay spilled.
+    const chosen = await j.readSpilled(at, 10, new Set([entry(5).id]));
+    expect(chosen.entries.map((e) => e.text)).toEqual(['m5']);
+    const back = await j.readSpilled(at, 3);
+    expect(back.entries.map((e) => e.text)).toEqual(['m7', 'm1', 'm3']);
+    const rest = await j.readSpilled(back.next, 10);
+    expect(rest.entries.map((e) => e.text)).toEqual(['m6']);
+    expect(j.spilled).toBe(0);
+    expect([...j.entries()].map((e) => e.text).sort()).toEqual(['m1', 'm3', 'm4', 'm5', 'm6', 'm7']);
+    await j.close();
   });
 
   it('compacts while appends continue, losing nothing', async () => {
