@@ -1,4 +1,4 @@
-import { createActor, type Actor, type InspectionEvent } from 'xstate';
+import type { InspectionEvent } from 'xstate';
 import type { Clock } from '../Clock.js';
 import { IMClientError } from '../../errors.js';
 import { messageMachine, type MessageContext } from '../../../machines/message.js';
@@ -117,7 +117,7 @@ const REAL_TIME: Clock = {
  */
 export class Outbox {
   readonly #o: OutboxOptions;
-  readonly #machine: Actor<typeof outboxMachine>;
+  readonly #machine: Lifecycle<typeof outboxMachine>;
   readonly #logic: MessageLogic;
   /** Every message still in the outbox journal, by id. */
   readonly #slots = new Map<string, Slot>();
@@ -182,7 +182,8 @@ export class Outbox {
         persistStatus: ({ context }, { status }) => this.#persistStatus(context, status),
       },
     });
-    this.#machine = createActor(
+    // A lean actor unless inspected, like the lifecycles: it takes an event per batch of acks.
+    this.#machine = createLifecycle(
       outboxMachine.provide({
         // Deferred to a microtask: an action must not drive other actors while its own
         // machine is mid-transition (XState's rule for custom actions).
@@ -196,12 +197,12 @@ export class Outbox {
             }),
         },
       }),
-      { id: 'outbox', input: { window: options.window }, ...this.#actorOptions() },
+      { id: 'outbox', input: { window: options.window }, clock: options.clock, inspect: options.inspect },
     );
   }
 
   /** The outbox statechart actor, for inspection. */
-  get actor(): Actor<typeof outboxMachine> {
+  get actor(): Lifecycle<typeof outboxMachine> {
     return this.#machine;
   }
 
@@ -493,11 +494,6 @@ export class Outbox {
       this.sweepExpired();
       this.#scheduleSweep();
     }, SWEEP_INTERVAL_MS);
-  }
-
-  /** Options every actor of the outbox is created with. */
-  #actorOptions(): { inspect?: (event: InspectionEvent) => void; clock?: Clock } {
-    return { ...(this.#o.inspect ? { inspect: this.#o.inspect } : {}), ...(this.#o.clock ? { clock: this.#o.clock } : {}) };
   }
 
   #addSlot(entry: OutboxEntry): void {
