@@ -112,3 +112,38 @@ describe('crash between the two writes of a send', () => {
     expect(got[0]).toMatchObject({ id: id(7), text: 'survived' });
   });
 });
+
+describe('crash after a status line, before the journal was compacted', () => {
+  it('does not send again a message whose conversation file says it left the outbox', async () => {
+    const server = await startServer();
+    const workspacePath = await tempDir('ws-');
+    const first = await makeClient(server.url, 'agent_001', { workspacePath });
+    await first.open();
+    await first.close();
+    // A previous run put two messages, wrote both lines, got the first acked, and died: its journal still has both puts.
+    const { writeFile } = await import('node:fs/promises');
+    const at = new Date().toISOString();
+    const cid = 'agent_001+agent_002';
+    const puts = [id(1), id(2)].map((mid, i) => ({ op: 'put', entry: { id: mid, conversationId: cid, to: 'agent_002', text: `old ${i + 1}`, sentAt: at, offset: 0 } }));
+    await writeFile(`${workspacePath}/im_client/outbox.jsonl`, puts.map((p) => `${JSON.stringify(p)}\n`).join(''));
+    const lines = [
+      ...puts.map(({ entry: e }) => ({ type: 'message', id: e.id, conversationId: cid, direction: 'out', from: 'agent_001', to: 'agent_002', text: e.text, sentAt: at, status: 'queued' })),
+      { type: 'status', id: id(1), status: 'acked', at, seq: 1, serverAt: at },
+    ];
+    await writeFile(`${workspacePath}/im_client/conversations/${cid}.jsonl`, lines.map((l) => `${JSON.stringify(l)}\n`).join(''));
+
+    const again = await makeClient(server.url, 'agent_001', { workspacePath });
+    const b = await makeClient(server.url, 'agent_002');
+    const got = collect(b);
+    await Promise.all([again.connect(), b.connect()]);
+    await again.sendMessage({ to: 'agent_002', text: 'new', id: id(3) });
+    // Sends go in order: had the acked one been resent, it would have arrived first.
+    await eventually(() => got.length >= 2);
+    expect(got.map((m) => m.text)).toEqual(['old 2', 'new']);
+    await eventually(async () => (await again.getConversationHistory({ contactId: 'agent_002' })).every((m) => m.status !== 'queued'));
+    await again.close();
+    // Everything left the outbox: closing compacted the journal to nothing.
+    const { readFile } = await import('node:fs/promises');
+    expect(await readFile(`${workspacePath}/im_client/outbox.jsonl`, 'utf8')).toBe('');
+  });
+});

@@ -3,12 +3,23 @@ import { z } from 'zod';
 import { OutboxRecord } from '../../src/core/storage/records.js';
 import { readJsonl } from '../../src/fs/readJsonl.js';
 
-/** The ids still in a workspace's outbox journal, replayed read-only (as the client would on start). */
+/**
+ * The ids still in a workspace's outbox, as the client would find them on
+ * start: put in `outbox.jsonl` (and not done there, as earlier versions
+ * wrote), and without a final status line in their conversation file (the
+ * line, not the journal, records that a message left).
+ */
 export async function outboxIds(workspacePath: string): Promise<string[]> {
-  const live = new Map<string, true>();
+  const live = new Map<string, string>();
   for await (const { value } of readJsonl(join(workspacePath, 'im_client', 'outbox.jsonl'), OutboxRecord)) {
-    if (value.op === 'put') live.set(value.entry.id, true);
+    if (value.op === 'put') live.set(value.entry.id, value.entry.conversationId);
     else live.delete(value.id);
+  }
+  const Line = z.object({ type: z.string(), id: z.string(), status: z.string().optional() });
+  for (const conversationId of new Set(live.values())) {
+    for await (const { value } of readJsonl(join(workspacePath, 'im_client', 'conversations', `${conversationId}.jsonl`), Line)) {
+      if (value.type === 'status' && value.status !== 'queued' && value.status !== 'sending') live.delete(value.id);
+    }
   }
   return [...live.keys()];
 }

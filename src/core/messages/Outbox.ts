@@ -111,8 +111,8 @@ const REAL_TIME: Clock = {
  * `outbox.jsonl`); the outbox statechart then drains the queue while online,
  * oldest first, within the send window. Each message in flight runs the
  * message statechart as its own actor; its `persistStatus` action appends
- * the status line and, once that is durable, marks the message done in the
- * outbox journal. Messages waiting for a slot are plain entries (the
+ * the status line and, once that is durable, the message leaves the outbox
+ * (the line is the record that it left). Messages waiting for a slot are plain entries (the
  * machine's `queued` state, implicitly), so a queue of 100k costs no actors.
  */
 export class Outbox {
@@ -217,7 +217,7 @@ export class Outbox {
    * and starts the draining logic.
    */
   async start(): Promise<void> {
-    await this.#repairHistory();
+    await this.#reconcile();
     this.#machine.start();
     const journal = this.#o.storage.outbox;
     const beyond: OutboxEntry[] = [];
@@ -363,8 +363,14 @@ export class Outbox {
     return this.#slots.has(id) || this.#spilled.has(id);
   }
 
-  /** Writes the missing `message` lines of outbox entries (a crash between the two writes of `enqueue`). */
-  async #repairHistory(): Promise<void> {
+  /**
+   * Checks the journal's entries against their conversation files, from
+   * where each entry's `message` line was to be written: an entry with a
+   * status line there already left the outbox (the journal records no such
+   * thing: the line does), and an entry without its `message` line lost it
+   * to a crash between the two writes of `enqueue`, so it is written now.
+   */
+  async #reconcile(): Promise<void> {
     const { storage, agentId } = this.#o;
     const byConversation = new Map<string, OutboxEntry[]>();
     for (const entry of storage.outbox.entries()) {
@@ -375,11 +381,15 @@ export class Outbox {
     }
     for (const [conversationId, entries] of byConversation) {
       const wanted = new Set(entries.map((e) => e.id));
+      const open = new Set(wanted);
+      const finished: string[] = [];
       const start = Math.min(...entries.map((e) => e.offset!));
       for await (const { value } of storage.conversations.records(conversationId, start)) {
         if (value.type === 'message') wanted.delete(value.id);
-        if (wanted.size === 0) break;
+        else if (value.status !== 'queued' && value.status !== 'sending' && open.delete(value.id)) finished.push(value.id);
+        if (wanted.size === 0 && open.size === 0) break;
       }
+      storage.outbox.finish(finished);
       const missing = entries.filter((e) => wanted.has(e.id));
       if (missing.length === 0) continue;
       await storage.conversations.append(
@@ -770,8 +780,8 @@ export class Outbox {
   /**
    * Writes the status lines of one microtask as a batch: one append per
    * conversation; once a line is durable its update is reported and its
-   * message leaves the outbox journal (one append for the batch: a crash
-   * before that only resends it). Batches write concurrently but report in
+   * message leaves the outbox (in memory: the durable line is the record
+   * that it left). Batches write concurrently but report in
    * order, so a message's `acked` is always reported before its `delivered`.
    * `#writes` settles once both are done.
    */
@@ -805,24 +815,18 @@ export class Outbox {
     ).then(() => {});
     const previous = this.#lastWritten;
     this.#lastWritten = written.then(() => previous);
-    const left = written
-      .then(async () => {
-        // Only once its status line is durable may a message leave the outbox: a crash in between resends it.
-        const done = new Map<'acked' | 'failed' | 'cancelled', string[]>();
-        for (const { update } of durable) {
-          // A receipt can finish a message still spilled (sent before a restart, receipted since).
-          this.#spilled.delete(update.id);
-          if (!outbox.has(update.id)) continue;
-          const as = update.status === 'delivered' ? 'acked' : update.status;
-          const ids = done.get(as);
-          if (ids) ids.push(update.id);
-          else done.set(as, [update.id]);
-        }
-        await Promise.all([...done].map(([as, ids]) => outbox.done(ids, as)));
-      })
-      .catch((err: unknown) => this.#o.onError(err));
-    // Reported once the status line is durable, in batch order; leaving the outbox journal is
-    // bookkeeping that need not delay it (a crash before it only resends, and the server dedupes).
+    // Only once its status line is durable may a message leave the outbox: a crash before it resends
+    // it, and the server answers with the same ack. The line itself records that it left.
+    const left = written.then(() => {
+      const finished: string[] = [];
+      for (const { update } of durable) {
+        // A receipt can finish a message still spilled (sent before a restart, receipted since).
+        this.#spilled.delete(update.id);
+        finished.push(update.id);
+      }
+      outbox.finish(finished);
+    });
+    // Reported once the status line is durable, in batch order.
     const report = Promise.all([this.#lastReport, written])
       .then(() => {
         for (const { update } of durable) this.#o.onStatus(update);

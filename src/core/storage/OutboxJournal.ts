@@ -16,10 +16,13 @@ const COMPACT_MIN_DONE = 4096;
 
 /**
  * The durable outbox `outbox.jsonl`: every outgoing message is `put` here
- * before `sendMessage` resolves and marked `done` once the server acked it (or
- * it failed or was cancelled). Replaying the journal gives the messages still
- * to send, in send order. Lines are idempotent, so a line replayed twice, or a
- * journal compacted while appends continue, changes nothing.
+ * before `sendMessage` resolves, and forgotten in memory once its final
+ * status line (acked, delivered, failed, cancelled) is durable in its
+ * conversation file, which is the record that it left. Replaying the journal
+ * gives the messages that may still need sending, in send order (the outbox
+ * drops those whose status line exists); `done` lines of earlier versions are
+ * still honoured. Lines are idempotent, so a line replayed twice, or a journal
+ * compacted while appends continue, changes nothing.
  *
  * Messages can be **spilled**: their entries are dropped from memory and
  * stay only in the file (and their ids in a set), to be read back with
@@ -94,16 +97,15 @@ export class OutboxJournal {
     }
   }
 
-  /** Removes messages that left the outbox; resolves once that is durable. */
-  async done(ids: readonly string[], status: 'acked' | 'failed' | 'cancelled'): Promise<void> {
-    const lines: string[] = [];
-    for (const id of ids) {
-      if (!this.#entries.delete(id) && !this.#spilled.delete(id)) continue;
-      this.#done++;
-      lines.push(JSON.stringify({ op: 'done', id, status } satisfies OutboxRecord));
-    }
-    if (lines.length === 0) return;
-    await this.#append(lines);
+  /**
+   * Forgets messages that left the outbox (acked, failed, cancelled). Nothing
+   * is written: the message's status line in its conversation file is what
+   * records that it left, and it is durable before this is called. Opening
+   * the outbox checks the journal's entries against those lines (see
+   * `Outbox.start`), and the next compaction drops their `put` lines.
+   */
+  finish(ids: Iterable<string>): void {
+    for (const id of ids) if (this.#entries.delete(id) || this.#spilled.delete(id)) this.#done++;
     if (this.#done >= COMPACT_MIN_DONE && this.#done > this.#entries.size && this.#spilled.size === 0) this.#compacting ??= this.#compact();
   }
 

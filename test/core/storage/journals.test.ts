@@ -17,14 +17,26 @@ describe('OutboxJournal', () => {
     const j = await OutboxJournal.open(path);
     await j.put([entry(1), entry(2), entry(3)]);
     await j.put([entry(4)]);
-    await j.done([entry(2).id], 'acked');
-    await j.done([entry(4).id], 'cancelled');
+    // Leaving writes nothing (the status line in the conversation file records it): closing compacts.
+    j.finish([entry(2).id]);
+    j.finish([entry(4).id]);
+    expect((await readFile(path, 'utf8')).trim().split('\n')).toHaveLength(4);
     await j.close();
     const again = await OutboxJournal.open(path);
     expect([...again.entries()].map((e) => e.text)).toEqual(['m1', 'm3']);
     await again.close();
-    // Opening compacted the journal to the live entries.
     expect((await readFile(path, 'utf8')).trim().split('\n')).toHaveLength(2);
+  });
+
+  it('honours the done lines of earlier versions, and compacts them away on open', async () => {
+    const path = join(await tempDir(), 'outbox.jsonl');
+    const lines = [1, 2, 3].map((n) => JSON.stringify({ op: 'put', entry: entry(n) }));
+    lines.push(JSON.stringify({ op: 'done', id: entry(2).id, status: 'acked' }), JSON.stringify({ op: 'done', id: entry(3).id, status: 'cancelled' }));
+    await writeFile(path, `${lines.join('\n')}\n`);
+    const j = await OutboxJournal.open(path);
+    expect([...j.entries()].map((e) => e.text)).toEqual(['m1']);
+    await j.close();
+    expect((await readFile(path, 'utf8')).trim().split('\n')).toEqual([JSON.stringify({ op: 'put', entry: entry(1) })]);
   });
 
   it('reads spilled entries back in order, and refuses to spill while compacting (which rewrites from memory)', async () => {
@@ -38,7 +50,7 @@ describe('OutboxJournal', () => {
     expect(back.entries.map((e) => e.text)).toEqual(['m4990', 'm4991']);
     expect(j.spilled).toBe(0);
     // Enough finished entries to start a compaction as this resolves.
-    await j.done(Array.from({ length: 4500 }, (_, i) => entry(i).id), 'acked');
+    j.finish(Array.from({ length: 4500 }, (_, i) => entry(i).id));
     expect(j.spill([entry(4600).id])).toBe(false);
     await j.close();
     const again = await OutboxJournal.open(path);
@@ -50,12 +62,14 @@ describe('OutboxJournal', () => {
   it('reads back exactly the spilled puts among done lines, other puts and lines of another shape', async () => {
     const path = join(await tempDir(), 'outbox.jsonl');
     // A put written with its keys in another order (by another tool, or a future version): still found.
-    const reordered = { op: 'put', entry: { text: 'm7', sentAt: T, to: 'agent_002', conversationId: 'agent_001+agent_002', id: entry(7).id } };
-    await writeFile(path, `${JSON.stringify({ entry: reordered.entry, op: 'put' })}\n`);
+    // Before it, a message that left (a done line of an earlier version).
+    const reordered = { text: 'm7', sentAt: T, to: 'agent_002', conversationId: 'agent_001+agent_002', id: entry(7).id };
+    const earlier = [JSON.stringify({ op: 'put', entry: entry(9) }), JSON.stringify({ op: 'done', id: entry(9).id, status: 'acked' })];
+    await writeFile(path, `${[...earlier, JSON.stringify({ entry: reordered, op: 'put' })].join('\n')}\n`);
     const j = await OutboxJournal.open(path);
     const at = 0;
     await j.put([entry(1), entry(2), entry(3), entry(4), entry(5)]);
-    await j.done([entry(2).id], 'acked');
+    j.finish([entry(2).id]);
     await j.put([entry(6)]);
     expect(j.spill([entry(7).id, entry(1).id, entry(3).id, entry(5).id, entry(6).id])).toBe(true);
     // Chosen ids only: the others stay spilled.
@@ -78,7 +92,7 @@ describe('OutboxJournal', () => {
     // Finish all but the last 10, in chunks, with new puts racing the compaction that triggers.
     const work: Array<Promise<unknown>> = [];
     for (let i = 0; i < N - 10; i += 500) {
-      work.push(j.done(Array.from({ length: Math.min(500, N - 10 - i) }, (_, k) => entry(i + k).id), 'acked'));
+      j.finish(Array.from({ length: Math.min(500, N - 10 - i) }, (_, k) => entry(i + k).id));
       work.push(j.put([entry(N + i)]));
     }
     await Promise.all(work);
@@ -87,7 +101,7 @@ describe('OutboxJournal', () => {
     expect(lines.length).toBeLessThan(N / 2);
     const again = await OutboxJournal.open(path);
     const live = [...again.entries()].map((e) => e.id);
-    expect(live).toHaveLength(10 + work.length / 2);
+    expect(live).toHaveLength(10 + work.length);
     expect(live.slice(0, 10)).toEqual(Array.from({ length: 10 }, (_, k) => entry(N - 10 + k).id));
     await again.close();
   });
