@@ -1,4 +1,5 @@
 import type { AnyEventObject, AnyStateMachine, StateValue } from 'xstate';
+import type { ContextCopier } from './copyContext.js';
 
 type StateNode = AnyStateMachine['root'];
 type TransitionDefinition = ReturnType<StateNode['transitions']['get']> extends (infer T)[] | undefined ? T : never;
@@ -49,6 +50,12 @@ export interface CompiledMachine {
   /** Atomic states by their dotted path (`inFlight.sending`). */
   byPath: Map<string, CompiledState>;
   delays: Record<string, unknown>;
+  /**
+   * Copies the context for an assign, made from the keys of the first
+   * context copied (see {@link contextCopier}); null when it cannot be made,
+   * undefined until then.
+   */
+  copyContext: ContextCopier | null | undefined;
 }
 
 /** The machine uses a statechart feature {@link compileMachine} does not run. */
@@ -154,6 +161,7 @@ export function compileMachine(machine: AnyStateMachine): CompiledMachine {
     states,
     byPath: new Map([...states.values()].map((s) => [s.path.join('.'), s])),
     delays: machine.implementations.delays as Record<string, unknown>,
+    copyContext: undefined,
   };
   compiled.set(machine, result);
   return result;
