@@ -71,8 +71,12 @@ export class StatusWaiters {
   }
 
   update(update: StatusUpdate): void {
-    this.#recent.set(update.id, update);
-    if (this.#recent.size > 10_000) this.#recent.shift();
+    // A later status of a message takes the place of its earlier one: the cache forgets messages
+    // in the order they were first reported (one insertion per message, not one per status).
+    if (!this.#recent.replace(update.id, update)) {
+      this.#recent.set(update.id, update);
+      if (this.#recent.size > 10_000) this.#recent.shift();
+    }
     const waiters = this.#waiting.get(update.id);
     if (waiters === undefined) return;
     for (const waiter of [...waiters]) {
