@@ -110,10 +110,17 @@ modelTest<World>({
   // Counts change all the time as messages go out and come back acked: only the steps the path names are checked.
   ignore: (entry) => entry.event.type === 'QUEUE_CHANGED',
   async verify(world, expected) {
-    // Whatever the state, a message is in the outbox journal until the server acked it.
-    const live = await outboxIds(world.workspacePath);
-    const history = await world.client.getConversationHistory({ contactId: 'peer', limit: 1000 });
-    for (const m of history) expect(live.includes(m.id)).toBe(m.status !== 'acked' && m.status !== 'delivered');
+    // Whatever the state, a message is in the outbox until the server acked it. Acks keep arriving
+    // between the two reads (each file is read on its own), so the two must agree once they settle.
+    await eventually(
+      async () => {
+        const live = await outboxIds(world.workspacePath);
+        const history = await world.client.getConversationHistory({ contactId: 'peer', limit: 1000 });
+        return history.every((m) => live.includes(m.id) === (m.status !== 'acked' && m.status !== 'delivered'));
+      },
+      3000,
+      'the outbox and the history agree on what is acked',
+    );
     if (expected.value === 'offline') expect(['backoff', 'disconnected', 'connecting']).toContain(world.client.connectionState);
   },
 });
