@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { sendFrameText } from '../util/jsonText.js';
 import { summarizeIssues } from '../validation.js';
 import type { ErrorCode } from './codes.js';
 import { DeliverAckFrame, DeliverFrame, ReceiptFrame } from './delivery.js';
@@ -129,7 +130,7 @@ export function decodeServerMessage(data: string): Array<Decoded<ServerFrame>> {
   return decodeMany<ServerFrame>(data, serverTypes);
 }
 
-/** Serialises a frame for the wire. */
+/** Serialises a frame for the wire (a `send`, one per message, field by field: see jsonText.ts). */
 export function encodeFrame(frame: ClientFrame | ServerFrame): string {
-  return JSON.stringify(frame);
+  return frame.type === 'send' ? sendFrameText(frame) : JSON.stringify(frame);
 }

@@ -5,6 +5,7 @@ import { parseLine, readJsonl, type JsonlRecord } from '../../fs/readJsonl.js';
 import { readLinesBackward } from '../../fs/readLinesBackward.js';
 import type { WarningListener } from '../../fs/StorageWarning.js';
 import { applyStatus, messageFromRecord, type IMMessage } from '../IMMessage.js';
+import { conversationLine } from '../../util/jsonText.js';
 import type { WorkspacePaths } from './paths.js';
 import { ConversationRecord, type StatusRecord } from './records.js';
 
@@ -71,7 +72,7 @@ export class ConversationStore {
 
   /** Appends records to a conversation; resolves once they are durable. */
   async append(conversationId: string, records: readonly ConversationRecord[]): Promise<void> {
-    const lines = records.map((r) => JSON.stringify(r));
+    const lines = records.map(conversationLine);
     for (;;) {
       if (this.#closed) throw new IMClientError('CLOSED', 'the conversation store is closed');
       const writer = await this.#writer(conversationId);

@@ -2,6 +2,7 @@ import { atomicWriteFile } from '../../fs/atomicWriteFile.js';
 import { JsonlWriter } from '../../fs/JsonlWriter.js';
 import { readJsonl, readJsonlBatches } from '../../fs/readJsonl.js';
 import type { WarningListener } from '../../fs/StorageWarning.js';
+import { putLine } from '../../util/jsonText.js';
 import { OutboxRecord, type OutboxEntry } from './records.js';
 
 /** A `put` line, as this journal writes them (the spilled ones are known valid). */
@@ -90,7 +91,7 @@ export class OutboxJournal {
   async put(entries: readonly OutboxEntry[]): Promise<number> {
     for (const e of entries) this.#entries.set(e.id, e);
     try {
-      return await this.#append(entries.map((entry) => JSON.stringify({ op: 'put', entry } satisfies OutboxRecord)));
+      return await this.#append(entries.map(putLine));
     } catch (err) {
       for (const e of entries) if (this.#entries.get(e.id) === e) this.#entries.delete(e.id);
       throw err;
@@ -194,7 +195,7 @@ export class OutboxJournal {
     try {
       await this.#writer.flush();
       // Snapshot taken synchronously: later puts and dones go to the new file and replay on top of it.
-      const lines = [...this.#entries.values()].map((entry) => JSON.stringify({ op: 'put', entry } satisfies OutboxRecord));
+      const lines = [...this.#entries.values()].map(putLine);
       const old = this.#writer;
       await atomicWriteFile(this.path, lines.length ? `${lines.join('\n')}\n` : '');
       replaced = true;

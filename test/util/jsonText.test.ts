@@ -1,0 +1,135 @@
+import { describe, expect, it } from 'vitest';
+import { conversationLine, putLine, quote, sendFrameText } from '../../src/util/jsonText.js';
+
+/*
+ * The hand-built JSON of the per-message records must be exactly what
+ * JSON.stringify writes for the same fields in schema order, for every value
+ * a field can hold: strings that need escaping included.
+ */
+
+const strings = [
+  'msg_5f1c9a7e2b4d',
+  '2026-03-02T09:15:04.512Z',
+  'agent_001+agent_002',
+  '',
+  'say "hi"',
+  'back\\slash',
+  'line\nbreak',
+  'tab\there',
+  '\u0001\u001f\u007f',
+  'café 中文 😀',
+  'lone \ud800 surrogate',
+  'line\u2028separator',
+  '</script>',
+];
+const numbers = [1, 42, 2 ** 31, Number.MAX_SAFE_INTEGER, 0.5, Number.NaN, Number.POSITIVE_INFINITY];
+const metas = [undefined, {}, { ticket: 4711, tags: ['a', 'b'], nested: { ok: true, none: null } }, { 'odd "key"': 'v\n' }];
+
+/** A small seeded PRNG (mulberry32). */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const rnd = random(20261124);
+const pick = <T>(list: readonly T[]): T => list[Math.floor(rnd() * list.length)]!;
+const maybe = <T>(value: T): T | undefined => (rnd() < 0.5 ? undefined : value);
+
+/** The object with only its defined fields, in the order given: what the encoder must match. */
+function ordered(fields: Array<[string, unknown]>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of fields) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+const VARIANTS = 3000;
+
+describe('hand-built JSON of the per-message records', () => {
+  it('quotes a string as JSON.stringify does', () => {
+    for (const s of strings) expect(quote(s)).toBe(JSON.stringify(s));
+  });
+
+  it('writes status lines as JSON.stringify would', () => {
+    for (let i = 0; i < VARIANTS; i++) {
+      const r = ordered([
+        ['type', 'status'],
+        ['id', pick(strings)],
+        ['status', pick(['acked', 'delivered', 'failed', 'cancelled', ...strings])],
+        ['at', pick(strings)],
+        ['seq', maybe(pick(numbers))],
+        ['serverAt', maybe(pick(strings))],
+        ['reason', maybe({ code: pick(strings), message: pick(strings), ...(rnd() < 0.5 ? {} : { nack: pick(strings) }) })],
+      ]);
+      const line = conversationLine(r as never);
+      expect(line).toBe(JSON.stringify(r));
+    }
+  });
+
+  it('writes message lines as JSON.stringify would', () => {
+    for (let i = 0; i < VARIANTS; i++) {
+      const r = ordered([
+        ['type', 'message'],
+        ['id', pick(strings)],
+        ['conversationId', pick(strings)],
+        ['direction', pick(['in', 'out'])],
+        ['from', pick(strings)],
+        ['to', pick(strings)],
+        ['text', pick(strings)],
+        ['replyTo', maybe(pick(strings))],
+        ['meta', pick(metas)],
+        ['sentAt', pick(strings)],
+        ['status', maybe(pick(strings))],
+        ['seq', maybe(pick(numbers))],
+        ['serverAt', maybe(pick(strings))],
+      ]);
+      expect(conversationLine(r as never)).toBe(JSON.stringify(r));
+    }
+  });
+
+  it('writes outbox puts as JSON.stringify would, id first', () => {
+    for (let i = 0; i < VARIANTS; i++) {
+      const entry = ordered([
+        ['id', pick(strings)],
+        ['conversationId', pick(strings)],
+        ['to', pick(strings)],
+        ['text', pick(strings)],
+        ['replyTo', maybe(pick(strings))],
+        ['meta', pick(metas)],
+        ['sentAt', pick(strings)],
+        ['expiresAt', maybe(pick(strings))],
+        ['offset', maybe(pick(numbers))],
+      ]);
+      const line = putLine(entry as never);
+      expect(line).toBe(JSON.stringify({ op: 'put', entry }));
+      expect(line.startsWith(`{"op":"put","entry":{"id":${JSON.stringify(entry.id)}`)).toBe(true);
+    }
+  });
+
+  it('writes send frames as JSON.stringify would', () => {
+    for (let i = 0; i < VARIANTS; i++) {
+      const frame = ordered([
+        ['type', 'send'],
+        ['id', pick(strings)],
+        ['to', pick(strings)],
+        ['text', pick(strings)],
+        ['conversationId', maybe(pick(strings))],
+        ['replyTo', maybe(pick(strings))],
+        ['meta', pick(metas)],
+        ['sentAt', maybe(pick(strings))],
+        ['after', maybe(pick(strings))],
+      ]);
+      expect(sendFrameText(frame as never)).toBe(JSON.stringify(frame));
+    }
+  });
+
+  it('writes only the fields it knows, whatever else an object carries', () => {
+    const record = { type: 'status' as const, id: 'msg_00000001', status: 'acked', at: '2026-03-02T09:15:04.512Z', extra: 'dropped' };
+    expect(JSON.parse(conversationLine(record))).toEqual({ type: 'status', id: 'msg_00000001', status: 'acked', at: '2026-03-02T09:15:04.512Z' });
+  });
+});
