@@ -48,14 +48,6 @@ export class FifoMap<K, V> {
     return this;
   }
 
-  /** Replaces the value of a key that is there, keeping its place; false (and nothing set) when it is not. */
-  replace(key: K, value: V): boolean {
-    const at = this.#index.get(key);
-    if (at === undefined) return false;
-    this.#values[at - this.#base] = value;
-    return true;
-  }
-
   delete(key: K): boolean {
     const at = this.#index.get(key);
     if (at === undefined) return false;

@@ -10,7 +10,7 @@ import type { ConversationRecord, MessageRecord, OutboxEntry, OutgoingStatus, St
 import type { WorkspaceStorage } from '../storage/WorkspaceStorage.js';
 import { createLifecycle, type Lifecycle, type LifecycleSnapshot } from '../statecharts/lifecycle.js';
 import { deferred, type Deferred } from '../../util/deferred.js';
-import { FifoMap } from '../../util/FifoMap.js';
+import { RecentMap } from '../../util/RecentMap.js';
 import { isoFormatter } from '../../util/isoTime.js';
 import { MinHeap } from './MinHeap.js';
 
@@ -144,12 +144,12 @@ export class Outbox {
   /** Live lifecycle actors: queued with an attempt behind them, in flight, or finishing. */
   readonly #actors = new Map<string, MessageActor>();
   /**
-   * Acked messages awaiting their receipt, oldest first (at most `maxRestingActors`): the
-   * context their actor stopped with, restored into a new actor when the receipt comes (a
-   * context costs far less memory than a live actor, and thousands rest at a time under load).
-   * Inspected actors stay in `#actors` as well.
+   * Acked messages awaiting their receipt (at most `maxRestingActors`, and at least the last
+   * half of that many acked): the context their actor stopped with, restored into a new actor
+   * when the receipt comes (a context costs far less memory than a live actor, and thousands
+   * rest at a time under load). Inspected actors stay in `#actors` as well.
    */
-  readonly #resting = new FifoMap<string, MessageContext>();
+  readonly #resting: RecentMap<string, MessageContext>;
   /** The last durable write of each message's status, for callers that must wait for it. */
   readonly #writes = new Map<string, Promise<void>>();
   #ordinal = 0;
@@ -176,6 +176,14 @@ export class Outbox {
     this.#o = options;
     this.#clock = options.clock ?? REAL_TIME;
     this.#maxLoaded = options.maxQueuedInMemory ?? 10_000;
+    this.#resting = new RecentMap(options.maxRestingActors ?? 10_000, (forgotten) => {
+      // Inspected actors stay alive while they rest: those forgotten stop now.
+      if (!options.inspect) return;
+      for (const id of forgotten.keys()) {
+        this.#actors.get(id)?.stop();
+        this.#actors.delete(id);
+      }
+    });
     this.#logic = messageMachine.provide({
       actions: {
         transmit: ({ context, self }) => this.#transmit(context, self),
@@ -727,12 +735,6 @@ export class Outbox {
       actor.stop();
     }
     this.#resting.set(id, context);
-    const cap = this.#o.maxRestingActors ?? 10_000;
-    while (this.#resting.size > cap) {
-      const [oldest] = this.#resting.shift()!;
-      this.#actors.get(oldest)?.stop();
-      this.#actors.delete(oldest);
-    }
   }
 
   #transmit(context: MessageContext, self: { send: (e: { type: 'SENT' }) => void }): void {

@@ -1,15 +1,15 @@
-import { FifoMap } from '../../util/FifoMap.js';
+import { RecentMap } from '../../util/RecentMap.js';
 
 /**
- * The most recent `capacity` ids seen, forgetting the oldest first: enough to
- * recognise a message the server delivers twice, in bounded memory.
+ * Recently seen ids, in bounded memory (at most `capacity`, and always the
+ * last `capacity / 2`): enough to recognise a message the server delivers
+ * twice.
  */
 export class RecentIds {
-  readonly #capacity: number;
-  readonly #ids = new FifoMap<string, true>();
+  readonly #ids: RecentMap<string, true>;
 
   constructor(capacity: number) {
-    this.#capacity = capacity;
+    this.#ids = new RecentMap(capacity);
   }
 
   has(id: string): boolean {
@@ -18,6 +18,5 @@ export class RecentIds {
 
   add(id: string): void {
     this.#ids.set(id, true);
-    if (this.#ids.size > this.#capacity) this.#ids.shift();
   }
 }

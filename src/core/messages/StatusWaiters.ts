@@ -1,5 +1,5 @@
 import { IMClientError, MessageRejectedError } from '../../errors.js';
-import { FifoMap } from '../../util/FifoMap.js';
+import { RecentMap } from '../../util/RecentMap.js';
 import type { StatusUpdate } from './Outbox.js';
 
 /** The statuses a caller can wait for. */
@@ -26,8 +26,8 @@ export interface WaitOptions {
  */
 export class StatusWaiters {
   readonly #waiting = new Map<string, Set<Waiter>>();
-  /** The latest update of recently settled messages, so a late wait still resolves. */
-  readonly #recent = new FifoMap<string, StatusUpdate>();
+  /** The latest update of recently settled messages (at least the last 5,000), so a late wait still resolves. */
+  readonly #recent = new RecentMap<string, StatusUpdate>(10_000);
   #closed: Error | undefined;
 
   wait(id: string, target: AwaitableStatus, options: WaitOptions = {}): Promise<StatusUpdate> {
@@ -71,12 +71,7 @@ export class StatusWaiters {
   }
 
   update(update: StatusUpdate): void {
-    // A later status of a message takes the place of its earlier one: the cache forgets messages
-    // in the order they were first reported (one insertion per message, not one per status).
-    if (!this.#recent.replace(update.id, update)) {
-      this.#recent.set(update.id, update);
-      if (this.#recent.size > 10_000) this.#recent.shift();
-    }
+    this.#recent.set(update.id, update);
     const waiters = this.#waiting.get(update.id);
     if (waiters === undefined) return;
     for (const waiter of [...waiters]) {
