@@ -4,15 +4,9 @@ import { randomFillSync } from 'node:crypto';
 const pool = Buffer.alloc(4096);
 let used = pool.length;
 
-function randomSlice(size: number): Buffer {
-  if (used + size > pool.length) {
-    randomFillSync(pool);
-    used = 0;
-  }
-  const slice = pool.subarray(used, used + size);
-  used += size;
-  return slice;
-}
+/** The time part of the last id, computed once per millisecond (a burst of sends shares it). */
+let lastMs = Number.NaN;
+let lastTime = '';
 
 /**
  * A new message id (the idempotency key of a send): `m` + milliseconds since
@@ -25,6 +19,22 @@ function randomSlice(size: number): Buffer {
  * createMessageId(); // 'mmhfk2x3a_Zx81kPq0cLwE'
  * ```
  */
-export function createMessageId(now: number = Date.now(), random: Uint8Array = randomSlice(9)): string {
-  return `m${now.toString(36)}_${Buffer.from(random.buffer, random.byteOffset, random.byteLength).toString('base64url')}`;
+export function createMessageId(now: number = Date.now(), random?: Uint8Array): string {
+  if (now !== lastMs) {
+    lastMs = now;
+    lastTime = now.toString(36);
+  }
+  let tail: string;
+  if (random) {
+    tail = Buffer.from(random.buffer, random.byteOffset, random.byteLength).toString('base64url');
+  } else {
+    if (used + 9 > pool.length) {
+      randomFillSync(pool);
+      used = 0;
+    }
+    // Encoded straight from the pool: no view of it is made per id.
+    tail = pool.toString('base64url', used, used + 9);
+    used += 9;
+  }
+  return `m${lastTime}_${tail}`;
 }
