@@ -3,7 +3,7 @@ import { atomicWriteFile } from '../../fs/atomicWriteFile.js';
 import { JsonlWriter } from '../../fs/JsonlWriter.js';
 import { readJsonl } from '../../fs/readJsonl.js';
 import type { WarningListener } from '../../fs/StorageWarning.js';
-import { FifoMap } from '../../util/FifoMap.js';
+import { quote } from '../../util/jsonText.js';
 import type { AcceptedMessage } from './InboxStore.js';
 
 /** A line of `dedupe.jsonl`. */
@@ -24,23 +24,33 @@ interface Remembered extends AcceptedMessage {
 
 /**
  * Remembers accepted messages by (sender, id) so a resend gets the same ack
- * instead of a second delivery. Entries live `windowMs` and at most
- * `maxEntries` are kept (the oldest go first). While a message sits in an
- * inbox segment the segment itself remembers it; when a segment is trimmed,
- * the entries still inside the window move to `dedupe.jsonl`.
+ * instead of a second delivery. Entries live `windowMs`; at most
+ * `maxEntries` are kept, and always the most recent `maxEntries / 2`: they
+ * are kept in two generations of plain maps, and when the newer one holds
+ * half of `maxEntries` the older one is forgotten whole (so is an older
+ * generation whose entries have all expired). A lookup or an insertion is a
+ * plain `Map` operation or two, where an exactly ordered map cost an array
+ * slot and periodic compaction per message on the server's hottest path.
+ * While a message sits in an inbox segment the segment itself remembers it;
+ * when a segment is trimmed, the entries still inside the window move to
+ * `dedupe.jsonl`.
  */
 export class DedupeIndex {
   readonly #path: string;
   readonly #windowMs: number;
-  readonly #maxEntries: number;
+  readonly #generation: number;
   readonly #now: () => number;
-  readonly #map = new FifoMap<string, Remembered>();
+  #current = new Map<string, Remembered>();
+  #old = new Map<string, Remembered>();
+  /** The latest expiry in each generation: once the old one's is past, all of it has expired. */
+  #currentExpires = 0;
+  #oldExpires = 0;
   #writer: JsonlWriter | undefined;
 
   constructor(path: string, options: { windowMs: number; maxEntries: number; now?: () => number }) {
     this.#path = path;
     this.#windowMs = options.windowMs;
-    this.#maxEntries = options.maxEntries;
+    this.#generation = Math.max(1, Math.ceil(options.maxEntries / 2));
     this.#now = options.now ?? Date.now;
   }
 
@@ -59,34 +69,56 @@ export class DedupeIndex {
   }
 
   get size(): number {
-    return this.#map.size;
+    return this.#current.size + this.#old.size;
   }
 
+  /** What was accepted as (from, id), while it is remembered. */
   get(from: string, id: string): AcceptedMessage | undefined {
-    const hit = this.#map.get(key(from, id));
+    const hit = this.#lookup(from, id);
+    return hit && { to: hit.to, seq: hit.seq, at: hit.at, digest: hit.digest };
+  }
+
+  #lookup(from: string, id: string): Remembered | undefined {
+    const k = key(from, id);
+    const hit = this.#current.get(k) ?? this.#old.get(k);
     if (!hit) return undefined;
     if (hit.expires <= this.#now()) {
-      this.#map.delete(key(from, id));
+      if (!this.#current.delete(k)) this.#old.delete(k);
       return undefined;
     }
-    return { to: hit.to, seq: hit.seq, at: hit.at, digest: hit.digest };
+    return hit;
   }
 
   /** Remembers an accepted message (in memory; durable through its segment or {@link persist}). */
   remember(from: string, id: string, accepted: AcceptedMessage): void {
     const expires = Date.parse(accepted.at) + this.#windowMs;
-    if (!(expires > this.#now())) return;
+    const now = this.#now();
+    if (!(expires > now)) return;
     const k = key(from, id);
-    this.#map.set(k, { to: accepted.to, seq: accepted.seq, at: accepted.at, digest: accepted.digest, expires });
-    this.#evict();
+    const entry: Remembered = { to: accepted.to, seq: accepted.seq, at: accepted.at, digest: accepted.digest, expires };
+    if (this.#old.has(k)) {
+      this.#old.set(k, entry);
+      if (expires > this.#oldExpires) this.#oldExpires = expires;
+      return;
+    }
+    this.#current.set(k, entry);
+    if (expires > this.#currentExpires) this.#currentExpires = expires;
+    if (this.#current.size >= this.#generation) {
+      this.#old = this.#current;
+      this.#oldExpires = this.#currentExpires;
+      this.#current = new Map();
+      this.#currentExpires = 0;
+    } else if (this.#old.size > 0 && this.#oldExpires <= now) {
+      this.#old = new Map();
+    }
   }
 
   /** Writes entries still inside the window to `dedupe.jsonl` (before the segment holding them is deleted). */
   async persist(messages: Iterable<{ from: string; id: string }>): Promise<void> {
     const lines: string[] = [];
     for (const { from, id } of messages) {
-      const hit = this.get(from, id);
-      if (hit) lines.push(JSON.stringify({ from, id, to: hit.to, seq: hit.seq, at: hit.at, digest: hit.digest } satisfies DedupeRecord));
+      const hit = this.#lookup(from, id);
+      if (hit) lines.push(`{"from":${quote(from)},"id":${quote(id)},"to":${quote(hit.to)},"seq":${hit.seq},"at":${quote(hit.at)},"digest":${quote(hit.digest)}}`);
     }
     if (lines.length > 0 && this.#writer) await this.#writer.append(lines);
   }
@@ -95,19 +127,16 @@ export class DedupeIndex {
     await this.#writer?.close();
   }
 
-  #evict(): void {
-    const now = this.#now();
-    for (let oldest = this.#map.oldest(); oldest; oldest = this.#map.oldest()) {
-      if (this.#map.size <= this.#maxEntries && oldest[1].expires > now) break;
-      this.#map.shift();
-    }
-  }
-
+  /** The entries still inside the window, older generation first. */
   #records(): DedupeRecord[] {
     const out: DedupeRecord[] = [];
-    for (const [k, v] of this.#map.entries()) {
-      const [from, id] = k.split('\n') as [string, string];
-      out.push({ from, id, to: v.to, seq: v.seq, at: v.at, digest: v.digest });
+    const now = this.#now();
+    for (const map of [this.#old, this.#current]) {
+      for (const [k, v] of map) {
+        if (v.expires <= now) continue;
+        const [from, id] = k.split('\n') as [string, string];
+        out.push({ from, id, to: v.to, seq: v.seq, at: v.at, digest: v.digest });
+      }
     }
     return out;
   }
