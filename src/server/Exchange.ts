@@ -51,9 +51,13 @@ export class Exchange {
   /** Messages admitted (being stored) and not yet findable by findAccepted, by sender and id. */
   readonly #admitted = new Set<string>();
 
+  /** The store's synchronous lookup, when it has one. */
+  readonly #findNow: ((from: string, id: string) => AcceptedMessage | undefined) | undefined;
+
   constructor(options: ExchangeOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.#findNow = options.store.findAcceptedNow?.bind(options.store);
   }
 
   /** Resolves once no send or delivery ack is being processed (for shutdown). */
@@ -82,7 +86,7 @@ export class Exchange {
     const racing = this.#inflight.get(key);
     if (racing) return sameOrConflict(await racing, digest, frame.id);
     // Registered before the first await, so a resend arriving meanwhile finds it.
-    const work = this.#accept(from, frame, conversationId, digest).then((f) => ({ frame: f, digest }));
+    const work = this.#accept(from, frame, conversationId, digest, key).then((f) => ({ frame: f, digest }));
     this.#inflight.set(key, work);
     try {
       return (await work).frame;
@@ -113,16 +117,17 @@ export class Exchange {
    * write), so `after` is checked against a settled answer while appends
    * still share fsyncs.
    */
-  async #accept(from: string, frame: SendFrame, conversationId: string, digest: string): Promise<AckFrame | NackFrame> {
-    const chainKey = `${from}\n${conversationId}`;
-    const previous = this.#decisions.get(chainKey);
-    const findNow = this.#o.store.findAcceptedNow?.bind(this.#o.store);
+  async #accept(from: string, frame: SendFrame, conversationId: string, digest: string, key: string): Promise<AckFrame | NackFrame> {
+    const findNow = this.#findNow;
+    // The chain key is built only when some decision is pending (never with a store that answers at once).
+    const chainKey = this.#decisions.size === 0 && findNow ? undefined : `${from}\n${conversationId}`;
+    const previous = chainKey === undefined ? undefined : this.#decisions.get(chainKey);
     let outcome: Decision;
-    if (previous === undefined && findNow) {
+    if (chainKey === undefined || (previous === undefined && findNow)) {
       // A store that answers at once: decided now, so no later decision can overtake this one.
-      outcome = this.#decideWith(from, frame, conversationId, digest, findNow(from, frame.id), (id) => findNow(from, id) !== undefined);
+      outcome = this.#decideWith(from, frame, conversationId, digest, key, findNow!(from, frame.id), (id) => findNow!(from, id) !== undefined);
     } else {
-      const decision = (previous ?? Promise.resolve()).then(() => this.#decide(from, frame, conversationId, digest));
+      const decision = (previous ?? Promise.resolve()).then(() => this.#decide(from, frame, conversationId, digest, key));
       const settled = decision.then(
         () => {},
         () => {},
@@ -134,7 +139,6 @@ export class Exchange {
       outcome = await decision;
     }
     if (!('append' in outcome)) return outcome;
-    const admittedKey = `${from}\n${frame.id}`;
     try {
       const stored = await outcome.append;
       this.#o.notify(frame.to);
@@ -145,7 +149,7 @@ export class Exchange {
       return nack(frame.id, 'internal', 'the server could not store the message; retry later', RETRY_AFTER_MS);
     } finally {
       // Stored messages are found by findAccepted from now on.
-      this.#admitted.delete(admittedKey);
+      this.#admitted.delete(key);
     }
   }
 
@@ -153,12 +157,12 @@ export class Exchange {
    * The answer to a send (a duplicate, a conflict, an order problem), or its
    * append under way (wrapped, so that resolving the decision does not wait for it).
    */
-  async #decide(from: string, frame: SendFrame, conversationId: string, digest: string): Promise<Decision> {
+  async #decide(from: string, frame: SendFrame, conversationId: string, digest: string, key: string): Promise<Decision> {
     const accepted = await this.#o.store.findAccepted(from, frame.id);
     // The message it must follow is stored, or admitted by an earlier decision of this conversation.
     const afterKnown =
       frame.after === undefined || accepted !== undefined || this.#admitted.has(`${from}\n${frame.after}`) || (await this.#o.store.findAccepted(from, frame.after)) !== undefined;
-    return this.#decideWith(from, frame, conversationId, digest, accepted, () => afterKnown);
+    return this.#decideWith(from, frame, conversationId, digest, key, accepted, () => afterKnown);
   }
 
   /** The decision, given what the dedupe index says of this message and of the one it must follow. */
@@ -167,6 +171,8 @@ export class Exchange {
     frame: SendFrame,
     conversationId: string,
     digest: string,
+    /** `${from}\n${frame.id}`, built once per send. */
+    key: string,
     accepted: AcceptedMessage | undefined,
     isStored: (id: string) => boolean,
   ): Decision {
@@ -188,7 +194,7 @@ export class Exchange {
       sentAt: frame.sentAt ?? serverAt,
       serverAt,
     };
-    this.#admitted.add(`${from}\n${frame.id}`);
+    this.#admitted.add(key);
     const append = this.#o.store.appendMessage(message, digest, { maxBacklog: this.#o.maxInboxEntries });
     // Handled by #accept; this keeps an early rejection from being reported as unhandled.
     append.catch(() => {});

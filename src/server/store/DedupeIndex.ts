@@ -40,8 +40,8 @@ export class DedupeIndex {
   readonly #windowMs: number;
   readonly #generation: number;
   readonly #now: () => number;
-  #current = new Map<string, Remembered>();
-  #old = new Map<string, Remembered>();
+  #current = new Generation();
+  #old = new Generation();
   /** The latest expiry in each generation: once the old one's is past, all of it has expired. */
   #currentExpires = 0;
   #oldExpires = 0;
@@ -79,11 +79,10 @@ export class DedupeIndex {
   }
 
   #lookup(from: string, id: string): Remembered | undefined {
-    const k = key(from, id);
-    const hit = this.#current.get(k) ?? this.#old.get(k);
+    const hit = this.#current.get(from, id) ?? this.#old.get(from, id);
     if (!hit) return undefined;
     if (hit.expires <= this.#now()) {
-      if (!this.#current.delete(k)) this.#old.delete(k);
+      if (!this.#current.delete(from, id)) this.#old.delete(from, id);
       return undefined;
     }
     return hit;
@@ -94,22 +93,20 @@ export class DedupeIndex {
     const expires = Date.parse(accepted.at) + this.#windowMs;
     const now = this.#now();
     if (!(expires > now)) return;
-    const k = key(from, id);
     const entry: Remembered = { to: accepted.to, seq: accepted.seq, at: accepted.at, digest: accepted.digest, expires };
-    if (this.#old.has(k)) {
-      this.#old.set(k, entry);
+    if (this.#old.size > 0 && this.#old.replace(from, id, entry)) {
       if (expires > this.#oldExpires) this.#oldExpires = expires;
       return;
     }
-    this.#current.set(k, entry);
+    this.#current.set(from, id, entry);
     if (expires > this.#currentExpires) this.#currentExpires = expires;
     if (this.#current.size >= this.#generation) {
       this.#old = this.#current;
       this.#oldExpires = this.#currentExpires;
-      this.#current = new Map();
+      this.#current = new Generation();
       this.#currentExpires = 0;
     } else if (this.#old.size > 0 && this.#oldExpires <= now) {
-      this.#old = new Map();
+      this.#old = new Generation();
     }
   }
 
@@ -131,18 +128,53 @@ export class DedupeIndex {
   #records(): DedupeRecord[] {
     const out: DedupeRecord[] = [];
     const now = this.#now();
-    for (const map of [this.#old, this.#current]) {
-      for (const [k, v] of map) {
-        if (v.expires <= now) continue;
-        const [from, id] = k.split('\n') as [string, string];
-        out.push({ from, id, to: v.to, seq: v.seq, at: v.at, digest: v.digest });
+    for (const generation of [this.#old, this.#current]) {
+      for (const [from, id, v] of generation.entries()) {
+        if (v.expires > now) out.push({ from, id, to: v.to, seq: v.seq, at: v.at, digest: v.digest });
       }
     }
     return out;
   }
 }
 
-function key(from: string, id: string): string {
-  // Neither agent ids nor message ids can contain a newline.
-  return `${from}\n${id}`;
+/**
+ * One generation of remembered messages, by sender and then id: no key is
+ * built per lookup (a `${from}\n${id}` string costs an allocation and a
+ * hash each time; the strings used here were hashed when first used).
+ */
+class Generation {
+  readonly #bySender = new Map<string, Map<string, Remembered>>();
+  size = 0;
+
+  get(from: string, id: string): Remembered | undefined {
+    return this.#bySender.get(from)?.get(id);
+  }
+
+  set(from: string, id: string, entry: Remembered): void {
+    let ids = this.#bySender.get(from);
+    if (!ids) this.#bySender.set(from, (ids = new Map()));
+    const before = ids.size;
+    ids.set(id, entry);
+    this.size += ids.size - before;
+  }
+
+  /** Sets it only if the id is there; whether it was. */
+  replace(from: string, id: string, entry: Remembered): boolean {
+    const ids = this.#bySender.get(from);
+    if (!ids?.has(id)) return false;
+    ids.set(id, entry);
+    return true;
+  }
+
+  delete(from: string, id: string): boolean {
+    const ids = this.#bySender.get(from);
+    if (!ids?.delete(id)) return false;
+    this.size--;
+    if (ids.size === 0) this.#bySender.delete(from);
+    return true;
+  }
+
+  *entries(): IterableIterator<[string, string, Remembered]> {
+    for (const [from, ids] of this.#bySender) for (const [id, entry] of ids) yield [from, id, entry];
+  }
 }
