@@ -68,6 +68,15 @@ export function isId(kind: IdKind, value: unknown): value is string {
  * directConversationId('agent_002', 'agent_001'); // 'agent_001+agent_002'
  * ```
  */
+/**
+ * Whether `conversationId` is the direct conversation of agents `a` and `b`
+ * (what {@link directConversationId} gives), without building that id.
+ */
+export function isDirectConversationOf(conversationId: string, a: string, b: string): boolean {
+  const [lo, hi] = a < b ? [a, b] : [b, a];
+  return conversationId.length === lo.length + 1 + hi.length && conversationId.charCodeAt(lo.length) === 43 && conversationId.startsWith(lo) && conversationId.endsWith(hi);
+}
+
 export function directConversationId(a: string, b: string): string {
   assertId('agentId', a);
   assertId('agentId', b);

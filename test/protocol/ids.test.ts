@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidIdError } from '../../src/errors.js';
-import { assertId, directConversationId, isId } from '../../src/protocol/ids.js';
+import { assertId, directConversationId, isDirectConversationOf, isId } from '../../src/protocol/ids.js';
 import { webSocketUrl } from '../../src/protocol/url.js';
 
 const traversal = ['..', '.', '../etc/passwd', 'a/b', 'a\\b', '/abs', '.hidden', '', ' ', 'a b', 'a\0b', 'ü', 'x'.repeat(97), 'C:foo'];
@@ -39,6 +39,17 @@ describe('ids', () => {
     expect(directConversationId('agent_002', 'agent_001')).toBe('agent_001+agent_002');
     expect(directConversationId('agent_001', 'agent_002')).toBe('agent_001+agent_002');
     expect(() => directConversationId('agent_001', '../x')).toThrow(InvalidIdError);
+  });
+
+  it('recognises a direct conversation without building its id, as directConversationId names it', () => {
+    const agents = ['a', 'b', 'ab', 'a.b', 'B', 'agent_001', 'agent_0011', 'agent_002'];
+    const candidates = new Set<string>(['a', 'a+', '+a', 'a+b+c', 'ab+', 'a+ab']);
+    for (const x of agents) for (const y of agents) candidates.add(`${x}+${y}`);
+    for (const x of agents) {
+      for (const y of agents) {
+        for (const c of candidates) expect(isDirectConversationOf(c, x, y)).toBe(c === directConversationId(x, y));
+      }
+    }
   });
 });
 

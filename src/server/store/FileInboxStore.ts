@@ -7,6 +7,7 @@ import type { WarningListener } from '../../fs/StorageWarning.js';
 import type { InboxPosition } from '../../protocol/handshake.js';
 import { assertId, isId } from '../../protocol/ids.js';
 import type { WireMessage } from '../../protocol/message.js';
+import { quote } from '../../util/jsonText.js';
 import { AgentInbox, type SegmentRecord } from './AgentInbox.js';
 import { DedupeIndex } from './DedupeIndex.js';
 import type { AcceptedMessage, InboxEntry, InboxStore, ReceiptBody } from './InboxStore.js';
@@ -98,11 +99,12 @@ export class FileInboxStore implements InboxStore {
 
   async appendMessage(message: WireMessage, digest: string, limits: { maxBacklog?: number } = {}): Promise<AcceptedMessage> {
     const inbox = this.#loaded.get(message.to) ?? (await this.#inbox(message.to));
+    // A flat string (not a template's concatenation): it is embedded in the line and in every delivery.
     const payload = JSON.stringify(message);
     const seq = await inbox.append(
       (seq) => ({
         // Built by hand so the message JSON is serialised once, for the file and the delivery alike.
-        line: `{"k":"m","seq":${seq},"d":${JSON.stringify(digest)},"m":${payload}}`,
+        line: `{"k":"m","seq":${seq},"d":${quote(digest)},"m":${payload}}`,
         entry: { seq, kind: 'message', payload, from: message.from, id: message.id, conversationId: message.conversationId },
       }),
       limits.maxBacklog,
