@@ -18,6 +18,14 @@ type Arrival = { frame: DeliverFrame | ReceiptFrame; generation: number; epoch: 
 /** Messages are recognised by sender and id together, as the server deduplicates them. */
 const keyOf = (from: string, id: string) => `${from}\n${id}`;
 
+/** The history record of a delivered message, set field by field (no spreads of optional parts: this runs per message). */
+function recordOf(m: DeliverFrame['message'], seq: number): MessageRecord {
+  const record: MessageRecord = { type: 'message', id: m.id, conversationId: m.conversationId, direction: 'in', from: m.from, to: m.to, text: m.text, sentAt: m.sentAt, seq, serverAt: m.serverAt };
+  if (m.replyTo !== undefined) record.replyTo = m.replyTo;
+  if (m.meta !== undefined) record.meta = m.meta;
+  return record;
+}
+
 /** Options of the {@link Inbox}. */
 export interface InboxOptions {
   storage: WorkspaceStorage;
@@ -196,6 +204,8 @@ export class Inbox {
     const writes = new Map<string, MessageRecord[]>();
     const receipts: ReceiptFrame[] = [];
     const published: IMMessage[] = [];
+    /** Each published message's (from, id) key, built once: a fresh concatenation is hashed anew by every lookup. */
+    const keys: string[] = [];
     const queued: MessageRecord[] = [];
     const stored = this.#stored;
     let upTo = stored;
@@ -211,21 +221,9 @@ export class Inbox {
       const key = keyOf(m.from, m.id);
       if (this.#recent.has(key)) continue;
       const recovered = this.#recovered.get(key);
-      const record: MessageRecord = recovered ?? {
-        type: 'message',
-        id: m.id,
-        conversationId: m.conversationId,
-        direction: 'in',
-        from: m.from,
-        to: m.to,
-        text: m.text,
-        ...(m.replyTo === undefined ? {} : { replyTo: m.replyTo }),
-        ...(m.meta === undefined ? {} : { meta: m.meta }),
-        sentAt: m.sentAt,
-        seq: frame.seq,
-        serverAt: m.serverAt,
-      };
+      const record = recovered ?? recordOf(m, frame.seq);
       published.push(messageFromRecord(record));
+      keys.push(key);
       // Already in its conversation file from before a crash: the pending queue may still need it.
       queued.push(record);
       if (recovered) continue;
@@ -264,8 +262,7 @@ export class Inbox {
       .catch((err: unknown) => this.#o.onWarning(`the inbox cursor could not be written (the batch's intent stands in for it): ${String(err)}`));
     this.#carried = carried;
     this.#stored = upTo;
-    for (const m of published) {
-      const key = keyOf(m.from, m.id);
+    for (const key of keys) {
       this.#recent.add(key);
       this.#recovered.delete(key);
     }
