@@ -261,13 +261,18 @@ export class Session {
       this.#badFrame('invalid_ack', `deliver_ack upTo ${upTo} is beyond the last delivered sequence ${this.#sentUpTo}`, 'deliver_ack');
       upTo = this.#sentUpTo;
     }
-    await this.#host.exchange.deliverAck(this.agentId!, upTo);
+    // The client has these durably: its delivery window moves on now, while the ack is recorded
+    // (after the receipts it causes). Waiting for those two appends held the next deliveries back
+    // by two fsyncs per window; a crash before they are durable only delivers the entries again,
+    // and the client skips what it already stored.
+    const recorded = this.#host.exchange.deliverAck(this.agentId!, upTo);
     while (this.#inflightHead < this.#inflight.length && this.#inflight[this.#inflightHead]! <= upTo) this.#inflightHead++;
     if (this.#inflightHead > 1024 && this.#inflightHead * 2 > this.#inflight.length) {
       this.#inflight = this.#inflight.slice(this.#inflightHead);
       this.#inflightHead = 0;
     }
     void this.#pump();
+    await recorded;
   }
 
   /** Sends inbox entries while the window and the socket buffer have room. */
