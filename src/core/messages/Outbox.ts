@@ -112,8 +112,9 @@ const REAL_TIME: Clock = {
  * oldest first, within the send window. Each message in flight runs the
  * message statechart as its own actor; its `persistStatus` action appends
  * the status line and, once that is durable, the message leaves the outbox
- * (the line is the record that it left). Messages waiting for a slot are plain entries (the
- * machine's `queued` state, implicitly), so a queue of 100k costs no actors.
+ * (the line is the record that it left). Messages waiting for a slot are
+ * plain entries (the machine's `queued` state, implicitly), so a queue of
+ * 100k costs no actors.
  */
 export class Outbox {
   readonly #o: OutboxOptions;
@@ -783,8 +784,8 @@ export class Outbox {
    * Writes the status lines of one microtask as a batch: one append per
    * conversation; once a line is durable its update is reported and its
    * message leaves the outbox (in memory: the durable line is the record
-   * that it left). Batches write concurrently but report in
-   * order, so a message's `acked` is always reported before its `delivered`.
+   * that it left). Batches write concurrently but report in order, so a
+   * message's `acked` is always reported before its `delivered`.
    * `#writes` settles once both are done.
    */
   #writeStatuses(): void {

@@ -226,7 +226,7 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
   #copy(context: TContext): TContext {
     const machine = this.#machine;
     if (machine.copyContext === undefined) machine.copyContext = contextCopier(Object.keys(context as object)) ?? null;
-    return ((machine.copyContext?.(context as object) as TContext | undefined) ?? { ...context });
+    return (machine.copyContext?.(context as object) as TContext | undefined) ?? { ...context };
   }
 
   #schedule(id: string, event: AnyEventObject, delay: number): void {
