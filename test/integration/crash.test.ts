@@ -1,3 +1,5 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { IMClient } from '../../src/api/client.js';
 import type { IMMessage } from '../../src/core/IMMessage.js';
@@ -91,17 +93,27 @@ describe('crash safety end to end', () => {
   });
 });
 
+/**
+ * A workspace of agent_001 that a previous run left with these files (relative to `im_client/`),
+ * as a crash at a chosen moment would have: opened once, so everything else is as the client writes it.
+ */
+async function workspaceLeftWith(serverUrl: string, files: Record<string, unknown[]>): Promise<string> {
+  const workspacePath = await tempDir('ws-');
+  const first = await makeClient(serverUrl, 'agent_001', { workspacePath });
+  await first.open();
+  await first.close();
+  for (const [file, lines] of Object.entries(files)) {
+    await writeFile(join(workspacePath, 'im_client', file), lines.map((l) => `${JSON.stringify(l)}\n`).join(''));
+  }
+  return workspacePath;
+}
+
 describe('crash between the two writes of a send', () => {
   it('writes the missing history line of a queued message on start, and sends it', async () => {
     const server = await startServer();
-    const workspacePath = await tempDir('ws-');
     // A previous run queued a message durably in the outbox and died before its conversation line.
-    const first = await makeClient(server.url, 'agent_001', { workspacePath });
-    await first.open();
-    await first.close();
-    const { writeFile } = await import('node:fs/promises');
     const entry = { id: id(7), conversationId: 'agent_001+agent_002', to: 'agent_002', text: 'survived', sentAt: new Date().toISOString(), offset: 0 };
-    await writeFile(`${workspacePath}/im_client/outbox.jsonl`, `${JSON.stringify({ op: 'put', entry })}\n`);
+    const workspacePath = await workspaceLeftWith(server.url, { 'outbox.jsonl': [{ op: 'put', entry }] });
 
     const again = await makeClient(server.url, 'agent_001', { workspacePath });
     expect((await again.getConversationHistory({ contactId: 'agent_002' })).map((m) => [m.id, m.text, m.status])).toEqual([[id(7), 'survived', 'queued']]);
@@ -116,21 +128,15 @@ describe('crash between the two writes of a send', () => {
 describe('crash after a status line, before the journal was compacted', () => {
   it('does not send again a message whose conversation file says it left the outbox', async () => {
     const server = await startServer();
-    const workspacePath = await tempDir('ws-');
-    const first = await makeClient(server.url, 'agent_001', { workspacePath });
-    await first.open();
-    await first.close();
     // A previous run put two messages, wrote both lines, got the first acked, and died: its journal still has both puts.
-    const { writeFile } = await import('node:fs/promises');
     const at = new Date().toISOString();
     const cid = 'agent_001+agent_002';
     const puts = [id(1), id(2)].map((mid, i) => ({ op: 'put', entry: { id: mid, conversationId: cid, to: 'agent_002', text: `old ${i + 1}`, sentAt: at, offset: 0 } }));
-    await writeFile(`${workspacePath}/im_client/outbox.jsonl`, puts.map((p) => `${JSON.stringify(p)}\n`).join(''));
     const lines = [
       ...puts.map(({ entry: e }) => ({ type: 'message', id: e.id, conversationId: cid, direction: 'out', from: 'agent_001', to: 'agent_002', text: e.text, sentAt: at, status: 'queued' })),
       { type: 'status', id: id(1), status: 'acked', at, seq: 1, serverAt: at },
     ];
-    await writeFile(`${workspacePath}/im_client/conversations/${cid}.jsonl`, lines.map((l) => `${JSON.stringify(l)}\n`).join(''));
+    const workspacePath = await workspaceLeftWith(server.url, { 'outbox.jsonl': puts, [`conversations/${cid}.jsonl`]: lines });
 
     const again = await makeClient(server.url, 'agent_001', { workspacePath });
     const b = await makeClient(server.url, 'agent_002');
@@ -143,7 +149,6 @@ describe('crash after a status line, before the journal was compacted', () => {
     await eventually(async () => (await again.getConversationHistory({ contactId: 'agent_002' })).every((m) => m.status !== 'queued'));
     await again.close();
     // Everything left the outbox: closing compacted the journal to nothing.
-    const { readFile } = await import('node:fs/promises');
-    expect(await readFile(`${workspacePath}/im_client/outbox.jsonl`, 'utf8')).toBe('');
+    expect(await readFile(join(workspacePath, 'im_client', 'outbox.jsonl'), 'utf8')).toBe('');
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { conversationLine, putLine, quote, sendFrameText } from '../../src/util/jsonText.js';
+import { random } from '../helpers/random.js';
 
 /*
  * The hand-built JSON of the per-message records must be exactly what
@@ -24,18 +25,6 @@ const strings = [
 ];
 const numbers = [1, 42, 2 ** 31, Number.MAX_SAFE_INTEGER, 0.5, Number.NaN, Number.POSITIVE_INFINITY];
 const metas = [undefined, {}, { ticket: 4711, tags: ['a', 'b'], nested: { ok: true, none: null } }, { 'odd "key"': 'v\n' }];
-
-/** A small seeded PRNG (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rnd = random(20261124);
 const pick = <T>(list: readonly T[]): T => list[Math.floor(rnd() * list.length)]!;

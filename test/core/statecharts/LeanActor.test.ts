@@ -8,6 +8,7 @@ import { pendingItemMachine } from '../../../machines/pendingItem.js';
 import { transitionKey, transitionLabels } from '../../../scripts/mermaid.js';
 import { compileMachine, UnsupportedMachineError } from '../../../src/core/statecharts/compileMachine.js';
 import { LeanActor } from '../../../src/core/statecharts/LeanActor.js';
+import { random } from '../../helpers/random.js';
 
 /*
  * The lean actor must be indistinguishable from an XState actor of the same
@@ -89,18 +90,6 @@ const specs: Spec[] = [
     ticks: [200, 700, 2500],
   },
 ];
-
-/** A small seeded PRNG (mulberry32), so a failing walk can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Effect {
   name: string;
