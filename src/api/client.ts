@@ -10,6 +10,7 @@ import { Outbox, type StatusUpdate } from '../core/messages/Outbox.js';
 import { PendingQueue, type PendingMessage } from '../core/messages/PendingQueue.js';
 import { deferred } from '../util/deferred.js';
 import { FifoMap } from '../util/FifoMap.js';
+import { utf8LengthIfOver } from '../util/utf8.js';
 import { isoFormatter } from '../util/isoTime.js';
 import { StatusWaiters, type AwaitableStatus, type WaitOptions } from '../core/messages/StatusWaiters.js';
 import type { Contact, MessageRecord, OutboxEntry } from '../core/storage/records.js';
@@ -208,8 +209,8 @@ export class IMClient {
     if (options.meta !== undefined && !MessageMeta.safeParse(options.meta).success) throw new InvalidOptionError('meta', 'expected a JSON object');
     const { maxMessageBytes, maxFrameBytes } = parts.limits;
     const metaJson = options.meta === undefined ? undefined : JSON.stringify(options.meta);
-    // UTF-8 takes at most 3 bytes per UTF-16 unit: short texts skip the exact count.
-    const bytes = (text.length * 3 <= maxMessageBytes ? text.length : Buffer.byteLength(text)) + (metaJson === undefined ? 0 : Buffer.byteLength(metaJson));
+    const metaBytes = metaJson === undefined ? 0 : Buffer.byteLength(metaJson);
+    const bytes = utf8LengthIfOver(text, maxMessageBytes - metaBytes) + metaBytes;
     if (bytes > maxMessageBytes) {
       throw new IMClientError('MESSAGE_TOO_LARGE', `message is ${bytes} bytes; the server accepts at most ${maxMessageBytes}`);
     }

@@ -8,6 +8,7 @@ import { directConversationId, isDirectConversationOf } from '../protocol/ids.js
 import type { WireMessage } from '../protocol/message.js';
 import type { AckFrame, NackFrame, SendFrame } from '../protocol/send.js';
 import { isoFormatter } from '../util/isoTime.js';
+import { utf8LengthIfOver } from '../util/utf8.js';
 import type { Authenticator } from './auth.js';
 import type { ServerLogger } from './options.js';
 import { InboxFullError, type AcceptedMessage, type InboxStore, type ReceiptBody } from './store/InboxStore.js';
@@ -72,11 +73,8 @@ export class Exchange {
   async send(from: string, frame: SendFrame): Promise<AckFrame | NackFrame> {
     const max = this.#o.maxMessageBytes;
     const metaBytes = frame.meta ? Buffer.byteLength(JSON.stringify(frame.meta)) : 0;
-    // UTF-8 takes at most 3 bytes per UTF-16 unit: a short text needs no exact count.
-    if (frame.text.length * 3 + metaBytes > max) {
-      const bytes = Buffer.byteLength(frame.text) + metaBytes;
-      if (bytes > max) return nack(frame.id, 'too_large', `message is ${bytes} bytes; the limit is ${max}`);
-    }
+    const bytes = utf8LengthIfOver(frame.text, max - metaBytes) + metaBytes;
+    if (bytes > max) return nack(frame.id, 'too_large', `message is ${bytes} bytes; the limit is ${max}`);
     if (!this.#o.auth.isAddressable(frame.to)) {
       return nack(frame.id, 'unknown_recipient', `no agent "${frame.to}" on this server`);
     }
