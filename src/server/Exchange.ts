@@ -7,6 +7,7 @@ import { RETRYABLE_NACK_CODES } from '../protocol/codes.js';
 import { directConversationId, isDirectConversationOf } from '../protocol/ids.js';
 import type { WireMessage } from '../protocol/message.js';
 import type { AckFrame, NackFrame, SendFrame } from '../protocol/send.js';
+import { deferred, type Deferred } from '../util/deferred.js';
 import { isoFormatter } from '../util/isoTime.js';
 import { utf8LengthIfOver } from '../util/utf8.js';
 import type { Authenticator } from './auth.js';
@@ -17,6 +18,17 @@ const serverIso = isoFormatter();
 
 /** The answer to a send, or its append under way. */
 type Decision = AckFrame | NackFrame | { append: Promise<AcceptedMessage> };
+
+/** A send admitted for storing, with the message the server stores for it. */
+interface Admitted {
+  admit: WireMessage;
+}
+
+/** The messages of one batch of sends to one recipient: one append, settled once they are answered. */
+interface AppendGroup extends Deferred {
+  frames: SendFrame[];
+  items: Array<{ message: WireMessage; digest: string }>;
+}
 
 /** What the server suggests waiting after a full inbox or a storage failure. */
 const RETRY_AFTER_MS = 1000;
@@ -44,14 +56,18 @@ export interface ExchangeOptions {
 export class Exchange {
   readonly #o: ExchangeOptions;
   readonly #now: () => number;
-  /** Sends being stored, by sender and id: a resend racing the first copy waits for its answer. */
-  readonly #inflight = new Map<string, Promise<{ frame: AckFrame | NackFrame; digest: string }>>();
+  /**
+   * Sends being stored, by sender then id (each settles, never rejects, once
+   * its send is answered): a resend racing the first copy waits for it, then
+   * is decided like any resend, which the dedupe index answers by then.
+   */
+  readonly #inflight = new Map<string, Map<string, Promise<unknown>>>();
   /** Acks being processed per agent, so receipts are generated once per acknowledged entry. */
   readonly #acking = new Map<string, Promise<void>>();
   /** The last pending decision per sender and conversation. */
   readonly #decisions = new Map<string, Promise<void>>();
-  /** Messages admitted (being stored) and not yet findable by findAccepted, by sender and id. */
-  readonly #admitted = new Set<string>();
+  /** Messages admitted (being stored) and not yet findable by findAccepted, by sender then id. */
+  readonly #admitted = new Map<string, Set<string>>();
 
   /** The store's synchronous lookup, when it has one. */
   readonly #findNow: ((from: string, id: string) => AcceptedMessage | undefined) | undefined;
@@ -65,37 +81,82 @@ export class Exchange {
   /** Resolves once no send or delivery ack is being processed (for shutdown). */
   async idle(): Promise<void> {
     while (this.#inflight.size > 0 || this.#acking.size > 0) {
-      await Promise.allSettled([...this.#inflight.values(), ...this.#acking.values()]);
+      const pending: Array<Promise<unknown>> = [...this.#acking.values()];
+      for (const sends of this.#inflight.values()) pending.push(...sends.values());
+      await Promise.allSettled(pending);
     }
+  }
+
+  /**
+   * Handles the `send` frames of one WebSocket message from `from`, calling
+   * `answer` (which must not throw) once per frame with its ack or nack, as
+   * soon as it is known. With a store that answers lookups at once, every
+   * frame is decided now, in order, and the messages to each recipient are
+   * appended together: one write and one wait for the batch, not one per
+   * message. Resolves once every frame is answered.
+   */
+  sendBatch(from: string, frames: readonly SendFrame[], answer: (frame: AckFrame | NackFrame) => void): Promise<void> {
+    const findNow = this.#findNow;
+    if (findNow === undefined || this.#decisions.size > 0) {
+      // Decisions that wait for the store, or for earlier ones: one send at a time.
+      return Promise.all(frames.map((frame) => this.send(from, frame).then(answer))).then(() => {});
+    }
+    const waits: Array<Promise<void>> = [];
+    let groups: Map<string, AppendGroup> | undefined;
+    const isStored = (id: string) => findNow(from, id) !== undefined;
+    for (const frame of frames) {
+      const conversationId = this.#check(from, frame);
+      if (typeof conversationId !== 'string') {
+        answer(conversationId);
+        continue;
+      }
+      const racing = this.#inflight.get(from)?.get(frame.id);
+      if (racing) {
+        waits.push(racing.then(() => this.send(from, frame)).then(answer));
+        continue;
+      }
+      const digest = contentDigest(frame.to, conversationId, frame);
+      const decision = this.#decideWith(from, frame, conversationId, digest, findNow(from, frame.id), isStored);
+      if (!('admit' in decision)) {
+        answer(decision);
+        continue;
+      }
+      groups ??= new Map();
+      let group = groups.get(frame.to);
+      if (!group) {
+        group = { frames: [], items: [], ...deferred() };
+        groups.set(frame.to, group);
+      }
+      group.frames.push(frame);
+      group.items.push({ message: decision.admit, digest });
+      // A copy of it later in this batch, or in the next, waits for this one.
+      this.#track(from, frame.id, group.promise);
+    }
+    if (groups) for (const [to, group] of groups) waits.push(this.#store(from, to, group, answer));
+    return waits.length === 0 ? Promise.resolve() : Promise.all(waits).then(() => {});
   }
 
   /** Handles a `send` from `from`; resolves with the frame to answer it with. */
   async send(from: string, frame: SendFrame): Promise<AckFrame | NackFrame> {
-    const max = this.#o.maxMessageBytes;
-    const metaBytes = frame.meta ? Buffer.byteLength(JSON.stringify(frame.meta)) : 0;
-    const bytes = utf8LengthIfOver(frame.text, max - metaBytes) + metaBytes;
-    if (bytes > max) return nack(frame.id, 'too_large', `message is ${bytes} bytes; the limit is ${max}`);
-    if (!this.#o.auth.isAddressable(frame.to)) {
-      return nack(frame.id, 'unknown_recipient', `no agent "${frame.to}" on this server`);
-    }
-    let conversationId = frame.conversationId;
-    if (conversationId === undefined) {
-      conversationId = directConversationId(from, frame.to);
-    } else if (conversationId.includes('+') && !isDirectConversationOf(conversationId, from, frame.to)) {
-      const direct = directConversationId(from, frame.to);
-      return nack(frame.id, 'invalid_message', `conversation id "${conversationId}" is a direct conversation of other agents; use "${direct}" or an id without "+"`);
+    const conversationId = this.#check(from, frame);
+    if (typeof conversationId !== 'string') return conversationId;
+    const racing = this.#inflight.get(from)?.get(frame.id);
+    if (racing) {
+      await racing;
+      return this.send(from, frame);
     }
     const digest = contentDigest(frame.to, conversationId, frame);
-    const key = `${from}\n${frame.id}`;
-    const racing = this.#inflight.get(key);
-    if (racing) return sameOrConflict(await racing, digest, frame.id);
     // Registered before the first await, so a resend arriving meanwhile finds it.
-    const work = this.#accept(from, frame, conversationId, digest, key).then((f) => ({ frame: f, digest }));
-    this.#inflight.set(key, work);
+    const work = this.#accept(from, frame, conversationId, digest);
+    const settled = work.then(
+      () => {},
+      () => {},
+    );
+    this.#track(from, frame.id, settled);
     try {
-      return (await work).frame;
+      return await work;
     } finally {
-      if (this.#inflight.get(key) === work) this.#inflight.delete(key);
+      this.#untrack(from, frame.id, settled);
     }
   }
 
@@ -115,13 +176,54 @@ export class Exchange {
     return next;
   }
 
+  /** The send's conversation id, or the nack of a send that cannot be stored at all (too large, no such recipient, a wrong conversation). */
+  #check(from: string, frame: SendFrame): string | NackFrame {
+    const max = this.#o.maxMessageBytes;
+    const metaBytes = frame.meta ? Buffer.byteLength(JSON.stringify(frame.meta)) : 0;
+    const bytes = utf8LengthIfOver(frame.text, max - metaBytes) + metaBytes;
+    if (bytes > max) return nack(frame.id, 'too_large', `message is ${bytes} bytes; the limit is ${max}`);
+    if (!this.#o.auth.isAddressable(frame.to)) {
+      return nack(frame.id, 'unknown_recipient', `no agent "${frame.to}" on this server`);
+    }
+    const conversationId = frame.conversationId;
+    if (conversationId === undefined) return directConversationId(from, frame.to);
+    if (conversationId.includes('+') && !isDirectConversationOf(conversationId, from, frame.to)) {
+      const direct = directConversationId(from, frame.to);
+      return nack(frame.id, 'invalid_message', `conversation id "${conversationId}" is a direct conversation of other agents; use "${direct}" or an id without "+"`);
+    }
+    return conversationId;
+  }
+
+  /** Appends one batch's messages to `to` and answers their sends. Never rejects. */
+  async #store(from: string, to: string, group: AppendGroup, answer: (frame: AckFrame | NackFrame) => void): Promise<void> {
+    const { frames } = group;
+    try {
+      const accepted = await this.#o.store.appendMessages(to, group.items, { maxBacklog: this.#o.maxInboxEntries });
+      if (accepted[0]) this.#o.notify(to);
+      for (let i = 0; i < frames.length; i++) {
+        const a = accepted[i];
+        answer(a ? { type: 'ack', id: frames[i]!.id, seq: a.seq, at: a.at } : inboxFull(frames[i]!.id, to, this.#o.maxInboxEntries));
+      }
+    } catch (err) {
+      this.#o.log({ level: 'error', event: 'store_failed', to, error: (err as Error).message });
+      for (const frame of frames) answer(storeFailed(frame.id));
+    } finally {
+      // Stored messages are found by findAccepted from now on.
+      for (const frame of frames) {
+        this.#release(from, frame.id);
+        this.#untrack(from, frame.id, group.promise);
+      }
+      group.resolve();
+    }
+  }
+
   /**
    * Decides, then stores. Decisions for one sender's conversation are taken
    * one after another (each waits for the previous decision, not for its
    * write), so `after` is checked against a settled answer while appends
    * still share fsyncs.
    */
-  async #accept(from: string, frame: SendFrame, conversationId: string, digest: string, key: string): Promise<AckFrame | NackFrame> {
+  async #accept(from: string, frame: SendFrame, conversationId: string, digest: string): Promise<AckFrame | NackFrame> {
     const findNow = this.#findNow;
     // The chain key is built only when some decision is pending (never with a store that answers at once).
     const chainKey = this.#decisions.size === 0 && findNow ? undefined : `${from}\n${conversationId}`;
@@ -129,9 +231,9 @@ export class Exchange {
     let outcome: Decision;
     if (chainKey === undefined || (previous === undefined && findNow)) {
       // A store that answers at once: decided now, so no later decision can overtake this one.
-      outcome = this.#decideWith(from, frame, conversationId, digest, key, findNow!(from, frame.id), (id) => findNow!(from, id) !== undefined);
+      outcome = this.#appendIfAdmitted(frame, digest, this.#decideWith(from, frame, conversationId, digest, findNow!(from, frame.id), (id) => findNow!(from, id) !== undefined));
     } else {
-      const decision = (previous ?? Promise.resolve()).then(() => this.#decide(from, frame, conversationId, digest, key));
+      const decision = (previous ?? Promise.resolve()).then(() => this.#decide(from, frame, conversationId, digest));
       const settled = decision.then(
         () => {},
         () => {},
@@ -148,12 +250,11 @@ export class Exchange {
       this.#o.notify(frame.to);
       return { type: 'ack', id: frame.id, seq: stored.seq, at: stored.at };
     } catch (err) {
-      if (err instanceof InboxFullError) return nack(frame.id, 'inbox_full', `${err.message}; retry later`, RETRY_AFTER_MS);
+      if (err instanceof InboxFullError) return inboxFull(frame.id, frame.to, this.#o.maxInboxEntries);
       this.#o.log({ level: 'error', event: 'store_failed', to: frame.to, error: (err as Error).message });
-      return nack(frame.id, 'internal', 'the server could not store the message; retry later', RETRY_AFTER_MS);
+      return storeFailed(frame.id);
     } finally {
-      // Stored messages are found by findAccepted from now on.
-      this.#admitted.delete(key);
+      this.#release(from, frame.id);
     }
   }
 
@@ -161,29 +262,40 @@ export class Exchange {
    * The answer to a send (a duplicate, a conflict, an order problem), or its
    * append under way (wrapped, so that resolving the decision does not wait for it).
    */
-  async #decide(from: string, frame: SendFrame, conversationId: string, digest: string, key: string): Promise<Decision> {
+  async #decide(from: string, frame: SendFrame, conversationId: string, digest: string): Promise<Decision> {
     const accepted = await this.#o.store.findAccepted(from, frame.id);
     // The message it must follow is stored, or admitted by an earlier decision of this conversation.
     const afterKnown =
-      frame.after === undefined || accepted !== undefined || this.#admitted.has(`${from}\n${frame.after}`) || (await this.#o.store.findAccepted(from, frame.after)) !== undefined;
-    return this.#decideWith(from, frame, conversationId, digest, key, accepted, () => afterKnown);
+      frame.after === undefined || accepted !== undefined || this.#isAdmitted(from, frame.after) || (await this.#o.store.findAccepted(from, frame.after)) !== undefined;
+    return this.#appendIfAdmitted(frame, digest, this.#decideWith(from, frame, conversationId, digest, accepted, () => afterKnown));
   }
 
-  /** The decision, given what the dedupe index says of this message and of the one it must follow. */
+  /** Starts storing an admitted message on its own (one send at a time). */
+  #appendIfAdmitted(frame: SendFrame, digest: string, decision: AckFrame | NackFrame | Admitted): Decision {
+    if (!('admit' in decision)) return decision;
+    const append = this.#o.store.appendMessage(decision.admit, digest, { maxBacklog: this.#o.maxInboxEntries });
+    // Handled by #accept; this keeps an early rejection from being reported as unhandled.
+    append.catch(() => {});
+    return { append };
+  }
+
+  /**
+   * The decision, given what the dedupe index says of this message and of the
+   * one it must follow: an answer, or the message to store (admitted: a later
+   * send that must follow it finds it admitted until it is stored).
+   */
   #decideWith(
     from: string,
     frame: SendFrame,
     conversationId: string,
     digest: string,
-    /** `${from}\n${frame.id}`, built once per send. */
-    key: string,
     accepted: AcceptedMessage | undefined,
     isStored: (id: string) => boolean,
-  ): Decision {
+  ): AckFrame | NackFrame | Admitted {
     if (accepted) {
       return accepted.digest === digest ? { type: 'ack', id: frame.id, seq: accepted.seq, at: accepted.at } : conflict(frame.id);
     }
-    if (frame.after !== undefined && !this.#admitted.has(`${from}\n${frame.after}`) && !isStored(frame.after)) {
+    if (frame.after !== undefined && !this.#isAdmitted(from, frame.after) && !isStored(frame.after)) {
       return nack(frame.id, 'out_of_order', `message ${frame.after} must be stored first; send it again, then this one`, OUT_OF_ORDER_RETRY_MS);
     }
     const serverAt = serverIso(this.#now());
@@ -191,11 +303,33 @@ export class Exchange {
     const message: WireMessage = { id: frame.id, from, to: frame.to, conversationId, text: frame.text, sentAt: frame.sentAt ?? serverAt, serverAt };
     if (frame.replyTo !== undefined) message.replyTo = frame.replyTo;
     if (frame.meta !== undefined) message.meta = frame.meta;
-    this.#admitted.add(key);
-    const append = this.#o.store.appendMessage(message, digest, { maxBacklog: this.#o.maxInboxEntries });
-    // Handled by #accept; this keeps an early rejection from being reported as unhandled.
-    append.catch(() => {});
-    return { append };
+    let admitted = this.#admitted.get(from);
+    if (!admitted) this.#admitted.set(from, (admitted = new Set()));
+    admitted.add(frame.id);
+    return { admit: message };
+  }
+
+  #isAdmitted(from: string, id: string): boolean {
+    return this.#admitted.get(from)?.has(id) ?? false;
+  }
+
+  /** The message was stored (or could not be): from now on the dedupe index answers for it. */
+  #release(from: string, id: string): void {
+    const admitted = this.#admitted.get(from);
+    if (admitted?.delete(id) && admitted.size === 0) this.#admitted.delete(from);
+  }
+
+  #track(from: string, id: string, settled: Promise<unknown>): void {
+    let sends = this.#inflight.get(from);
+    if (!sends) this.#inflight.set(from, (sends = new Map()));
+    sends.set(id, settled);
+  }
+
+  #untrack(from: string, id: string, settled: Promise<unknown>): void {
+    const sends = this.#inflight.get(from);
+    if (sends?.get(id) !== settled) return;
+    sends.delete(id);
+    if (sends.size === 0) this.#inflight.delete(from);
   }
 
   async #deliverAck(agentId: string, upTo: number): Promise<void> {
@@ -246,8 +380,12 @@ function conflict(id: string): NackFrame {
   return nack(id, 'id_conflict', `message id "${id}" was already used for a different message`);
 }
 
-function sameOrConflict(first: { frame: AckFrame | NackFrame; digest: string }, digest: string, id: string): AckFrame | NackFrame {
-  return first.digest === digest ? first.frame : conflict(id);
+function inboxFull(id: string, to: string, limit: number): NackFrame {
+  return nack(id, 'inbox_full', `${new InboxFullError(to, limit).message}; retry later`, RETRY_AFTER_MS);
+}
+
+function storeFailed(id: string): NackFrame {
+  return nack(id, 'internal', 'the server could not store the message; retry later', RETRY_AFTER_MS);
 }
 
 /**

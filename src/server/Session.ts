@@ -127,14 +127,17 @@ export class Session {
       const message = 'binary frames are not part of the protocol; send JSON text';
       return this.agentId ? this.#badFrame('bad_frame', message) : this.#fail('bad_frame', `${message}; the first frame must be hello`, CloseCode.BAD_HANDSHAKE);
     }
-    // One frame, or a batch of frames handled one by one, in order.
+    // One frame, or a batch of frames handled in order; the sends among them are stored together.
+    const sends: SendFrame[] = [];
     for (const decoded of decodeClientMessage(rawText(data))) {
       if (this.#closed) return;
-      this.#onFrame(decoded);
+      this.#onFrame(decoded, sends);
     }
+    if (sends.length > 0 && !this.#closed) this.#onSends(sends);
   }
 
-  #onFrame(decoded: Decoded<ClientFrame>): void {
+  /** Handles a frame; a `send` is added to `sends` when given (the caller hands them on together), else handled now. */
+  #onFrame(decoded: Decoded<ClientFrame>, sends?: SendFrame[]): void {
     if (this.#early && this.agentId) {
       // hello is being processed: keep later frames in order until welcome is out.
       this.#early.push(decoded);
@@ -158,7 +161,9 @@ export class Session {
       case 'hello':
         return this.#badFrame('already_authenticated', 'hello was already accepted on this connection', 'hello');
       case 'send':
-        return this.#onSend(frame);
+        if (sends) sends.push(frame);
+        else this.#onSends([frame]);
+        return;
       case 'deliver_ack':
         void this.#onDeliverAck(frame).catch((err: unknown) => this.#internalError(err));
         return;
@@ -215,36 +220,49 @@ export class Session {
     void this.#pump();
   }
 
-  #onSend(frame: SendFrame): void {
-    if (this.#host.closing) return this.#send(shuttingDownNack(frame.id));
-    const wait = this.#limiter?.take() ?? 0;
-    if (wait > 0) return this.#send(rateLimitedNack(frame.id, wait));
-    this.#pendingSends++;
+  /** Stores the sends of one WebSocket message (those not refused at once) together, answering each. */
+  #onSends(frames: SendFrame[]): void {
+    const accepted: SendFrame[] = [];
+    for (const frame of frames) {
+      if (this.#host.closing) {
+        this.#send(shuttingDownNack(frame.id));
+        continue;
+      }
+      const wait = this.#limiter?.take() ?? 0;
+      if (wait > 0) this.#send(rateLimitedNack(frame.id, wait));
+      else accepted.push(frame);
+    }
+    if (accepted.length === 0) return;
+    this.#pendingSends += accepted.length;
     if (!this.#paused && this.#pendingSends >= this.#host.options.maxPendingSends) {
       // Backpressure on the producer: stop reading its socket until the store catches up.
       this.#paused = true;
       this.#ws.pause();
     }
-    this.#host.exchange.send(this.agentId!, frame).then(
-      (answer) => {
+    let unanswered = accepted.length;
+    this.#host.exchange
+      .sendBatch(this.agentId!, accepted, (answer) => {
+        // After an internal error, the remaining sends were settled at once (the session is closing).
+        if (unanswered === 0) return;
+        unanswered--;
         try {
           this.#send(answer);
         } catch (err) {
           this.#internalError(err);
         } finally {
-          this.#sendSettled();
+          this.#sendsSettled(1);
         }
-      },
-      (err: unknown) => {
+      })
+      .catch((err: unknown) => {
         this.#internalError(err);
-        this.#sendSettled();
-      },
-    );
+        this.#sendsSettled(unanswered);
+        unanswered = 0;
+      });
   }
 
   /** A send was answered (or failed): the producer may be resumed, and close may go on. */
-  #sendSettled(): void {
-    this.#pendingSends--;
+  #sendsSettled(count: number): void {
+    this.#pendingSends -= count;
     if (this.#paused && this.#pendingSends <= this.#host.options.maxPendingSends / 2) {
       this.#paused = false;
       this.#ws.resume();

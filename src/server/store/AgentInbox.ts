@@ -124,30 +124,52 @@ export class AgentInbox {
    * entries are unacknowledged, checked in the same step as the append.
    */
   async append(build: (seq: number) => { line: string; entry: InboxEntry }, maxBacklog = Infinity): Promise<number> {
+    const { first, count } = await this.appendMany(1, (_, seq) => build(seq), maxBacklog);
+    if (count === 0) throw new InboxFullError(this.agentId, maxBacklog);
+    return first;
+  }
+
+  /**
+   * Appends `count` entries in order with one write (`build(i, seq)` makes
+   * the i-th); resolves once they are durable with the sequence of the first
+   * and how many were appended. With `maxBacklog`, the entries that would make
+   * more unacknowledged ones are refused (the end of the batch: a batch is
+   * appended in order or not at all past that point), in the same step.
+   */
+  async appendMany(count: number, build: (i: number, seq: number) => { line: string; entry: InboxEntry }, maxBacklog = Infinity): Promise<{ first: number; count: number }> {
     if (this.#closed) throw new IMClientError('CLOSED', `the inbox of ${this.agentId} is closed`);
     while (this.#rolling) await this.#rolling;
     if (this.#writer!.length >= this.#ctx.segmentBytes) {
       this.#rolling = this.#startSegment().finally(() => (this.#rolling = undefined));
       await this.#rolling;
     }
-    if (this.backlog >= maxBacklog) throw new InboxFullError(this.agentId, maxBacklog);
-    const seq = ++this.latestSeq;
-    const { line, entry } = build(seq);
-    this.#entries.push(entry);
+    const n = Math.max(0, Math.min(count, maxBacklog - this.backlog));
+    const first = this.latestSeq + 1;
+    if (n === 0) return { first, count: 0 };
     const segment = this.#segments.at(-1)!;
-    segment.lastSeq = seq;
-    if (entry.kind === 'message') segment.messages.push({ from: entry.from, id: entry.id });
+    const lines: string[] = new Array<string>(n);
+    for (let i = 0; i < n; i++) {
+      const seq = ++this.latestSeq;
+      const { line, entry } = build(i, seq);
+      lines[i] = line;
+      this.#entries.push(entry);
+      if (entry.kind === 'message') segment.messages.push({ from: entry.from, id: entry.id });
+    }
+    segment.lastSeq = this.latestSeq;
+    const last = this.latestSeq;
     try {
-      await this.#writer!.append(line);
+      await this.#writer!.append(n === 1 ? lines[0]! : lines);
     } catch (err) {
-      // Never deliver what may not be on disk; the sender gets a retryable nack and resends.
-      const i = this.#indexAfter(seq - 1);
-      if (this.#entries[i]?.seq === seq) this.#entries.splice(i, 1);
+      // Never deliver what may not be on disk; the senders get a retryable nack and resend.
+      const i = this.#indexAfter(first - 1);
+      let end = i;
+      while (end < this.#entries.length && this.#entries[end]!.seq <= last) end++;
+      this.#entries.splice(i, end - i);
       throw err;
     }
     // Batches complete in order, so every sequence up to this one is durable too.
-    if (seq > this.#durableSeq) this.#durableSeq = seq;
-    return seq;
+    if (last > this.#durableSeq) this.#durableSeq = last;
+    return { first, count: n };
   }
 
   /** Durable, unacknowledged entries with `seq > afterSeq`, at most `limit`. */

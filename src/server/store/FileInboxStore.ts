@@ -10,7 +10,7 @@ import type { WireMessage } from '../../protocol/message.js';
 import { quote } from '../../util/jsonText.js';
 import { AgentInbox, type SegmentRecord } from './AgentInbox.js';
 import { DedupeIndex } from './DedupeIndex.js';
-import type { AcceptedMessage, InboxEntry, InboxStore, ReceiptBody } from './InboxStore.js';
+import { InboxFullError, type AcceptedMessage, type InboxEntry, type InboxStore, type ReceiptBody } from './InboxStore.js';
 
 /** Options of {@link FileInboxStore}. */
 export interface FileInboxStoreOptions {
@@ -98,20 +98,38 @@ export class FileInboxStore implements InboxStore {
   }
 
   async appendMessage(message: WireMessage, digest: string, limits: { maxBacklog?: number } = {}): Promise<AcceptedMessage> {
-    const inbox = this.#loaded.get(message.to) ?? (await this.#inbox(message.to));
-    // A flat string (not a template's concatenation): it is embedded in the line and in every delivery.
-    const payload = JSON.stringify(message);
-    const seq = await inbox.append(
-      (seq) => ({
-        // Built by hand so the message JSON is serialised once, for the file and the delivery alike.
-        line: `{"k":"m","seq":${seq},"d":${quote(digest)},"m":${payload}}`,
-        entry: { seq, kind: 'message', payload, from: message.from, id: message.id, conversationId: message.conversationId },
-      }),
+    const [accepted] = await this.appendMessages(message.to, [{ message, digest }], limits);
+    if (!accepted) throw new InboxFullError(message.to, limits.maxBacklog ?? Infinity);
+    return accepted;
+  }
+
+  async appendMessages(to: string, batch: ReadonlyArray<{ message: WireMessage; digest: string }>, limits: { maxBacklog?: number } = {}): Promise<Array<AcceptedMessage | undefined>> {
+    for (const { message } of batch) {
+      if (message.to !== to) throw new TypeError(`appendMessages: message ${message.id} is to "${message.to}", not "${to}"`);
+    }
+    const inbox = this.#loaded.get(to) ?? (await this.#inbox(to));
+    const { first, count } = await inbox.appendMany(
+      batch.length,
+      (i, seq) => {
+        const { message, digest } = batch[i]!;
+        // A flat string (not a template's concatenation): it is embedded in the line and in every delivery.
+        const payload = JSON.stringify(message);
+        return {
+          // Built by hand so the message JSON is serialised once, for the file and the delivery alike.
+          line: `{"k":"m","seq":${seq},"d":${quote(digest)},"m":${payload}}`,
+          entry: { seq, kind: 'message', payload, from: message.from, id: message.id, conversationId: message.conversationId },
+        };
+      },
       limits.maxBacklog,
     );
-    const accepted: AcceptedMessage = { to: message.to, seq, at: message.serverAt, digest };
-    this.#dedupe.remember(message.from, message.id, accepted);
-    return accepted;
+    const out = new Array<AcceptedMessage | undefined>(batch.length).fill(undefined);
+    for (let i = 0; i < count; i++) {
+      const { message, digest } = batch[i]!;
+      const accepted: AcceptedMessage = { to, seq: first + i, at: message.serverAt, digest };
+      this.#dedupe.remember(message.from, message.id, accepted);
+      out[i] = accepted;
+    }
+    return out;
   }
 
   async appendReceipt(to: string, receipt: ReceiptBody): Promise<number> {

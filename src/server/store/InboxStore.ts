@@ -67,6 +67,15 @@ export interface InboxStore {
    * unacknowledged entries (checked atomically with the append).
    */
   appendMessage(message: WireMessage, digest: string, limits?: { maxBacklog?: number }): Promise<AcceptedMessage>;
+  /**
+   * Appends messages to one recipient's inbox (`to` of every one of them), in
+   * order and together (the file store writes them with one append), and
+   * remembers them for deduplication; resolves once all are durable with the
+   * acceptance of each, or `undefined` for each refused because the inbox
+   * already held `maxBacklog` unacknowledged entries: the end of the batch,
+   * so what is accepted keeps the order it was sent in.
+   */
+  appendMessages(to: string, batch: ReadonlyArray<{ message: WireMessage; digest: string }>, limits?: { maxBacklog?: number }): Promise<Array<AcceptedMessage | undefined>>;
   /** Appends a receipt to `to`'s inbox; resolves with its sequence once durable. */
   appendReceipt(to: string, receipt: ReceiptBody): Promise<number>;
   /** Unacknowledged entries of the agent with `seq > afterSeq`, oldest first, at most `limit`. */
