@@ -8,7 +8,13 @@ async function pair() {
   const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await once(server, 'listening');
   const received: string[] = [];
-  server.on('connection', (s) => s.on('message', (d) => received.push(d.toString())));
+  const binary: boolean[] = [];
+  server.on('connection', (s) =>
+    s.on('message', (d, isBinary) => {
+      received.push(d.toString());
+      binary.push(isBinary);
+    }),
+  );
   const { port } = server.address() as { port: number };
   const socket = new WebSocket(`ws://127.0.0.1:${port}`);
   await once(socket, 'open');
@@ -21,7 +27,7 @@ async function pair() {
     while (received.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     return received;
   };
-  return { socket, received, until };
+  return { socket, received, binary, until };
 }
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -59,6 +65,32 @@ describe('FrameWriter', () => {
     const byFrames = new FrameWriter(frames.socket, { maxBatchFrames: 3 });
     for (let i = 0; i < 7; i++) byFrames.write(frame(i));
     expect(sizes(await frames.until(3))).toEqual([3, 3, 1]);
+  });
+
+  it('sends text messages, UTF-8 encoded, a frame bigger than the cap alone, and batches of any size', async () => {
+    const { socket, binary, until } = await pair();
+    const writer = new FrameWriter(socket, { maxBatchBytes: 4096 });
+    const frames = [
+      JSON.stringify({ type: 'ping', t: '你好，我需要你的帮助 🙂' }),
+      JSON.stringify({ type: 'ping', t: 'é'.repeat(3000) }), // 6 KB: bigger than the cap
+      ...Array.from({ length: 300 }, (_, i) => JSON.stringify({ type: 'ping', t: `${i} ${'🙂'.repeat(i % 7)}` })),
+    ];
+    for (const f of frames) writer.write(f);
+    await new Promise((r) => setTimeout(r, 20));
+    writer.write(frames[0]!);
+    const expected = [...frames, frames[0]!];
+    const deadline = Date.now() + 2000;
+    let got: string[] = [];
+    while (Date.now() < deadline) {
+      got = (await until(1)).flatMap((m) => [JSON.parse(m) as unknown].flat()).map((f) => JSON.stringify(f));
+      if (got.length >= expected.length) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(got).toEqual(expected);
+    expect(binary.every((b) => !b)).toBe(true);
+    const sizes = (await until(1)).map((m) => Buffer.byteLength(m));
+    // Only the one frame over the cap makes a bigger message; it goes alone.
+    expect(sizes.filter((n) => n > 4096)).toEqual([Buffer.byteLength(frames[1]!)]);
   });
 
   it('flush() sends at once, so a frame written just before closing is not lost', async () => {
