@@ -8,7 +8,7 @@ import type { AckFrame, NackFrame, SendFrame } from '../../protocol/send.js';
 import type { Link } from '../connection/Link.js';
 import type { ConversationRecord, MessageRecord, OutboxEntry, OutgoingStatus, StatusRecord } from '../storage/records.js';
 import type { WorkspaceStorage } from '../storage/WorkspaceStorage.js';
-import { createLifecycle, type Lifecycle, type LifecycleSnapshot } from '../statecharts/lifecycle.js';
+import { createLifecycle, finishLifecycle, type Lifecycle, type LifecycleSnapshot } from '../statecharts/lifecycle.js';
 import { deferred, type Deferred } from '../../util/deferred.js';
 import { RecentMap } from '../../util/RecentMap.js';
 import { isoFormatter } from '../../util/isoTime.js';
@@ -474,9 +474,12 @@ export class Outbox {
    */
   async receipt(items: readonly ReceiptItem[], by: string, at: string): Promise<void> {
     const writes: Array<Promise<void>> = [];
+    const event = { type: 'RECEIPT', at } as const;
     for (const item of items) {
-      const actor = this.#actors.get(item.id) ?? this.#spawnIfQueued(item.id) ?? this.#restoreAcked(item, by);
-      actor.send({ type: 'RECEIPT', at });
+      const actor = this.#actors.get(item.id) ?? this.#spawnIfQueued(item.id);
+      // An acked message at rest takes its receipt without an actor, unless inspected.
+      if (actor) actor.send(event);
+      else if (!this.#finishResting(item, by, event)) this.#restoreAcked(item, by).send(event);
       const write = this.#writes.get(item.id);
       if (write) writes.push(write);
     }
@@ -659,33 +662,47 @@ export class Outbox {
    * what the receipt tells.
    */
   #restoreAcked(item: ReceiptItem, to: string): MessageActor {
-    const rested = this.#resting.get(item.id);
-    if (rested) this.#resting.delete(item.id);
     const actor = createLifecycle(this.#logic, {
       id: `message:${item.id}`,
-      restore: {
-        value: 'acked',
-        context: rested ?? {
-          id: item.id,
-          conversationId: item.conversationId,
-          to,
-          attempts: 0,
-          failures: 0,
-          maxAttempts: this.#o.maxAttempts,
-          ackTimeoutMs: this.#o.ackTimeoutMs,
-          expiresAt: null,
-          ackDeadline: null,
-          seq: null,
-          serverAt: null,
-          deliveredAt: null,
-          error: null,
-        } satisfies MessageContext,
-      },
+      restore: { value: 'acked', context: this.#resting.get(item.id) ?? this.#contextFromReceipt(item, to) },
       clock: this.#o.clock,
       inspect: this.#o.inspect,
     });
+    this.#resting.delete(item.id);
     this.#watch(item.id, actor);
     return actor;
+  }
+
+  /**
+   * Ends the lifecycle of a message at rest in `acked` with `event` (its
+   * receipt) from the compiled machine, without an actor (its actions write
+   * the status line as an actor's would); false when an actor is needed.
+   */
+  #finishResting(item: ReceiptItem, to: string, event: { type: 'RECEIPT'; at: string }): boolean {
+    if (this.#o.inspect) return false;
+    const context = this.#resting.get(item.id) ?? this.#contextFromReceipt(item, to);
+    if (finishLifecycle(this.#logic, { value: 'acked', context }, event, undefined) === undefined) return false;
+    this.#resting.delete(item.id);
+    return true;
+  }
+
+  /** The context of an acked message no longer resting in memory (acked before a restart, or long ago): what its receipt tells. */
+  #contextFromReceipt(item: ReceiptItem, to: string): MessageContext {
+    return {
+      id: item.id,
+      conversationId: item.conversationId,
+      to,
+      attempts: 0,
+      failures: 0,
+      maxAttempts: this.#o.maxAttempts,
+      ackTimeoutMs: this.#o.ackTimeoutMs,
+      expiresAt: null,
+      ackDeadline: null,
+      seq: null,
+      serverAt: null,
+      deliveredAt: null,
+      error: null,
+    };
   }
 
   /** Starts an actor and follows its state: window accounting, requeueing, resting, cleanup. */

@@ -94,6 +94,29 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
     }
   }
 
+  /**
+   * Takes `event` in a lifecycle at rest in `snapshot` without an actor, when
+   * it ends the lifecycle at once: the transition goes to a final state and
+   * arms no timer. Its actions run as an actor's would (an event an action
+   * sends to `self` is ignored, as by a completed actor). Returns the context
+   * it ended with, or `undefined` (and runs nothing) when the event does not
+   * end it that way: restore an actor for it then.
+   */
+  static finish<TContext>(machine: AnyStateMachine, snapshot: { value: StateValue; context: TContext }, event: AnyEventObject): TContext | undefined {
+    const compiled = compileMachine(machine);
+    const state = compiled.byPath.get(pathOf(snapshot.value));
+    // A lifecycle already in a final state takes no event.
+    const candidates = state && !state.final ? state.on.get(event.type) : undefined;
+    if (!candidates) return undefined;
+    const { context } = snapshot;
+    for (const t of candidates) {
+      if (t.guard && !t.guard({ context, event })) continue;
+      if (!t.target.final || t.steps.some((step) => step.kind === 'schedule')) return undefined;
+      return LeanActor.#applySteps(compiled, t.steps, context, event, FINISHED, undefined, undefined) as TContext;
+    }
+    return undefined;
+  }
+
   getSnapshot(): LeanSnapshot<TContext> {
     return this.#snapshot;
   }
@@ -172,17 +195,39 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
 
   /** Runs a microstep's actions in order; assigns change the context the following actions see. */
   #run(steps: readonly Step[], target: CompiledState, context: TContext, event: AnyEventObject, deferred?: Array<() => void>): Snapshot<TContext> {
+    const ctx = LeanActor.#applySteps(this.#machine, steps, context, event, this, deferred, this) as TContext;
+    if (target.final) {
+      if (deferred) deferred.push(() => this.#cancelAll());
+      else this.#cancelAll();
+    }
+    return new Snapshot(target, ctx, target.final ? 'done' : 'active');
+  }
+
+  /**
+   * Runs a microstep's steps in order and returns the context they leave:
+   * assigns make a new context that the following steps see; custom actions
+   * and `actor`'s timers run now, or (with `deferred`, for an initial state)
+   * once it starts. Without an actor (see {@link LeanActor.finish}), schedule
+   * and cancel steps do nothing.
+   */
+  static #applySteps(
+    machine: CompiledMachine,
+    steps: readonly Step[],
+    context: unknown,
+    event: AnyEventObject,
+    self: StepArgs['self'],
+    deferred: Array<() => void> | undefined,
+    actor: LeanActor | undefined,
+  ): unknown {
     let ctx = context;
-    // Side effects run now, or (for the initial state) once the actor starts.
-    const effect = deferred ? (fn: () => void) => void deferred.push(fn) : undefined;
     for (const step of steps) {
       switch (step.kind) {
         case 'assign': {
-          const args: StepArgs = { context: ctx, event, self: this };
+          const args: StepArgs = { context: ctx, event, self };
           const params = resolveParams(step.params, ctx, event);
           const a = step.assignment;
           // One copy per assign; every property sees the context from before it, as in XState.
-          const next = this.#copy(ctx) as Record<string, unknown>;
+          const next = copyOf(machine, ctx as object) as Record<string, unknown>;
           if (typeof a === 'function') {
             Object.assign(next, a(args, params));
           } else {
@@ -191,42 +236,33 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
               next[key] = typeof v === 'function' ? v(args, params) : v;
             }
           }
-          ctx = next as TContext;
+          ctx = next;
           break;
         }
         case 'custom': {
           const exec = step.exec;
           if (!exec) break;
-          const args: StepArgs = { context: ctx, event, self: this };
+          const args: StepArgs = { context: ctx, event, self };
           const params = resolveParams(step.params, ctx, event);
-          if (effect) effect(() => exec(args, params));
+          if (deferred) deferred.push(() => exec(args, params));
           else exec(args, params);
           break;
         }
         case 'schedule': {
-          const delay = this.#delay(step.delay, ctx, event);
-          if (effect) effect(() => this.#schedule(step.id, step.event, delay));
-          else this.#schedule(step.id, step.event, delay);
+          if (!actor) break;
+          const delay = actor.#delay(step.delay, ctx, event);
+          if (deferred) deferred.push(() => actor.#schedule(step.id, step.event, delay));
+          else actor.#schedule(step.id, step.event, delay);
           break;
         }
         case 'cancel':
-          if (effect) effect(() => this.#cancel(step.id));
-          else this.#cancel(step.id);
+          if (!actor) break;
+          if (deferred) deferred.push(() => actor.#cancel(step.id));
+          else actor.#cancel(step.id);
           break;
       }
     }
-    if (target.final) {
-      if (effect) effect(() => this.#cancelAll());
-      else this.#cancelAll();
-    }
-    return new Snapshot(target, ctx, target.final ? 'done' : 'active');
-  }
-
-  /** A copy of the context, as `{ ...context }` makes it (by a faster route when the context is a plain one). */
-  #copy(context: TContext): TContext {
-    const machine = this.#machine;
-    if (machine.copyContext === undefined) machine.copyContext = contextCopier(Object.keys(context as object)) ?? null;
-    return (machine.copyContext?.(context as object) as TContext | undefined) ?? { ...context };
+    return ctx;
   }
 
   #schedule(id: string, event: AnyEventObject, delay: number): void {
@@ -263,7 +299,7 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
     for (let i = 1; i < timers.length; i += 2) this.#clock.clearTimeout(timers[i]);
   }
 
-  #delay(delay: number | string, context: TContext, event: AnyEventObject): number {
+  #delay(delay: number | string, context: unknown, event: AnyEventObject): number {
     if (typeof delay === 'number') return delay;
     const impl = this.#machine.delays[delay];
     return typeof impl === 'function' ? (impl as (a: unknown) => number)({ context, event }) : (impl as number);
@@ -273,6 +309,15 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
     const snapshot = this.#snapshot;
     for (const observer of this.#observers) observer(snapshot);
   }
+}
+
+/** The `self` of actions run by {@link LeanActor.finish}: the lifecycle has ended, so events sent to it are ignored. */
+const FINISHED: StepArgs['self'] = { send: () => {} };
+
+/** A copy of the context, as `{ ...context }` makes it (by a faster route when the context is a plain one). */
+function copyOf(machine: CompiledMachine, context: object): object {
+  if (machine.copyContext === undefined) machine.copyContext = contextCopier(Object.keys(context)) ?? null;
+  return machine.copyContext?.(context) ?? { ...context };
 }
 
 function resolveParams(params: unknown, context: unknown, event: AnyEventObject): unknown {

@@ -52,3 +52,21 @@ export function createLifecycle<TMachine extends AnyStateMachine>(logic: TMachin
   // Options passed as they are (undefined ones included): this runs once per message.
   return new LeanActor(logic, { id, input, snapshot: restore, clock }) as unknown as Lifecycle<TMachine>;
 }
+
+/**
+ * Takes `event` in a lifecycle at rest in `restore` when that event ends it
+ * (a final state, no timer), without creating an actor: the actions run as
+ * an actor's would. Returns the context it ended with, or `undefined`, having
+ * run nothing, when an actor is needed: when something inspects the client
+ * (inspectors see every lifecycle as an actor), or when the event does not
+ * end the lifecycle at once.
+ */
+export function finishLifecycle<TMachine extends AnyStateMachine>(
+  logic: TMachine,
+  restore: { value: SnapshotFrom<TMachine>['value']; context: ContextFrom<TMachine> },
+  event: EventFromLogic<TMachine>,
+  inspect: ((event: InspectionEvent) => void) | undefined,
+): ContextFrom<TMachine> | undefined {
+  if (inspect) return undefined;
+  return LeanActor.finish(logic, restore, event);
+}

@@ -208,6 +208,46 @@ describe('LeanActor runs a machine exactly as XState does', () => {
     expect(seen).toHaveLength(1);
   });
 
+  it('finish() ends a resting lifecycle without an actor exactly as a restored XState actor would, or runs nothing', () => {
+    const context = { id: 'm9', conversationId: 'a+b', to: 'b', attempts: 1, failures: 0, maxAttempts: 3, ackTimeoutMs: 1000, expiresAt: null, ackDeadline: null, seq: 4, serverAt: AT, deliveredAt: null, error: null };
+    const spec = specs[0]!;
+    const states = [...compileMachine(spec.machine).byPath.keys()];
+    let finished = 0;
+    for (const path of states) {
+      const value = path.includes('.') ? { [path.split('.')[0]!]: path.split('.')[1]! } : path;
+      for (const makeEvent of spec.events) {
+        const event = makeEvent();
+        const record = (effects: Effect[]) =>
+          Object.fromEntries(
+            spec.effects.map((name) => [name, ({ context: c, event: e }: { context: unknown; event: AnyEventObject }, params: unknown) => effects.push({ name, params, context: structuredClone(c), event: e.type })]),
+          );
+        const viaXState: Effect[] = [];
+        const logicX = spec.machine.provide({ actions: record(viaXState) });
+        const actor = createActor(logicX, { snapshot: logicX.resolveState({ value, context } as never), clock: new SimulatedClock() }).start();
+        if (actor.getSnapshot().status === 'active') actor.send(event);
+        const viaFinish: Effect[] = [];
+        const ended = LeanActor.finish(spec.machine.provide({ actions: record(viaFinish) }), { value, context }, event);
+        const where = `${path} + ${event.type}`;
+        if (ended === undefined) {
+          expect(viaFinish, where).toEqual([]);
+          continue;
+        }
+        finished++;
+        expect(actor.getSnapshot().status, where).toBe('done');
+        expect(ended, where).toEqual(actor.getSnapshot().context);
+        expect(viaFinish, where).toEqual(viaXState);
+      }
+    }
+    // What the outbox relies on: a receipt ends a message at rest in `acked`, writing its status.
+    const seen: unknown[] = [];
+    const logic = messageMachine.provide({ actions: { persistStatus: (_: unknown, params: { status: string }) => seen.push(params.status) } });
+    expect(LeanActor.finish(logic, { value: 'acked', context }, { type: 'RECEIPT', at: AT })).toMatchObject({ seq: 4, deliveredAt: AT });
+    expect(seen).toEqual(['delivered']);
+    // Events that leave it running (a timer to arm, a state that is not final) are refused.
+    expect(LeanActor.finish(logic, { value: 'queued', context }, { type: 'DISPATCH' })).toBeUndefined();
+    expect(finished).toBeGreaterThan(3);
+  });
+
   it('stopping cancels its timers: a stopped actor never fires a delayed transition', () => {
     const clock = new SimulatedClock();
     const lean = new LeanActor(pendingItemMachine, { input: { id: 'p1' }, clock }).start();
