@@ -708,11 +708,14 @@ export class Outbox {
   /** Starts an actor and follows its state: window accounting, requeueing, resting, cleanup. */
   #watch(id: string, actor: MessageActor): void {
     this.#actors.set(id, actor);
-    actor.subscribe((snapshot) => this.#onSnapshot(id, actor, snapshot));
+    actor.subscribe(this.#observe);
     actor.start();
   }
 
-  #onSnapshot(id: string, actor: MessageActor, snapshot: MessageSnapshot): void {
+  /** The one observer of every lifecycle (a closure per actor would live as long as it). */
+  readonly #observe = (snapshot: MessageSnapshot): void => this.#onSnapshot(snapshot.context.id, snapshot);
+
+  #onSnapshot(id: string, snapshot: MessageSnapshot): void {
     const state = snapshot.value;
     const inFlight = snapshot.matches('inFlight');
     const waiting = state === 'queued' || inFlight;
@@ -734,7 +737,7 @@ export class Outbox {
       if (!waiting) this.#unlink(slot);
       this.#report();
       // Just acked (not restored from rest for a receipt, which has no slot): rest until the receipt.
-      if (state === 'acked') return this.#rest(id, actor, snapshot.context);
+      if (state === 'acked') return this.#rest(id, snapshot.context);
     }
     if (snapshot.status === 'done') {
       this.#actors.delete(id);
@@ -747,10 +750,10 @@ export class Outbox {
    * actor stops. An inspected actor stays alive instead (up to the same cap),
    * so an inspector sees each lifecycle as one actor from start to end.
    */
-  #rest(id: string, actor: MessageActor, context: MessageContext): void {
+  #rest(id: string, context: MessageContext): void {
     if (!this.#o.inspect) {
+      this.#actors.get(id)?.stop();
       this.#actors.delete(id);
-      actor.stop();
     }
     this.#resting.set(id, context);
   }

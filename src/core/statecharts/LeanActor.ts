@@ -30,6 +30,22 @@ class Snapshot<TContext> implements LeanSnapshot<TContext> {
   }
 }
 
+/** What `subscribe` returns: one small object, where a closure per subscription lives as long as its actor. */
+class Subscription {
+  readonly #observers: unknown[];
+  readonly #observer: unknown;
+
+  constructor(observers: unknown[], observer: unknown) {
+    this.#observers = observers;
+    this.#observer = observer;
+  }
+
+  unsubscribe(): void {
+    const i = this.#observers.indexOf(this.#observer);
+    if (i >= 0) this.#observers.splice(i, 1);
+  }
+}
+
 /** Options of a {@link LeanActor}: those of `createActor` that the client uses. */
 export interface LeanActorOptions<TInput> {
   id?: string | undefined;
@@ -123,12 +139,7 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
 
   subscribe(observer: (snapshot: LeanSnapshot<TContext>) => void): { unsubscribe(): void } {
     this.#observers.push(observer);
-    return {
-      unsubscribe: () => {
-        const i = this.#observers.indexOf(observer);
-        if (i >= 0) this.#observers.splice(i, 1);
-      },
-    };
+    return new Subscription(this.#observers, observer);
   }
 
   /** Runs the initial state's entry actions (none for a restored snapshot), then tells subscribers. */

@@ -46,6 +46,9 @@ export class DedupeIndex {
   #currentExpires = 0;
   #oldExpires = 0;
   #writer: JsonlWriter | undefined;
+  /** The last `at` parsed, and its time: messages stored in one batch share their `at`. */
+  #lastAt = '';
+  #lastAtMs = 0;
 
   constructor(path: string, options: { windowMs: number; maxEntries: number; now?: () => number }) {
     this.#path = path;
@@ -90,7 +93,11 @@ export class DedupeIndex {
 
   /** Remembers an accepted message (in memory; durable through its segment or {@link persist}). */
   remember(from: string, id: string, accepted: AcceptedMessage): void {
-    const expires = Date.parse(accepted.at) + this.#windowMs;
+    if (accepted.at !== this.#lastAt) {
+      this.#lastAt = accepted.at;
+      this.#lastAtMs = Date.parse(accepted.at);
+    }
+    const expires = this.#lastAtMs + this.#windowMs;
     const now = this.#now();
     if (!(expires > now)) return;
     const entry: Remembered = { to: accepted.to, seq: accepted.seq, at: accepted.at, digest: accepted.digest, expires };

@@ -196,7 +196,12 @@ describe('LeanActor runs a machine exactly as XState does', () => {
     const context = { id: 'm9', conversationId: 'a+b', to: 'b', attempts: 1, failures: 0, maxAttempts: 3, ackTimeoutMs: 1000, expiresAt: null, ackDeadline: null, seq: 4, serverAt: AT, deliveredAt: null, error: null };
     const seen: Array<{ who: string; status: unknown }> = [];
     const logic = messageMachine.provide({ actions: { persistStatus: (_: unknown, params: { status: string }) => seen.push({ who: 'lean', status: params.status }) } });
-    const lean = new LeanActor(logic, { snapshot: { value: 'acked', context } }).start();
+    const lean = new LeanActor(logic, { snapshot: { value: 'acked', context } });
+    const notified: string[] = [];
+    lean.subscribe(() => notified.push('kept'));
+    lean.subscribe(() => notified.push('dropped')).unsubscribe();
+    lean.start();
+    expect(notified).toEqual(['kept']);
     expect(seen).toEqual([]);
     expect(lean.getSnapshot().value).toBe('acked');
     lean.send({ type: 'RECEIPT', at: AT });
