@@ -1,15 +1,15 @@
 /**
- * A bounded map of recent entries that forgets in bulk. New keys go into the
+ * A bounded map of recent entries that forgets in bulk. Keys are set in the
  * current generation; once it holds half the capacity it becomes the old
  * generation, and the old one before it is dropped whole. So it holds at
- * most `capacity` entries and always the last `capacity / 2` keys set (a key
- * set again keeps its place).
+ * most `capacity` entries and always the last `capacity / 2` keys set.
  *
  * For caches on the path of every message (recent statuses, acked messages
  * awaiting their receipt, recently delivered ids), where {@link FifoMap}'s
  * exact order costs an array slot, an index entry and periodic compaction per
- * key: here an operation is one or two plain `Map` operations, and what is
- * forgotten goes with its map.
+ * key: here a `set` is one plain `Map` operation (a key set again goes into
+ * the current generation, shadowing its old value, which is dropped with its
+ * generation), a lookup one or two, and what is forgotten goes with its map.
  */
 export class RecentMap<K, V> {
   readonly #generation: number;
@@ -23,6 +23,7 @@ export class RecentMap<K, V> {
     this.#onDrop = onDrop;
   }
 
+  /** Entries held, counting a key set again in both generations twice. */
   get size(): number {
     return this.#current.size + this.#old.size;
   }
@@ -36,24 +37,25 @@ export class RecentMap<K, V> {
     return value !== undefined || this.#current.has(key) ? value : this.#old.get(key);
   }
 
-  /** Sets the value; a key already there keeps its generation. */
+  /** Sets the value in the current generation (where a lookup finds it first). */
   set(key: K, value: V): this {
-    if (this.#old.has(key)) {
-      this.#old.set(key, value);
-      return this;
-    }
     this.#current.set(key, value);
     if (this.#current.size >= this.#generation) {
       const dropped = this.#old;
       this.#old = this.#current;
       this.#current = new Map();
-      if (dropped.size > 0) this.#onDrop?.(dropped);
+      if (dropped.size > 0 && this.#onDrop) {
+        // Keys set again since are not forgotten: only their old values are.
+        for (const key of dropped.keys()) if (this.#old.has(key)) dropped.delete(key);
+        if (dropped.size > 0) this.#onDrop(dropped);
+      }
     }
     return this;
   }
 
   delete(key: K): boolean {
-    return this.#current.delete(key) || this.#old.delete(key);
+    const current = this.#current.delete(key);
+    return this.#old.delete(key) || current;
   }
 
   clear(): void {

@@ -19,20 +19,24 @@ describe('RecentMap', () => {
     expect(m.has(15)).toBe(true);
   });
 
-  it('updates a key in place, deletes from either generation, and reports neither as forgotten', () => {
+  it('sets a key again in the current generation, deletes from both, and reports neither as forgotten', () => {
     const dropped: string[][] = [];
     const m = new RecentMap<string, number>(4, (gone) => dropped.push([...gone.keys()]));
     m.set('a', 1).set('b', 2); // a generation full: a, b become the old one
-    m.set('a', 10); // in place, in the old generation
+    m.set('a', 10); // set again: the newer value, in the current generation
     expect(m.get('a')).toBe(10);
-    expect(m.size).toBe(2);
-    m.set('c', 3);
     expect(m.delete('b')).toBe(true);
+    expect(m.delete('b')).toBe(false);
+    m.set('c', 3); // a and c fill the current generation: the old one (a's old value) is dropped
+    expect(dropped).toEqual([]);
+    expect(m.get('a')).toBe(10);
     expect(m.delete('c')).toBe(true);
-    expect(m.delete('c')).toBe(false);
-    m.set('d', 4).set('e', 5); // a, the old generation, is forgotten
+    m.set('d', 4).set('e', 5); // now a is forgotten, with its generation
     expect(dropped).toEqual([['a']]);
     expect([m.has('a'), m.get('d'), m.get('e')]).toEqual([false, 4, 5]);
+    m.set('d', 40);
+    expect(m.delete('d')).toBe(true);
+    expect(m.has('d')).toBe(false);
     m.clear();
     expect(m.size).toBe(0);
     expect(dropped).toHaveLength(1);

@@ -177,14 +177,14 @@ export class Outbox {
     this.#o = options;
     this.#clock = options.clock ?? REAL_TIME;
     this.#maxLoaded = options.maxQueuedInMemory ?? 10_000;
-    this.#resting = new RecentMap(options.maxRestingActors ?? 10_000, (forgotten) => {
-      // Inspected actors stay alive while they rest: those forgotten stop now.
-      if (!options.inspect) return;
+    // Inspected actors stay alive while they rest: those forgotten stop then.
+    const stopForgotten = (forgotten: ReadonlyMap<string, MessageContext>) => {
       for (const id of forgotten.keys()) {
         this.#actors.get(id)?.stop();
         this.#actors.delete(id);
       }
-    });
+    };
+    this.#resting = new RecentMap(options.maxRestingActors ?? 10_000, options.inspect ? stopForgotten : undefined);
     this.#logic = messageMachine.provide({
       actions: {
         transmit: ({ context, self }) => this.#transmit(context, self),
