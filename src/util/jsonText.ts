@@ -2,18 +2,21 @@
  * JSON text of the few record shapes written once or more per message
  * (status and message lines, outbox puts, send frames), built field by field.
  * `JSON.stringify` walks an object generically and allocates as it grows its
- * output; these know the fields, quote ids and times as they are (their
- * formats need no escaping, and each is checked), and leave only free text
- * and metadata to `JSON.stringify`. The output is what `JSON.stringify` gives
- * for the same fields in schema order (a test compares them on thousands of
- * variants); any field a writer does not know is not written, as the schemas
- * drop unknown fields on read.
+ * output; these know the fields. Ids, agent and conversation ids, times and
+ * enums are written between quotes as they are: their formats are checked at
+ * every way in (the API, frame validation, the schemas of every file read),
+ * and each admits only printable ASCII without `"` or `\`, which JSON writes
+ * unescaped (`test/util/jsonText.test.ts` holds the formats to that). Free
+ * text and metadata go through `JSON.stringify`. The output is what
+ * `JSON.stringify` gives for the same fields in schema order (the test
+ * compares them on thousands of variants); any field a writer does not know
+ * is not written, as the schemas drop unknown fields on read.
  */
 
 /** Printable ASCII without `"` and `\`: quoted as is, a string is already its own JSON. */
 const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
-/** The JSON text of a string: as is between quotes when nothing in it needs escaping (ids, times, enums). */
+/** The JSON text of any string: as is between quotes when nothing in it needs escaping. */
 export function quote(s: string): string {
   return PLAIN.test(s) ? `"${s}"` : JSON.stringify(s);
 }
@@ -21,19 +24,6 @@ export function quote(s: string): string {
 /** The JSON text of a number field (`null` for what JSON cannot hold, as `JSON.stringify` writes it). */
 function num(n: number): string {
   return Number.isFinite(n) ? String(n) : 'null';
-}
-
-/** Appends `,"key":value` for an optional field that is set. */
-function opt(key: string, value: string | undefined): string {
-  return value === undefined ? '' : `,"${key}":${quote(value)}`;
-}
-
-function optJson(key: string, value: unknown): string {
-  return value === undefined ? '' : `,"${key}":${JSON.stringify(value)}`;
-}
-
-function optNum(key: string, value: number | undefined): string {
-  return value === undefined ? '' : `,"${key}":${num(value)}`;
 }
 
 /** The fields of a status line (`src/core/storage/records.ts` StatusRecord). */
@@ -67,11 +57,16 @@ export interface MessageFields {
 /** A line of a conversation file. */
 export function conversationLine(r: StatusFields | MessageFields): string {
   if (r.type === 'status') {
-    return `{"type":"status","id":${quote(r.id)},"status":${quote(r.status)},"at":${quote(r.at)}${optNum('seq', r.seq)}${opt('serverAt', r.serverAt)}${optJson('reason', r.reason)}}`;
+    return (
+      `{"type":"status","id":"${r.id}","status":"${r.status}","at":"${r.at}"` +
+      `${r.seq === undefined ? '' : `,"seq":${num(r.seq)}`}${r.serverAt === undefined ? '' : `,"serverAt":"${r.serverAt}"`}` +
+      `${r.reason === undefined ? '' : `,"reason":${JSON.stringify(r.reason)}`}}`
+    );
   }
   return (
-    `{"type":"message","id":${quote(r.id)},"conversationId":${quote(r.conversationId)},"direction":${quote(r.direction)},"from":${quote(r.from)},"to":${quote(r.to)},"text":${JSON.stringify(r.text)}` +
-    `${opt('replyTo', r.replyTo)}${optJson('meta', r.meta)},"sentAt":${quote(r.sentAt)}${opt('status', r.status)}${optNum('seq', r.seq)}${opt('serverAt', r.serverAt)}}`
+    `{"type":"message","id":"${r.id}","conversationId":"${r.conversationId}","direction":"${r.direction}","from":"${r.from}","to":"${r.to}","text":${JSON.stringify(r.text)}` +
+    `${r.replyTo === undefined ? '' : `,"replyTo":"${r.replyTo}"`}${r.meta === undefined ? '' : `,"meta":${JSON.stringify(r.meta)}`},"sentAt":"${r.sentAt}"` +
+    `${r.status === undefined ? '' : `,"status":"${r.status}"`}${r.seq === undefined ? '' : `,"seq":${num(r.seq)}`}${r.serverAt === undefined ? '' : `,"serverAt":"${r.serverAt}"`}}`
   );
 }
 
@@ -91,8 +86,9 @@ export interface EntryFields {
 /** A `put` line of `outbox.jsonl`; it begins `{"op":"put","entry":{"id":"`, which the spill read-back relies on. */
 export function putLine(e: EntryFields): string {
   return (
-    `{"op":"put","entry":{"id":${quote(e.id)},"conversationId":${quote(e.conversationId)},"to":${quote(e.to)},"text":${JSON.stringify(e.text)}` +
-    `${opt('replyTo', e.replyTo)}${optJson('meta', e.meta)},"sentAt":${quote(e.sentAt)}${opt('expiresAt', e.expiresAt)}${optNum('offset', e.offset)}}}`
+    `{"op":"put","entry":{"id":"${e.id}","conversationId":"${e.conversationId}","to":"${e.to}","text":${JSON.stringify(e.text)}` +
+    `${e.replyTo === undefined ? '' : `,"replyTo":"${e.replyTo}"`}${e.meta === undefined ? '' : `,"meta":${JSON.stringify(e.meta)}`},"sentAt":"${e.sentAt}"` +
+    `${e.expiresAt === undefined ? '' : `,"expiresAt":"${e.expiresAt}"`}${e.offset === undefined ? '' : `,"offset":${num(e.offset)}`}}}`
   );
 }
 
@@ -112,7 +108,8 @@ export interface SendFields {
 /** A `send` frame. */
 export function sendFrameText(f: SendFields): string {
   return (
-    `{"type":"send","id":${quote(f.id)},"to":${quote(f.to)},"text":${JSON.stringify(f.text)}${opt('conversationId', f.conversationId)}` +
-    `${opt('replyTo', f.replyTo)}${optJson('meta', f.meta)}${opt('sentAt', f.sentAt)}${opt('after', f.after)}}`
+    `{"type":"send","id":"${f.id}","to":"${f.to}","text":${JSON.stringify(f.text)}${f.conversationId === undefined ? '' : `,"conversationId":"${f.conversationId}"`}` +
+    `${f.replyTo === undefined ? '' : `,"replyTo":"${f.replyTo}"`}${f.meta === undefined ? '' : `,"meta":${JSON.stringify(f.meta)}`}` +
+    `${f.sentAt === undefined ? '' : `,"sentAt":"${f.sentAt}"`}${f.after === undefined ? '' : `,"after":"${f.after}"`}}`
   );
 }

@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { AgentId, ConversationId, MessageId } from '../../src/protocol/ids.js';
 import { conversationLine, putLine, quote, sendFrameText } from '../../src/util/jsonText.js';
 import { random } from '../helpers/random.js';
 
 /*
  * The hand-built JSON of the per-message records must be exactly what
  * JSON.stringify writes for the same fields in schema order, for every value
- * a field can hold: strings that need escaping included.
+ * a field can hold: free text that needs escaping included, and ids, times
+ * and enums in every shape their formats admit.
  */
 
 const strings = [
@@ -23,6 +26,8 @@ const strings = [
   'line\u2028separator',
   '</script>',
 ];
+/** Ids, times and enums, as their formats admit them: written as they are. */
+const plain = ['msg_5f1c9a7e2b4d', 'mlx2k0a1_AbCdEfGhIjKl', '2026-03-02T09:15:04.512Z', 'agent_001+agent_002', 'agent.x@host-1', 'A', 'delivered'];
 const numbers = [1, 42, 2 ** 31, Number.MAX_SAFE_INTEGER, 0.5, Number.NaN, Number.POSITIVE_INFINITY];
 const metas = [undefined, {}, { ticket: 4711, tags: ['a', 'b'], nested: { ok: true, none: null } }, { 'odd "key"': 'v\n' }];
 
@@ -40,6 +45,25 @@ function ordered(fields: Array<[string, unknown]>): Record<string, unknown> {
 const VARIANTS = 3000;
 
 describe('hand-built JSON of the per-message records', () => {
+  it('writes ids, times and enums as they are only because their formats admit nothing JSON escapes', () => {
+    const escaped = ['"', '\\', '\n', '\t', '\u0001', '\u001f', '\ud800', '\u2028', 'é'];
+    const formats: Array<[string, z.ZodType, string]> = [
+      ['message id', MessageId, 'msg_5f1c9a7e2b4d'],
+      ['agent id', AgentId, 'agent_001'],
+      ['conversation id', ConversationId, 'agent_001+agent_002'],
+      ['time', z.iso.datetime(), '2026-03-02T09:15:04.512Z'],
+    ];
+    for (const [name, schema, valid] of formats) {
+      expect(schema.safeParse(valid).success, name).toBe(true);
+      expect(JSON.stringify(valid), name).toBe(`"${valid}"`);
+      for (const c of escaped) {
+        for (const candidate of [c + valid, valid + c, valid.slice(0, 3) + c + valid.slice(4)]) {
+          expect(schema.safeParse(candidate).success, `${name} ${JSON.stringify(candidate)}`).toBe(false);
+        }
+      }
+    }
+  });
+
   it('quotes a string as JSON.stringify does', () => {
     for (const s of strings) expect(quote(s)).toBe(JSON.stringify(s));
   });
@@ -48,11 +72,11 @@ describe('hand-built JSON of the per-message records', () => {
     for (let i = 0; i < VARIANTS; i++) {
       const r = ordered([
         ['type', 'status'],
-        ['id', pick(strings)],
-        ['status', pick(['acked', 'delivered', 'failed', 'cancelled', ...strings])],
-        ['at', pick(strings)],
+        ['id', pick(plain)],
+        ['status', pick(['acked', 'delivered', 'failed', 'cancelled'])],
+        ['at', pick(plain)],
         ['seq', maybe(pick(numbers))],
-        ['serverAt', maybe(pick(strings))],
+        ['serverAt', maybe(pick(plain))],
         ['reason', maybe({ code: pick(strings), message: pick(strings), ...(rnd() < 0.5 ? {} : { nack: pick(strings) }) })],
       ]);
       const line = conversationLine(r as never);
@@ -64,18 +88,18 @@ describe('hand-built JSON of the per-message records', () => {
     for (let i = 0; i < VARIANTS; i++) {
       const r = ordered([
         ['type', 'message'],
-        ['id', pick(strings)],
-        ['conversationId', pick(strings)],
+        ['id', pick(plain)],
+        ['conversationId', pick(plain)],
         ['direction', pick(['in', 'out'])],
-        ['from', pick(strings)],
-        ['to', pick(strings)],
+        ['from', pick(plain)],
+        ['to', pick(plain)],
         ['text', pick(strings)],
-        ['replyTo', maybe(pick(strings))],
+        ['replyTo', maybe(pick(plain))],
         ['meta', pick(metas)],
-        ['sentAt', pick(strings)],
-        ['status', maybe(pick(strings))],
+        ['sentAt', pick(plain)],
+        ['status', maybe(pick(['queued', 'sending', 'acked', 'delivered']))],
         ['seq', maybe(pick(numbers))],
-        ['serverAt', maybe(pick(strings))],
+        ['serverAt', maybe(pick(plain))],
       ]);
       expect(conversationLine(r as never)).toBe(JSON.stringify(r));
     }
@@ -84,14 +108,14 @@ describe('hand-built JSON of the per-message records', () => {
   it('writes outbox puts as JSON.stringify would, id first', () => {
     for (let i = 0; i < VARIANTS; i++) {
       const entry = ordered([
-        ['id', pick(strings)],
-        ['conversationId', pick(strings)],
-        ['to', pick(strings)],
+        ['id', pick(plain)],
+        ['conversationId', pick(plain)],
+        ['to', pick(plain)],
         ['text', pick(strings)],
-        ['replyTo', maybe(pick(strings))],
+        ['replyTo', maybe(pick(plain))],
         ['meta', pick(metas)],
-        ['sentAt', pick(strings)],
-        ['expiresAt', maybe(pick(strings))],
+        ['sentAt', pick(plain)],
+        ['expiresAt', maybe(pick(plain))],
         ['offset', maybe(pick(numbers))],
       ]);
       const line = putLine(entry as never);
@@ -104,14 +128,14 @@ describe('hand-built JSON of the per-message records', () => {
     for (let i = 0; i < VARIANTS; i++) {
       const frame = ordered([
         ['type', 'send'],
-        ['id', pick(strings)],
-        ['to', pick(strings)],
+        ['id', pick(plain)],
+        ['to', pick(plain)],
         ['text', pick(strings)],
-        ['conversationId', maybe(pick(strings))],
-        ['replyTo', maybe(pick(strings))],
+        ['conversationId', maybe(pick(plain))],
+        ['replyTo', maybe(pick(plain))],
         ['meta', pick(metas)],
-        ['sentAt', maybe(pick(strings))],
-        ['after', maybe(pick(strings))],
+        ['sentAt', maybe(pick(plain))],
+        ['after', maybe(pick(plain))],
       ]);
       expect(sendFrameText(frame as never)).toBe(JSON.stringify(frame));
     }
