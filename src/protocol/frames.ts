@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { sendFrameText } from '../util/jsonText.js';
+import { ackFrameText, sendFrameText } from '../util/jsonText.js';
 import { summarizeIssues } from '../validation.js';
 import type { ErrorCode } from './codes.js';
 import { DeliverAckFrame, DeliverFrame, ReceiptFrame } from './delivery.js';
@@ -132,5 +132,7 @@ export function decodeServerMessage(data: string): Array<Decoded<ServerFrame>> {
 
 /** Serialises a frame for the wire (a `send`, one per message, field by field: see jsonText.ts). */
 export function encodeFrame(frame: ClientFrame | ServerFrame): string {
-  return frame.type === 'send' ? sendFrameText(frame) : JSON.stringify(frame);
+  if (frame.type === 'send') return sendFrameText(frame);
+  if (frame.type === 'ack') return ackFrameText(frame);
+  return JSON.stringify(frame);
 }

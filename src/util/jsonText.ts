@@ -113,3 +113,16 @@ export function sendFrameText(f: SendFields): string {
     `${f.sentAt === undefined ? '' : `,"sentAt":"${f.sentAt}"`}${f.after === undefined ? '' : `,"after":"${f.after}"`}}`
   );
 }
+
+/** The fields of an `ack` frame (AckFrame). */
+export interface AckFields {
+  type: 'ack';
+  id: string;
+  seq: number;
+  at: string;
+}
+
+/** An `ack` frame: one per message stored, on the server. */
+export function ackFrameText(f: AckFields): string {
+  return `{"type":"ack","id":"${f.id}","seq":${num(f.seq)},"at":"${f.at}"}`;
+}

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { AgentId, ConversationId, MessageId } from '../../src/protocol/ids.js';
-import { conversationLine, putLine, quote, sendFrameText } from '../../src/util/jsonText.js';
+import { ackFrameText, conversationLine, putLine, quote, sendFrameText } from '../../src/util/jsonText.js';
 import { random } from '../helpers/random.js';
 
 /*
@@ -138,6 +138,13 @@ describe('hand-built JSON of the per-message records', () => {
         ['after', maybe(pick(plain))],
       ]);
       expect(sendFrameText(frame as never)).toBe(JSON.stringify(frame));
+    }
+  });
+
+  it('writes ack frames as JSON.stringify would', () => {
+    for (let i = 0; i < VARIANTS; i++) {
+      const frame = { type: 'ack' as const, id: pick(plain), seq: pick(numbers), at: pick(plain) };
+      expect(ackFrameText(frame)).toBe(JSON.stringify(frame));
     }
   });
 

@@ -122,7 +122,8 @@ export class DedupeIndex {
     const lines: string[] = [];
     for (const { from, id } of messages) {
       const hit = this.#lookup(from, id);
-      if (hit) lines.push(`{"from":${quote(from)},"id":${quote(id)},"to":${quote(hit.to)},"seq":${hit.seq},"at":${quote(hit.at)},"digest":${quote(hit.digest)}}`);
+      // Agent and message ids and times are validated formats that JSON writes as they are (see jsonText.ts).
+      if (hit) lines.push(`{"from":"${from}","id":"${id}","to":"${hit.to}","seq":${hit.seq},"at":"${hit.at}","digest":${quote(hit.digest)}}`);
     }
     if (lines.length > 0 && this.#writer) await this.#writer.append(lines);
   }
