@@ -1,4 +1,5 @@
-import { createActor, fromPromise, type Actor, type InspectionEvent } from 'xstate';
+import { fromPromise, type InspectionEvent } from 'xstate';
+import { createLifecycle, type Lifecycle } from '../statecharts/lifecycle.js';
 import type { Clock } from '../Clock.js';
 import { inboxMachine, type BatchResult } from '../../../machines/inbox.js';
 import type { DeliverFrame, ReceiptFrame } from '../../protocol/delivery.js';
@@ -54,7 +55,7 @@ export interface InboxOptions {
  */
 export class Inbox {
   readonly #o: InboxOptions;
-  readonly #machine: Actor<typeof inboxMachine>;
+  readonly #machine: Lifecycle<typeof inboxMachine>;
   readonly #recent = new RecentIds(50_000);
   /** Messages found written by a batch that a crash interrupted, by sender and id. */
   readonly #recovered = new Map<string, MessageRecord>();
@@ -81,17 +82,14 @@ export class Inbox {
 
   private constructor(options: InboxOptions) {
     this.#o = options;
-    this.#machine = createActor(
+    // A lean actor unless inspected, like the lifecycles: it takes an event per WebSocket message
+    // with deliveries or receipts, and runs a batch per write (one per message when they come one by one).
+    this.#machine = createLifecycle(
       inboxMachine.provide({
         actors: { persistBatch: fromPromise<BatchResult>(() => this.#persist()) },
         actions: { acknowledge: (_, { upTo }) => this.#acknowledge(upTo) },
       }),
-      {
-        id: 'inbox',
-        input: { storedUpTo: 0 },
-        ...(options.inspect ? { inspect: options.inspect } : {}),
-        ...(options.clock ? { clock: options.clock } : {}),
-      },
+      { id: 'inbox', input: { storedUpTo: 0 }, clock: options.clock, inspect: options.inspect },
     );
   }
 
@@ -108,7 +106,7 @@ export class Inbox {
     return inbox;
   }
 
-  get actor(): Actor<typeof inboxMachine> {
+  get actor(): Lifecycle<typeof inboxMachine> {
     return this.#machine;
   }
 

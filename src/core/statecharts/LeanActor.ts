@@ -1,6 +1,6 @@
 import type { AnyEventObject, AnyStateMachine, StateValue } from 'xstate';
 import type { Clock } from '../Clock.js';
-import { compileMachine, type CompiledMachine, type CompiledState, type Step, type StepArgs } from './compileMachine.js';
+import { compileMachine, type CompiledMachine, type CompiledState, type PromiseCreator, type Step, type StepArgs } from './compileMachine.js';
 import { contextCopier } from './copyContext.js';
 
 /** The part of an XState actor's snapshot the client reads. */
@@ -89,6 +89,8 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
   #timers: unknown[] | undefined;
   /** Side effects of the initial state, run by start(). */
   #deferred: Array<() => void> | undefined;
+  /** Invoked promise actors still running, by id: stopping one aborts its signal, and its settlement is ignored. */
+  #children: Map<string, AbortController> | undefined;
 
   constructor(machine: AnyStateMachine, options: LeanActorOptions<TInput> = {}) {
     this.#machine = compileMachine(machine);
@@ -127,7 +129,7 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
     const { context } = snapshot;
     for (const t of candidates) {
       if (t.guard && !t.guard({ context, event })) continue;
-      if (!t.target.final || t.steps.some((step) => step.kind === 'schedule')) return undefined;
+      if (!t.target.final || t.steps.some((step) => step.kind === 'schedule' || step.kind === 'invoke')) return undefined;
       return LeanActor.#applySteps(compiled, t.steps, context, event, FINISHED, undefined, undefined) as TContext;
     }
     return undefined;
@@ -166,6 +168,7 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
   /** Stops the actor: timers are cancelled and later events ignored (no exit actions run, as in XState). */
   stop(): this {
     this.#cancelAll();
+    this.#stopChildren();
     this.#mailbox = undefined;
     if (this.#snapshot.status === 'active') this.#snapshot = new Snapshot(this.#snapshot.state, this.#snapshot.context, 'stopped');
     return this;
@@ -208,8 +211,12 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
   #run(steps: readonly Step[], target: CompiledState, context: TContext, event: AnyEventObject, deferred?: Array<() => void>): Snapshot<TContext> {
     const ctx = LeanActor.#applySteps(this.#machine, steps, context, event, this, deferred, this) as TContext;
     if (target.final) {
-      if (deferred) deferred.push(() => this.#cancelAll());
-      else this.#cancelAll();
+      const complete = () => {
+        this.#cancelAll();
+        this.#stopChildren();
+      };
+      if (deferred) deferred.push(complete);
+      else complete();
     }
     return new Snapshot(target, ctx, target.final ? 'done' : 'active');
   }
@@ -271,9 +278,59 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
           if (deferred) deferred.push(() => actor.#cancel(step.id));
           else actor.#cancel(step.id);
           break;
+        case 'invoke':
+          if (!actor) break;
+          if (deferred) deferred.push(() => actor.#invoke(step.id, step.create));
+          else actor.#invoke(step.id, step.create);
+          break;
+        case 'stopChild':
+          if (!actor) break;
+          if (deferred) deferred.push(() => actor.#stopChild(step.id));
+          else actor.#stopChild(step.id);
+          break;
       }
     }
     return ctx;
+  }
+
+  /**
+   * Starts an invoked promise actor, as XState's `fromPromise` does: its
+   * result comes back as `xstate.done.actor.{id}` (with `output`) or
+   * `xstate.error.actor.{id}` (with `error`), unless it was stopped first.
+   */
+  #invoke(id: string, create: PromiseCreator): void {
+    this.#stopChild(id);
+    const controller = new AbortController();
+    (this.#children ??= new Map()).set(id, controller);
+    const settle = (event: AnyEventObject) => {
+      if (this.#children?.get(id) !== controller) return;
+      this.#children.delete(id);
+      this.send(event as TEvent);
+    };
+    let promise: Promise<unknown>;
+    try {
+      promise = Promise.resolve(create({ input: undefined, self: this, signal: controller.signal, system: undefined, emit: () => {} }));
+    } catch (err) {
+      promise = Promise.reject(err);
+    }
+    promise.then(
+      (output: unknown) => settle({ type: `xstate.done.actor.${id}`, output, actorId: id }),
+      (error: unknown) => settle({ type: `xstate.error.actor.${id}`, error, actorId: id }),
+    );
+  }
+
+  #stopChild(id: string): void {
+    const controller = this.#children?.get(id);
+    if (!controller) return;
+    this.#children!.delete(id);
+    controller.abort();
+  }
+
+  #stopChildren(): void {
+    const children = this.#children;
+    if (!children) return;
+    this.#children = undefined;
+    for (const controller of children.values()) controller.abort();
   }
 
   #schedule(id: string, event: AnyEventObject, delay: number): void {

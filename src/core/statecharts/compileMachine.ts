@@ -1,4 +1,4 @@
-import type { AnyEventObject, AnyStateMachine, StateValue } from 'xstate';
+import { fromPromise, type AnyEventObject, type AnyStateMachine, type StateValue } from 'xstate';
 import type { ContextCopier } from './copyContext.js';
 
 type StateNode = AnyStateMachine['root'];
@@ -17,7 +17,14 @@ export type Step =
   | { kind: 'assign'; name: string; assignment: unknown; params: unknown }
   /** A delayed transition's timer (`after`): an event sent to the actor itself after `delay`. */
   | { kind: 'schedule'; id: string; event: AnyEventObject; delay: number | string }
-  | { kind: 'cancel'; id: string };
+  | { kind: 'cancel'; id: string }
+  /** An invoked promise actor (`fromPromise`), started on entry: its settlement comes back as `xstate.done.actor.{id}` or `xstate.error.actor.{id}`. */
+  | { kind: 'invoke'; id: string; create: PromiseCreator }
+  /** The invoked actor `id` stops (its state is left): a later settlement is ignored. */
+  | { kind: 'stopChild'; id: string };
+
+/** What `fromPromise` wraps: called with the invocation's arguments, returns the promise. */
+export type PromiseCreator = (args: { input: unknown; self: StepArgs['self']; signal: AbortSignal; system: undefined; emit: () => void }) => unknown;
 
 /** A transition out of one atomic state, with every action of the microstep flattened in order. */
 export interface CompiledTransition {
@@ -77,7 +84,7 @@ const compiled = new WeakMap<AnyStateMachine, CompiledMachine>();
  * document order) for the subset these machines use: compound and atomic
  * states, final children of the root, named guards, assign and custom
  * actions, and delayed transitions. Anything else (parallel or history
- * states, invoke, always, spawned or messaged actors, raise without delay,
+ * states, invoke of anything but a promise actor, always, spawned or messaged actors, raise without delay,
  * guard combinators) throws {@link UnsupportedMachineError}, so a machine
  * that outgrows the subset fails loudly instead of behaving differently.
  * The result is cached per machine (each `.provide()` is a new machine).
@@ -90,7 +97,7 @@ export function compileMachine(machine: AnyStateMachine): CompiledMachine {
   const atomic: StateNode[] = [];
   const visit = (node: StateNode) => {
     if (node.type === 'parallel' || node.type === 'history') throw unsupported(`${node.type} state "${node.id}"`);
-    if (node.invoke.length > 0) throw unsupported(`invoke in "${node.id}"`);
+    for (const def of node.invoke) promiseCreatorOf(machine, def, unsupported);
     if (node.always && node.always.length > 0) throw unsupported(`always in "${node.id}"`);
     if (node.type === 'final' && node.parent !== root) throw unsupported(`nested final state "${node.id}"`);
     if (node.type === 'compound' && node.initial.actions.length > 0) throw unsupported(`initial actions in "${node.id}"`);
@@ -101,6 +108,12 @@ export function compileMachine(machine: AnyStateMachine): CompiledMachine {
   visit(root);
 
   const stepsOf = (actions: readonly unknown[]) => actions.map((a) => compileAction(machine, a, unsupported));
+  // As XState orders them: a state's entry actions, then its invocations start; on exit, its exit actions, then they stop.
+  const entering = (node: StateNode): Step[] => [
+    ...stepsOf(node.entry),
+    ...node.invoke.map((def): Step => ({ kind: 'invoke', id: def.id, create: promiseCreatorOf(machine, def, unsupported) })),
+  ];
+  const exiting = (node: StateNode): Step[] => [...stepsOf(node.exit), ...node.invoke.map((def): Step => ({ kind: 'stopChild', id: def.id }))];
   const states = new Map<string, CompiledState>();
   const stateOf = (node: StateNode) => states.get(node.id)!;
   for (const node of atomic) {
@@ -120,7 +133,7 @@ export function compileMachine(machine: AnyStateMachine): CompiledMachine {
   };
 
   /** Exit actions run when the machine completes: every state still active, innermost first. */
-  const completion = (leaf: StateNode): Step[] => (leaf.type === 'final' ? stepsOf(ancestorsOrSelf(leaf).flatMap((s) => s.exit)) : []);
+  const completion = (leaf: StateNode): Step[] => (leaf.type === 'final' ? ancestorsOrSelf(leaf).flatMap(exiting) : []);
 
   const microstep = (leaf: StateNode, t: TransitionDefinition): CompiledTransition => {
     const guard = compileGuard(machine, t.guard, unsupported);
@@ -137,7 +150,7 @@ export function compileMachine(machine: AnyStateMachine): CompiledMachine {
     const end = entries.at(-1)!;
     return {
       guard,
-      steps: [...stepsOf(exits.flatMap((s) => s.exit)), ...actions, ...stepsOf(entries.flatMap((s) => s.entry)), ...completion(end)],
+      steps: [...exits.flatMap(exiting), ...actions, ...entries.flatMap(entering), ...completion(end)],
       target: stateOf(end),
     };
   };
@@ -157,7 +170,7 @@ export function compileMachine(machine: AnyStateMachine): CompiledMachine {
   const start = enterDown(root);
   const result: CompiledMachine = {
     machine,
-    initial: { steps: [...stepsOf(start.flatMap((s) => s.entry)), ...completion(start.at(-1)!)], target: stateOf(start.at(-1)!) },
+    initial: { steps: [...start.flatMap(entering), ...completion(start.at(-1)!)], target: stateOf(start.at(-1)!) },
     states,
     byPath: new Map([...states.values()].map((s) => [s.path.join('.'), s])),
     delays: machine.implementations.delays as Record<string, unknown>,
@@ -165,6 +178,27 @@ export function compileMachine(machine: AnyStateMachine): CompiledMachine {
   };
   compiled.set(machine, result);
   return result;
+}
+
+type InvokeDefinition = StateNode['invoke'][number];
+
+/** The source of the transition function of every `fromPromise` logic (the same closure each time). */
+const PROMISE_TRANSITION = fromPromise(async () => undefined).transition.toString();
+
+/**
+ * The promise creator of an invocation: only promise actors (`fromPromise`)
+ * named in the machine's implementations, without input or snapshot
+ * listeners, are run.
+ */
+function promiseCreatorOf(machine: AnyStateMachine, def: InvokeDefinition, unsupported: (what: string) => Error): PromiseCreator {
+  const logic = typeof def.src === 'string' ? (machine.implementations.actors as Record<string, { config?: unknown; transition?: unknown } | undefined>)[def.src] : undefined;
+  // XState does not tag its logic kinds; a `fromPromise` logic is told by its transition function's source.
+  if (typeof logic?.config !== 'function' || typeof logic.transition !== 'function' || logic.transition.toString() !== PROMISE_TRANSITION) {
+    throw unsupported(`invoke of "${String(def.src)}" (only promise actors are run)`);
+  }
+  const config = logic.config;
+  if (def.input !== undefined || def.onSnapshot !== undefined || def.systemId !== undefined) throw unsupported(`input, onSnapshot or systemId on invoke "${def.id}"`);
+  return config as PromiseCreator;
 }
 
 function ancestorsOrSelf(node: StateNode): StateNode[] {
