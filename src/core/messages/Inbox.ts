@@ -16,6 +16,9 @@ import { RecentIds } from './RecentIds.js';
 /** A frame as it arrived: on which connection, in which inbox epoch. */
 type Arrival = { frame: DeliverFrame | ReceiptFrame; generation: number; epoch: string | undefined };
 
+/** How long a batch's cursor waits for the next batch's intent to carry it before it is written on its own. */
+const CURSOR_DELAY_MS = 50;
+
 /** Messages are recognised by sender and id together, as the server deduplicates them. */
 const keyOf = (from: string, id: string) => `${from}\n${id}`;
 
@@ -77,6 +80,9 @@ export class Inbox {
   /** Frames of the WebSocket message being read, told to the inbox machine as one DELIVERED event. */
   #arrived = 0;
   #toPublish: IMMessage[] = [];
+  /** The cursor after the last batch, written on its own after a moment unless the next batch's intent carries it first. */
+  #cursorDue: CursorFile | undefined;
+  #cursorTimer: NodeJS.Timeout | undefined;
   /** The session deliveries are acknowledged on, and the highest sequence it delivered. */
   #session = { generation: -1, deliveredUpTo: 0, ackedUpTo: 0 };
 
@@ -125,6 +131,7 @@ export class Inbox {
     if (this.#epoch !== epoch) {
       this.#epoch = epoch;
       this.#stored = ackedUpTo;
+      this.#cursorDue = undefined;
       // Intents of the old inbox name sequences that mean nothing in the new one.
       this.#carried = undefined;
       this.#unsure = undefined;
@@ -145,12 +152,14 @@ export class Inbox {
   async idle(): Promise<void> {
     while (this.#arrived > 0 || this.#machine.getSnapshot().matches('writing')) {
       await new Promise((r) => setTimeout(r, 5));
-      if (this.#machine.getSnapshot().status !== 'active') return;
+      if (this.#machine.getSnapshot().status !== 'active') break;
     }
+    await this.#writeDueCursor();
   }
 
   stop(): void {
     this.#machine.stop();
+    void this.#writeDueCursor();
   }
 
   #arrive(arrival: Arrival): void {
@@ -238,6 +247,8 @@ export class Inbox {
       const files = await Promise.all([...touched].map(async (conversationId) => ({ conversationId, offset: await storage.conversations.length(conversationId) })));
       this.#checkEpoch(epoch);
       intent = mergeIntent(this.#carried, { fromSeq: stored + 1, toSeq: upTo, files });
+      // The intent carries the last batch's cursor (ackedUpTo, and the carried intent): no need to write that one on its own.
+      this.#cursorDue = undefined;
       await storage.cursor.write({ version: 1, epoch, ackedUpTo: stored, inflight: intent });
     }
     const results = await Promise.allSettled([
@@ -254,10 +265,10 @@ export class Inbox {
     const carried = this.#carried && this.#carried.toSeq > upTo ? { ...this.#carried, fromSeq: upTo + 1 } : undefined;
     // The new cursor is not waited for: the lines are durable, and until the cursor is, the intent
     // written before them stands in for it (a restart finds those lines through it). It reaches the
-    // disk with the next batch's intent, which follows it in the same log, or on its own.
-    storage.cursor
-      .write({ version: 1, epoch, ackedUpTo: upTo, ...(carried ? { inflight: carried } : {}) } satisfies CursorFile)
-      .catch((err: unknown) => this.#o.onWarning(`the inbox cursor could not be written (the batch's intent stands in for it): ${String(err)}`));
+    // disk with the next batch's intent, which carries it, or on its own a moment later: messages
+    // arriving one at a time then cost one cursor write each, not two.
+    this.#cursorDue = { version: 1, epoch, ackedUpTo: upTo, ...(carried ? { inflight: carried } : {}) };
+    this.#cursorTimer ??= setTimeout(() => void this.#writeDueCursor(), CURSOR_DELAY_MS).unref();
     this.#carried = carried;
     this.#stored = upTo;
     for (const key of keys) {
@@ -266,6 +277,18 @@ export class Inbox {
     }
     this.#toPublish.push(...published);
     return upTo;
+  }
+
+  /** Writes the last batch's cursor if no later intent carried it; never rejects (the intent stands in for it). */
+  async #writeDueCursor(): Promise<void> {
+    clearTimeout(this.#cursorTimer);
+    this.#cursorTimer = undefined;
+    const due = this.#cursorDue;
+    if (!due) return;
+    this.#cursorDue = undefined;
+    await this.#o.storage.cursor
+      .write(due)
+      .catch((err: unknown) => this.#o.onWarning(`the inbox cursor could not be written (the batch's intent stands in for it): ${String(err)}`));
   }
 
   /** A welcome from a reset server arrived mid-batch: this batch belongs to the old inbox. */
