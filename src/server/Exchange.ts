@@ -104,6 +104,35 @@ export class Exchange {
     const waits: Array<Promise<void>> = [];
     let groups: Map<string, AppendGroup> | undefined;
     const isStored = (id: string) => findNow(from, id) !== undefined;
+    try {
+      this.#decideBatch(from, frames, answer, findNow, isStored, waits, (to) => {
+        groups ??= new Map();
+        let group = groups.get(to);
+        if (!group) {
+          group = { frames: [], items: [], ...deferred() };
+          groups.set(to, group);
+        }
+        return group;
+      });
+    } catch (err) {
+      // Nothing of this batch is stored: what was admitted is forgotten, and resends of it are not left waiting.
+      if (groups) for (const group of groups.values()) this.#settle(from, group);
+      return Promise.reject(err);
+    }
+    if (groups) for (const [to, group] of groups) waits.push(this.#store(from, to, group, answer));
+    return waits.length === 0 ? Promise.resolve() : Promise.all(waits).then(() => {});
+  }
+
+  /** The decisions of {@link sendBatch}, in order: answers given now, admitted messages added to their recipient's group. */
+  #decideBatch(
+    from: string,
+    frames: readonly SendFrame[],
+    answer: (frame: AckFrame | NackFrame) => void,
+    findNow: (from: string, id: string) => AcceptedMessage | undefined,
+    isStored: (id: string) => boolean,
+    waits: Array<Promise<void>>,
+    groupFor: (to: string) => AppendGroup,
+  ): void {
     for (const frame of frames) {
       const conversationId = this.#check(from, frame);
       if (typeof conversationId !== 'string') {
@@ -121,19 +150,25 @@ export class Exchange {
         answer(decision);
         continue;
       }
-      groups ??= new Map();
-      let group = groups.get(frame.to);
-      if (!group) {
-        group = { frames: [], items: [], ...deferred() };
-        groups.set(frame.to, group);
-      }
+      const group = groupFor(frame.to);
       group.frames.push(frame);
       group.items.push({ message: decision.admit, digest });
       // A copy of it later in this batch, or in the next, waits for this one.
       this.#track(from, frame.id, group.promise);
     }
-    if (groups) for (const [to, group] of groups) waits.push(this.#store(from, to, group, answer));
-    return waits.length === 0 ? Promise.resolve() : Promise.all(waits).then(() => {});
+  }
+
+  /**
+   * A group's sends are answered, or will never be stored (its batch failed
+   * before the append): they leave the admitted and in-flight maps, and
+   * resends waiting for them go on.
+   */
+  #settle(from: string, group: AppendGroup): void {
+    for (const frame of group.frames) {
+      this.#release(from, frame.id);
+      this.#untrack(from, frame.id, group.promise);
+    }
+    group.resolve();
   }
 
   /** Handles a `send` from `from`; resolves with the frame to answer it with. */
@@ -209,11 +244,7 @@ export class Exchange {
       for (const frame of frames) answer(storeFailed(frame.id));
     } finally {
       // Stored messages are found by findAccepted from now on.
-      for (const frame of frames) {
-        this.#release(from, frame.id);
-        this.#untrack(from, frame.id, group.promise);
-      }
-      group.resolve();
+      this.#settle(from, group);
     }
   }
 

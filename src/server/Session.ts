@@ -127,10 +127,17 @@ export class Session {
       const message = 'binary frames are not part of the protocol; send JSON text';
       return this.agentId ? this.#badFrame('bad_frame', message) : this.#fail('bad_frame', `${message}; the first frame must be hello`, CloseCode.BAD_HANDSHAKE);
     }
-    // One frame, or a batch of frames handled in order; the sends among them are stored together.
-    const sends: SendFrame[] = [];
+    // One frame, or a batch of frames handled in order; a run of sends among them is stored together
+    // (any other frame is handled after the sends before it, as if the frames had come one by one).
+    let sends: SendFrame[] = [];
     for (const decoded of decodeClientMessage(rawText(data))) {
       if (this.#closed) return;
+      const batched = decoded.ok && decoded.frame.type === 'send' && this.agentId !== undefined && this.#early === undefined;
+      if (!batched && sends.length > 0) {
+        this.#onSends(sends);
+        sends = [];
+        if (this.#closed) return;
+      }
       this.#onFrame(decoded, sends);
     }
     if (sends.length > 0 && !this.#closed) this.#onSends(sends);

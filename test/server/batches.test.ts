@@ -11,7 +11,11 @@ import { msgId, startServer } from '../helpers/server.js';
  * a store kept elsewhere.
  */
 async function asyncLookupStore(): Promise<InboxStore> {
-  const files = new FileInboxStore({ dataDir: await tempDir('im-store-') });
+  return storeOver(new FileInboxStore({ dataDir: await tempDir('im-store-') }));
+}
+
+/** A store that hands every call to the file store (without its synchronous lookup). */
+function storeOver(files: FileInboxStore): InboxStore {
   return {
     open: () => files.open(),
     close: () => files.close(),
@@ -95,5 +99,44 @@ describe.each(stores)('sends batched in one WebSocket message, %s', (_, makeStor
     expect((await b.drain('deliver', 200)).map((d) => d.message.text)).toEqual(['m1', 'm2', 'm3']);
     a.close();
     b.close();
+  });
+});
+
+describe('frames around the sends of a batch', () => {
+  it('handles the sends before a frame that closes the connection, as if they had come one by one', async () => {
+    const server = await startServer({ maxBadFrames: 1 });
+    const a = await RawClient.login(server.url, 'agent_001');
+    a.sendRaw(JSON.stringify([{ type: 'send', id: msgId(1), to: 'agent_002', text: 'before' }, { type: 'bogus' }, { type: 'bogus' }, { type: 'send', id: msgId(2), to: 'agent_002', text: 'after' }]));
+    expect((await a.collect('error', 2)).at(-1)).toMatchObject({ fatal: true });
+    const b = await RawClient.login(server.url, 'agent_002');
+    expect((await b.drain('deliver', 300)).map((d) => d.message.text)).toEqual(['before']);
+    b.close();
+  });
+});
+
+describe('a batch whose decision throws', () => {
+  it('closes that connection with an internal error and leaves the server serving, and closing', async () => {
+    const files = new FileInboxStore({ dataDir: await tempDir('im-store-') });
+    // The file store, whose synchronous lookup fails on one id: a bug or a broken backend.
+    const store: InboxStore = {
+      ...storeOver(files),
+      findAcceptedNow: (from, id) => {
+        if (id === msgId(666)) throw new Error('lookup failed');
+        return files.findAcceptedNow(from, id);
+      },
+    };
+    const server = await startServer({ store });
+    const a = await RawClient.login(server.url, 'agent_001');
+    a.sendRaw(JSON.stringify([1, 666, 2].map((n) => ({ type: 'send', id: msgId(n), to: 'agent_002', text: `m${n}` }))));
+    expect(await a.next('error')).toMatchObject({ code: 'internal', fatal: true });
+    // Another sender is served as before; what the failed batch admitted was not stored.
+    const c = await RawClient.login(server.url, 'agent_003');
+    c.send({ type: 'send', id: msgId(1), to: 'agent_002', text: 'from c' });
+    expect(await c.next('ack')).toMatchObject({ id: msgId(1), seq: 1 });
+    const b = await RawClient.login(server.url, 'agent_002');
+    expect((await b.drain('deliver', 200)).map((d) => d.message.text)).toEqual(['from c']);
+    b.close();
+    c.close();
+    await server.close({ timeoutMs: 2000 });
   });
 });
