@@ -40,6 +40,8 @@ export class JsonlWriter {
   readonly path: string;
   readonly #fh: FileHandle;
   readonly #durable: boolean;
+  /** Opened with O_DSYNC: each write is durable when it returns. */
+  readonly #synced: boolean;
   /** Size the file will have once everything appended so far is written. */
   #length: number;
   #needsNewline: boolean;
@@ -52,21 +54,30 @@ export class JsonlWriter {
   #closed = false;
   #batches = 0;
 
-  private constructor(path: string, fh: FileHandle, length: number, needsNewline: boolean, created: boolean, durable: boolean) {
+  private constructor(path: string, fh: FileHandle, length: number, needsNewline: boolean, created: boolean, durable: boolean, synced: boolean) {
     this.path = path;
     this.#fh = fh;
     this.#length = length + (needsNewline ? 1 : 0);
     this.#needsNewline = needsNewline;
     this.#created = created;
     this.#durable = durable;
+    this.#synced = synced;
   }
 
   /** Opens (creating if needed) `path` for appending. */
   static async open(path: string, options: JsonlWriterOptions = {}): Promise<JsonlWriter> {
     let fh: FileHandle;
     const durable = options.durable ?? true;
+    let synced = durable && SYNCED_WRITES;
     try {
-      fh = await open(path, openFlags(durable), 0o644);
+      try {
+        fh = await open(path, synced ? SYNCED_FLAGS : 'a+', 0o644);
+      } catch (err) {
+        // A file system that refuses O_DSYNC gets the write and the fdatasync.
+        if (!synced || (err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+        synced = false;
+        fh = await open(path, 'a+', 0o644);
+      }
     } catch (err) {
       throw storageIoError(path, err);
     }
@@ -78,7 +89,7 @@ export class JsonlWriter {
         await fh.read(last, 0, 1, size - 1);
         needsNewline = last[0] !== 0x0a;
       }
-      return new JsonlWriter(path, fh, size, needsNewline, size === 0, durable);
+      return new JsonlWriter(path, fh, size, needsNewline, size === 0, durable, synced);
     } catch (err) {
       await fh.close().catch(() => {});
       throw storageIoError(path, err);
@@ -155,7 +166,7 @@ export class JsonlWriter {
         // With O_DSYNC the write returns once its data is durable: one trip to the thread pool, not two.
         await writeAll(this.#fh, buf);
         this.#needsNewline = false;
-        if (this.#durable && !SYNCED_WRITES) await this.#fh.datasync();
+        if (this.#durable && !this.#synced) await this.#fh.datasync();
         if (this.#created) {
           // A new file's directory entry must be durable too, or a crash can lose the whole file.
           if (this.#durable) await fsyncDir(dirname(this.path));
@@ -176,18 +187,16 @@ export class JsonlWriter {
   }
 }
 
-/** Whether the platform opens files for synchronised data writes (`O_DSYNC`: Linux, macOS; not Windows). */
-const SYNCED_WRITES = typeof constants.O_DSYNC === 'number' && constants.O_DSYNC !== 0;
-
 /**
- * How a writer opens its file: appending and readable (to find a torn last
- * line), and, when durable, with `O_DSYNC` where the platform has it, so each
- * write is durable on its own (as a write followed by `fdatasync` is).
+ * Whether durable files are opened with `O_DSYNC`, so each write is durable
+ * when it returns, as a write followed by `fdatasync` is: on Linux only. On
+ * macOS `fdatasync` (libuv's `F_FULLFSYNC`) also flushes the drive's cache and
+ * `O_DSYNC` does not; Windows has no such flag.
  */
-function openFlags(durable: boolean): string | number {
-  if (!durable || !SYNCED_WRITES) return 'a+';
-  return constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC;
-}
+const SYNCED_WRITES = process.platform === 'linux' && typeof constants.O_DSYNC === 'number' && constants.O_DSYNC !== 0;
+
+/** Appending, readable (to find a torn last line), synchronised data writes. */
+const SYNCED_FLAGS = constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | (constants.O_DSYNC ?? 0);
 
 /**
  * The lines as UTF-8, each followed by a newline (after a leading one for a
