@@ -91,6 +91,8 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
   #deferred: Array<() => void> | undefined;
   /** Invoked promise actors still running, by id: stopping one aborts its signal, and its settlement is ignored. */
   #children: Map<string, AbortController> | undefined;
+  /** Invocations of the transition being taken: started once it is complete, as XState defers them. */
+  #toStart: Array<Extract<Step, { kind: 'invoke' }>> | undefined;
 
   constructor(machine: AnyStateMachine, options: LeanActorOptions<TInput> = {}) {
     this.#machine = compileMachine(machine);
@@ -99,6 +101,7 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
     if (options.snapshot) {
       const state = this.#machine.byPath.get(pathOf(options.snapshot.value));
       if (!state) throw new Error(`machine "${machine.id}" has no atomic state ${JSON.stringify(options.snapshot.value)}`);
+      // As an XState actor restored from `resolveState`: no entry actions, no invoked actor running.
       this.#snapshot = new Snapshot(state, options.snapshot.context as TContext, state.final ? 'done' : 'active');
     } else {
       // As XState does: the initial snapshot (context, assigns) now, its side effects at start().
@@ -152,6 +155,7 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
     const deferred = this.#deferred;
     this.#deferred = undefined;
     if (deferred) for (const effect of deferred) effect();
+    this.#startChildren();
     this.#notify();
     this.#processing = false;
     this.#process(undefined);
@@ -168,6 +172,7 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
   /** Stops the actor: timers are cancelled and later events ignored (no exit actions run, as in XState). */
   stop(): this {
     this.#cancelAll();
+    this.#toStart = undefined;
     this.#stopChildren();
     this.#mailbox = undefined;
     if (this.#snapshot.status === 'active') this.#snapshot = new Snapshot(this.#snapshot.state, this.#snapshot.context, 'stopped');
@@ -185,6 +190,7 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
       let event = first ?? this.#mailbox?.shift();
       while (event && this.#snapshot.status === 'active') {
         this.#snapshot = this.#transition(event);
+        this.#startChildren();
         this.#notify();
         event = this.#mailbox?.shift();
       }
@@ -279,9 +285,8 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
           else actor.#cancel(step.id);
           break;
         case 'invoke':
-          if (!actor) break;
-          if (deferred) deferred.push(() => actor.#invoke(step.id, step.create));
-          else actor.#invoke(step.id, step.create);
+          // Started once the transition is complete and the snapshot taken (start() for the initial state).
+          if (actor) (actor.#toStart ??= []).push(step);
           break;
         case 'stopChild':
           if (!actor) break;
@@ -297,6 +302,8 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
    * Starts an invoked promise actor, as XState's `fromPromise` does: its
    * result comes back as `xstate.done.actor.{id}` (with `output`) or
    * `xstate.error.actor.{id}` (with `error`), unless it was stopped first.
+   * The creator gets this actor as `self` (XState gives the child's own
+   * actor) and no input or system.
    */
   #invoke(id: string, create: PromiseCreator): void {
     this.#stopChild(id);
@@ -319,7 +326,17 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
     );
   }
 
+  /** Starts the invocations of the transition just taken (unless a later step of it stopped them). */
+  #startChildren(): void {
+    const steps = this.#toStart;
+    if (!steps) return;
+    this.#toStart = undefined;
+    if (this.#snapshot.status !== 'active') return;
+    for (const step of steps) this.#invoke(step.id, step.create);
+  }
+
   #stopChild(id: string): void {
+    if (this.#toStart) this.#toStart = this.#toStart.filter((step) => step.id !== id);
     const controller = this.#children?.get(id);
     if (!controller) return;
     this.#children!.delete(id);

@@ -1,5 +1,6 @@
 import { createActor, type AnyStateMachine, type ContextFrom, type EventFromLogic, type InputFrom, type InspectionEvent, type SnapshotFrom } from 'xstate';
 import type { Clock } from '../Clock.js';
+import { UnsupportedMachineError } from './compileMachine.js';
 import { LeanActor } from './LeanActor.js';
 
 /** What the client reads of a lifecycle's snapshot (XState's and the lean actor's alike). */
@@ -37,21 +38,37 @@ export interface LifecycleOptions<TMachine extends AnyStateMachine> {
  * cheaper per message than an XState actor. When something inspects the
  * client it is a real XState actor instead, so inspectors and the flight
  * recorder see every lifecycle; both behave identically (a test walks both).
+ * A machine {@link compileMachine} refuses runs as an XState actor too.
  */
 export function createLifecycle<TMachine extends AnyStateMachine>(logic: TMachine, options: LifecycleOptions<TMachine>): Lifecycle<TMachine> {
   const { id, input, restore, clock, inspect } = options;
-  if (inspect) {
-    return createActor(logic, {
-      id,
-      ...(input === undefined ? {} : { input }),
-      ...(restore ? { snapshot: logic.resolveState(restore as never) } : {}),
-      ...(clock ? { clock } : {}),
-      inspect,
-    } as never) as unknown as Lifecycle<TMachine>;
+  if (inspect) return xstateActor(logic, options);
+  if (!needsXState.has(logic)) {
+    try {
+      // Options passed as they are (undefined ones included): this runs once per message.
+      return new LeanActor(logic, { id, input, snapshot: restore, clock }) as unknown as Lifecycle<TMachine>;
+    } catch (err) {
+      // A machine beyond what compileMachine runs still works, as an XState actor (tests keep ours within it).
+      if (!(err instanceof UnsupportedMachineError)) throw err;
+      needsXState.add(logic);
+    }
   }
-  // Options passed as they are (undefined ones included): this runs once per message.
-  return new LeanActor(logic, { id, input, snapshot: restore, clock }) as unknown as Lifecycle<TMachine>;
+  return xstateActor(logic, options);
 }
+
+function xstateActor<TMachine extends AnyStateMachine>(logic: TMachine, options: LifecycleOptions<TMachine>): Lifecycle<TMachine> {
+  const { id, input, restore, clock, inspect } = options;
+  return createActor(logic, {
+    id,
+    ...(input === undefined ? {} : { input }),
+    ...(restore ? { snapshot: logic.resolveState(restore as never) } : {}),
+    ...(clock ? { clock } : {}),
+    ...(inspect ? { inspect } : {}),
+  } as never) as unknown as Lifecycle<TMachine>;
+}
+
+/** Machines {@link compileMachine} refused: their lifecycles are XState actors. */
+const needsXState = new WeakSet<AnyStateMachine>();
 
 /**
  * Takes `event` in a lifecycle at rest in `restore` when that event ends it
@@ -67,6 +84,12 @@ export function finishLifecycle<TMachine extends AnyStateMachine>(
   event: EventFromLogic<TMachine>,
   inspect: ((event: InspectionEvent) => void) | undefined,
 ): ContextFrom<TMachine> | undefined {
-  if (inspect) return undefined;
-  return LeanActor.finish(logic, restore, event);
+  if (inspect || needsXState.has(logic)) return undefined;
+  try {
+    return LeanActor.finish(logic, restore, event);
+  } catch (err) {
+    if (!(err instanceof UnsupportedMachineError)) throw err;
+    needsXState.add(logic);
+    return undefined;
+  }
 }

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createActor, fromPromise, SimulatedClock, type AnyActorRef, type AnyEventObject, type AnyStateMachine, type InspectionEvent } from 'xstate';
+import { createActor, fromPromise, setup, SimulatedClock, type AnyActorRef, type AnyEventObject, type AnyStateMachine, type InspectionEvent } from 'xstate';
 import { connectionMachine } from '../../../machines/connection.js';
 import { inboxMachine, type BatchResult } from '../../../machines/inbox.js';
 import { messageMachine } from '../../../machines/message.js';
@@ -8,6 +8,7 @@ import { pendingItemMachine } from '../../../machines/pendingItem.js';
 import { transitionKey, transitionLabels } from '../../../scripts/mermaid.js';
 import { compileMachine, UnsupportedMachineError } from '../../../src/core/statecharts/compileMachine.js';
 import { LeanActor } from '../../../src/core/statecharts/LeanActor.js';
+import { createLifecycle } from '../../../src/core/statecharts/lifecycle.js';
 import { random } from '../../helpers/random.js';
 
 /*
@@ -285,6 +286,56 @@ describe('LeanActor runs a machine exactly as XState does', () => {
       }
     }
     expect([...taken].sort()).toEqual([...new Set(transitionLabels(inboxMachine))].sort());
+  });
+
+  it('starts an invoked promise once its transition is complete, and none when restored in its state, as XState does', async () => {
+    const run = async (kind: 'xstate' | 'lean', restore?: { value: unknown; context: unknown }) => {
+      const seen: string[] = [];
+      const logic = setup({
+        actors: { work: fromPromise(async () => {}) },
+        actions: { log: (_, params: { name: string }) => void seen.push(params.name) },
+      })
+        .createMachine({
+          id: 'ordered',
+          initial: 'a',
+          states: {
+            a: { on: { GO: 'b' } },
+            b: {
+              entry: { type: 'log', params: { name: 'enter b' } },
+              exit: { type: 'log', params: { name: 'exit b' } },
+              invoke: { id: 'work', src: 'work', onDone: { target: 'c', actions: { type: 'log', params: { name: 'done' } } } },
+              initial: 'b1',
+              states: { b1: { entry: { type: 'log', params: { name: 'enter b1' } } } },
+            },
+            c: { type: 'final' },
+          },
+        })
+        .provide({ actors: { work: fromPromise(async () => { seen.push('work started'); }) } });
+      const actor: { start(): unknown; send(e: AnyEventObject): void; getSnapshot(): { value: unknown; status: string } } =
+        kind === 'xstate'
+          ? (createActor(logic, restore ? { snapshot: logic.resolveState(restore as never) } : {}) as never)
+          : new LeanActor(logic, restore ? { snapshot: restore as never } : {});
+      actor.start();
+      actor.send({ type: 'GO' });
+      await new Promise((r) => setImmediate(r));
+      return { seen, value: actor.getSnapshot().value, status: actor.getSnapshot().status };
+    };
+    const fresh = await run('lean');
+    expect(fresh).toEqual(await run('xstate'));
+    expect(fresh).toEqual({ seen: ['enter b', 'enter b1', 'work started', 'exit b', 'done'], value: 'c', status: 'done' });
+    const restored = await run('lean', { value: { b: 'b1' }, context: {} });
+    expect(restored).toEqual(await run('xstate', { value: { b: 'b1' }, context: {} }));
+    // A snapshot from resolveState has no running children: nothing is started, and it stays.
+    expect(restored).toEqual({ seen: [], value: { b: 'b1' }, status: 'active' });
+  });
+
+  it('runs a machine it cannot compile as an XState actor when asked for a lifecycle', () => {
+    expect(() => compileMachine(connectionMachine)).toThrow(UnsupportedMachineError);
+    const actor = createLifecycle(connectionMachine, { id: 'connection', input: {} });
+    expect(actor).not.toBeInstanceOf(LeanActor);
+    actor.start();
+    expect(actor.getSnapshot().value).toBe('disconnected');
+    actor.stop();
   });
 
   it('restores from a state and context without running entry actions, then goes on alike', () => {
