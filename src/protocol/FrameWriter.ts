@@ -54,7 +54,8 @@ export class FrameWriter {
 
   /** Frames written and not yet handed to the socket, in bytes (for backpressure decisions). */
   get pendingBytes(): number {
-    return this.#count === 0 ? 0 : this.#at + 1;
+    // A lone frame goes out without its brackets; a batch gains its closing one.
+    return this.#count === 0 ? 0 : this.#count === 1 ? this.#at - 1 : this.#at + 1;
   }
 
   /** Bytes the socket holds, written or waiting to be. */
@@ -75,9 +76,9 @@ export class FrameWriter {
       const full = this.#count >= this.#maxFrames || (this.#at + most + 2 > this.#maxBytes && this.#at + Buffer.byteLength(frame) + 2 > this.#maxBytes);
       if (full) this.flush();
     }
-    // Room for a separator, the frame and the closing bracket.
+    // Room for a separator, the frame and the closing bracket (a big frame counted exactly, not at 3 bytes a unit).
     let buf = this.#buf;
-    if (buf === undefined || this.#at + most + 2 > buf.length) buf = this.#grow(most + 2);
+    if (buf === undefined || this.#at + most + 2 > buf.length) buf = this.#grow((most > 65_536 ? Buffer.byteLength(frame) : most) + 2);
     buf[this.#at] = this.#count === 0 ? OPEN_BRACKET : COMMA;
     this.#at += 1 + buf.write(frame, this.#at + 1);
     this.#count++;

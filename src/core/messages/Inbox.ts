@@ -83,6 +83,7 @@ export class Inbox {
   /** The cursor after the last batch, written on its own after a moment unless the next batch's intent carries it first. */
   #cursorDue: CursorFile | undefined;
   #cursorTimer: NodeJS.Timeout | undefined;
+  #stopped = false;
   /** The session deliveries are acknowledged on, and the highest sequence it delivered. */
   #session = { generation: -1, deliveredUpTo: 0, ackedUpTo: 0 };
 
@@ -160,6 +161,8 @@ export class Inbox {
   stop(): void {
     this.#machine.stop();
     void this.#writeDueCursor();
+    // A batch still finishing (its write outlived close's wait) leaves its cursor to its intent.
+    this.#stopped = true;
   }
 
   #arrive(arrival: Arrival): void {
@@ -247,9 +250,16 @@ export class Inbox {
       const files = await Promise.all([...touched].map(async (conversationId) => ({ conversationId, offset: await storage.conversations.length(conversationId) })));
       this.#checkEpoch(epoch);
       intent = mergeIntent(this.#carried, { fromSeq: stored + 1, toSeq: upTo, files });
-      // The intent carries the last batch's cursor (ackedUpTo, and the carried intent): no need to write that one on its own.
+      // The intent carries the last batch's cursor (ackedUpTo, and the carried intent): that one need not be
+      // written on its own. Dropped before the intent is appended, so it cannot land after it in the log.
+      const due = this.#cursorDue;
       this.#cursorDue = undefined;
-      await storage.cursor.write({ version: 1, epoch, ackedUpTo: stored, inflight: intent });
+      try {
+        await storage.cursor.write({ version: 1, epoch, ackedUpTo: stored, inflight: intent });
+      } catch (err) {
+        this.#cursorDue ??= due;
+        throw err;
+      }
     }
     const results = await Promise.allSettled([
       ...[...writes].map(([conversationId, records]) => storage.conversations.append(conversationId, records)),
@@ -268,7 +278,7 @@ export class Inbox {
     // disk with the next batch's intent, which carries it, or on its own a moment later: messages
     // arriving one at a time then cost one cursor write each, not two.
     this.#cursorDue = { version: 1, epoch, ackedUpTo: upTo, ...(carried ? { inflight: carried } : {}) };
-    this.#cursorTimer ??= setTimeout(() => void this.#writeDueCursor(), CURSOR_DELAY_MS).unref();
+    if (!this.#stopped) this.#cursorTimer ??= setTimeout(() => void this.#writeDueCursor(), CURSOR_DELAY_MS).unref();
     this.#carried = carried;
     this.#stored = upTo;
     for (const key of keys) {
