@@ -135,6 +135,24 @@ function side(spec: Spec, kind: 'xstate' | 'lean', input: unknown, echo: boolean
   };
 }
 
+/** One side of a walk, as compared: its actor's snapshot, the effects it ran, the snapshots its subscriber got. */
+interface Side {
+  actor: { getSnapshot(): { value: unknown; context: unknown; status: string } };
+  effects: Effect[];
+  notifications: number;
+}
+
+/** The lean side matches the XState side at this point of the walk. */
+function expectAlike(x: Side, l: Side, where: string): void {
+  const xs = x.actor.getSnapshot();
+  const ls = l.actor.getSnapshot();
+  expect(ls.value, where).toEqual(xs.value);
+  expect(ls.status, where).toBe(xs.status);
+  expect(ls.context, where).toEqual(xs.context);
+  expect(l.effects, where).toEqual(x.effects);
+  expect(l.notifications, where).toBe(x.notifications);
+}
+
 function walk(spec: Spec, seed: number, length: number): Step[] {
   const next = random(seed);
   return Array.from({ length }, () =>
@@ -163,16 +181,7 @@ describe('LeanActor runs a machine exactly as XState does', () => {
         const steps = walk(spec, seed, 30);
         const x = side(spec, 'xstate', input, echo, taken);
         const l = side(spec, 'lean', input, echo);
-        const compare = (where: string) => {
-          const xs = x.actor.getSnapshot();
-          const ls = l.actor.getSnapshot();
-          const context = `seed ${seed}, ${where}`;
-          expect(ls.value, context).toEqual(xs.value);
-          expect(ls.status, context).toBe(xs.status);
-          expect(ls.context, context).toEqual(xs.context);
-          expect(l.effects, context).toEqual(x.effects);
-          expect(l.notifications, context).toBe(x.notifications);
-        };
+        const compare = (where: string) => expectAlike(x, l, `seed ${seed}, ${where}`);
         compare('after start');
         steps.forEach((step, i) => {
           if ('tick' in step) {
@@ -258,16 +267,7 @@ describe('LeanActor runs a machine exactly as XState does', () => {
       });
       const x = inboxSide('xstate', taken);
       const l = inboxSide('lean');
-      const compare = (where: string) => {
-        const xs = x.actor.getSnapshot();
-        const ls = l.actor.getSnapshot();
-        const context = `seed ${seed}, ${where}`;
-        expect(ls.value, context).toEqual(xs.value);
-        expect(ls.status, context).toBe(xs.status);
-        expect(ls.context, context).toEqual(xs.context);
-        expect(l.effects, context).toEqual(x.effects);
-        expect(l.notifications, context).toBe(x.notifications);
-      };
+      const compare = (where: string) => expectAlike(x, l, `seed ${seed}, ${where}`);
       compare('after start');
       for (const [i, step] of steps.entries()) {
         if ('tick' in step) {
