@@ -102,37 +102,32 @@ export class Exchange {
       return Promise.all(frames.map((frame) => this.send(from, frame).then(answer))).then(() => {});
     }
     const waits: Array<Promise<void>> = [];
-    let groups: Map<string, AppendGroup> | undefined;
-    const isStored = (id: string) => findNow(from, id) !== undefined;
+    const groups = new Map<string, AppendGroup>();
     try {
-      this.#decideBatch(from, frames, answer, findNow, isStored, waits, (to) => {
-        groups ??= new Map();
-        let group = groups.get(to);
-        if (!group) {
-          group = { frames: [], items: [], ...deferred() };
-          groups.set(to, group);
-        }
-        return group;
-      });
+      this.#decideBatch(from, frames, findNow, answer, waits, groups);
     } catch (err) {
       // Nothing of this batch is stored: what was admitted is forgotten, and resends of it are not left waiting.
-      if (groups) for (const group of groups.values()) this.#settle(from, group);
+      for (const group of groups.values()) this.#settle(from, group);
       return Promise.reject(err);
     }
-    if (groups) for (const [to, group] of groups) waits.push(this.#store(from, to, group, answer));
+    for (const [to, group] of groups) waits.push(this.#store(from, to, group, answer));
     return waits.length === 0 ? Promise.resolve() : Promise.all(waits).then(() => {});
   }
 
-  /** The decisions of {@link sendBatch}, in order: answers given now, admitted messages added to their recipient's group. */
+  /**
+   * The decisions of {@link sendBatch}, in order: answers given now (or once
+   * a racing first copy is answered, in `waits`), admitted messages added to
+   * their recipient's group in `groups`.
+   */
   #decideBatch(
     from: string,
     frames: readonly SendFrame[],
-    answer: (frame: AckFrame | NackFrame) => void,
     findNow: (from: string, id: string) => AcceptedMessage | undefined,
-    isStored: (id: string) => boolean,
+    answer: (frame: AckFrame | NackFrame) => void,
     waits: Array<Promise<void>>,
-    groupFor: (to: string) => AppendGroup,
+    groups: Map<string, AppendGroup>,
   ): void {
+    const isStored = (id: string) => findNow(from, id) !== undefined;
     for (const frame of frames) {
       const conversationId = this.#check(from, frame);
       if (typeof conversationId !== 'string') {
@@ -150,7 +145,8 @@ export class Exchange {
         answer(decision);
         continue;
       }
-      const group = groupFor(frame.to);
+      let group = groups.get(frame.to);
+      if (!group) groups.set(frame.to, (group = { frames: [], items: [], ...deferred() }));
       group.frames.push(frame);
       group.items.push({ message: decision.admit, digest });
       // A copy of it later in this batch, or in the next, waits for this one.
