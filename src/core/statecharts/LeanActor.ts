@@ -133,7 +133,7 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
     for (const t of candidates) {
       if (t.guard && !t.guard({ context, event })) continue;
       if (!t.target.final || t.steps.some((step) => step.kind === 'schedule' || step.kind === 'invoke')) return undefined;
-      return LeanActor.#applySteps(compiled, t.steps, context, event, FINISHED, undefined, undefined) as TContext;
+      return LeanActor.#applySteps(compiled, t.steps, context, event, undefined, undefined) as TContext;
     }
     return undefined;
   }
@@ -215,7 +215,7 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
 
   /** Runs a microstep's actions in order; assigns change the context the following actions see. */
   #run(steps: readonly Step[], target: CompiledState, context: TContext, event: AnyEventObject, deferred?: Array<() => void>): Snapshot<TContext> {
-    const ctx = LeanActor.#applySteps(this.#machine, steps, context, event, this, deferred, this) as TContext;
+    const ctx = LeanActor.#applySteps(this.#machine, steps, context, event, deferred, this) as TContext;
     if (target.final) {
       const complete = () => {
         this.#cancelAll();
@@ -231,18 +231,20 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
    * Runs a microstep's steps in order and returns the context they leave:
    * assigns make a new context that the following steps see; custom actions
    * and `actor`'s timers run now, or (with `deferred`, for an initial state)
-   * once it starts. Without an actor (see {@link LeanActor.finish}), schedule
-   * and cancel steps do nothing.
+   * once it starts; invocations start once the transition is complete.
+   * Without an actor (see {@link LeanActor.finish}), schedule, cancel and
+   * invoke steps do nothing.
    */
   static #applySteps(
     machine: CompiledMachine,
     steps: readonly Step[],
     context: unknown,
     event: AnyEventObject,
-    self: StepArgs['self'],
     deferred: Array<() => void> | undefined,
     actor: LeanActor | undefined,
   ): unknown {
+    // Actions' `self`: the actor, or (finish) a lifecycle that has ended, which ignores events.
+    const self: StepArgs['self'] = actor ?? FINISHED;
     let ctx = context;
     for (const step of steps) {
       switch (step.kind) {
