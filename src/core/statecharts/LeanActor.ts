@@ -84,7 +84,8 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
   // Created when first needed: most lifecycles never queue an event or run a timer at once,
   // and tens of thousands of them may rest at a time.
   #mailbox: AnyEventObject[] | undefined;
-  readonly #observers: Array<(snapshot: LeanSnapshot<TContext>) => void> = [];
+  /** Created with the first subscriber, at its size (a lifecycle has one). */
+  #observers: Array<(snapshot: LeanSnapshot<TContext>) => void> | undefined;
   /** Running timers as `[id, handle, id, handle...]`: a machine has a few delayed transitions at most, and a Map per actor costs 200 bytes. */
   #timers: unknown[] | undefined;
   /** Side effects of the initial state, run by start(). */
@@ -143,7 +144,8 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
   }
 
   subscribe(observer: (snapshot: LeanSnapshot<TContext>) => void): { unsubscribe(): void } {
-    this.#observers.push(observer);
+    if (this.#observers === undefined) this.#observers = [observer];
+    else this.#observers.push(observer);
     return new Subscription(this.#observers, observer);
   }
 
@@ -358,7 +360,9 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
       this.#remove(id);
       this.send(event as TEvent);
     }, delay);
-    (this.#timers ??= []).push(id, handle);
+    // An exact-size literal: a pushed-to empty array gets room for 17 (a lifecycle has one timer at a time).
+    if (this.#timers === undefined) this.#timers = [id, handle];
+    else this.#timers.push(id, handle);
   }
 
   #cancel(id: string): void {
@@ -394,7 +398,9 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
 
   #notify(): void {
     const snapshot = this.#snapshot;
-    for (const observer of this.#observers) observer(snapshot);
+    const observers = this.#observers;
+    if (observers === undefined) return;
+    for (const observer of observers) observer(snapshot);
   }
 }
 
