@@ -102,7 +102,6 @@ interface Effect {
 /** One side of the comparison: an actor whose effects and notifications are recorded. */
 function side(spec: Spec, kind: 'xstate' | 'lean', input: unknown, echo: boolean, taken?: Set<string>) {
   const effects: Effect[] = [];
-  let notifications = 0;
   const clock = new SimulatedClock();
   const logic = spec.machine.provide({
     actions: Object.fromEntries(
@@ -115,20 +114,35 @@ function side(spec: Spec, kind: 'xstate' | 'lean', input: unknown, echo: boolean
       ]),
     ),
   });
+  const started = startSide(logic, kind, input, clock, taken);
+  return {
+    actor: started.actor,
+    clock,
+    effects,
+    get notifications() {
+      return started.notifications;
+    },
+  };
+}
+
+/**
+ * Starts one side's actor (XState, recording the transitions it takes into
+ * `taken`, or lean) with a subscriber that counts the snapshots it gets.
+ */
+function startSide(logic: AnyStateMachine, kind: 'xstate' | 'lean', input: unknown, clock: SimulatedClock, taken?: Set<string>) {
+  let notifications = 0;
   let previous: unknown;
   const inspect = (e: InspectionEvent) => {
     if (e.type !== '@xstate.snapshot' || (e.actorRef as AnyActorRef) !== actor) return;
-    if (previous && taken) for (const t of logic.getTransitionData(previous as never, e.event)) taken.add(transitionKey(t));
+    if (previous && taken) for (const t of logic.getTransitionData(previous as never, e.event as never)) taken.add(transitionKey(t));
     previous = e.snapshot;
   };
   const actor: { start(): unknown; send(e: AnyEventObject): void; getSnapshot(): { value: unknown; context: unknown; status: string }; subscribe(fn: () => void): unknown } =
-    kind === 'xstate' ? createActor(logic, { input, clock, inspect }) : new LeanActor(logic, { input, clock });
+    kind === 'xstate' ? (createActor(logic, { input, clock, inspect }) as never) : new LeanActor(logic, { input, clock });
   actor.subscribe(() => notifications++);
   actor.start();
   return {
     actor,
-    clock,
-    effects,
     get notifications() {
       return notifications;
     },
@@ -210,7 +224,6 @@ describe('LeanActor runs a machine exactly as XState does', () => {
     const inboxSide = (kind: 'xstate' | 'lean', taken?: Set<string>) => {
       const effects: Effect[] = [];
       const pending: Array<{ resolve: (v: unknown) => void; reject: (e: unknown) => void; signal: AbortSignal }> = [];
-      let notifications = 0;
       let upTo = 0;
       const clock = new SimulatedClock();
       const logic = inboxMachine.provide({
@@ -228,22 +241,13 @@ describe('LeanActor runs a machine exactly as XState does', () => {
             effects.push({ name: 'acknowledge', params, context: structuredClone(context), event: event.type }),
         },
       });
-      let previous: unknown;
-      const inspect = (e: InspectionEvent) => {
-        if (e.type !== '@xstate.snapshot' || (e.actorRef as AnyActorRef) !== actor) return;
-        if (previous && taken) for (const t of logic.getTransitionData(previous as never, e.event as never)) taken.add(transitionKey(t));
-        previous = e.snapshot;
-      };
-      const actor: { start(): unknown; send(e: AnyEventObject): void; getSnapshot(): { value: unknown; context: unknown; status: string }; subscribe(fn: () => void): unknown } =
-        kind === 'xstate' ? (createActor(logic, { input: { storedUpTo: 0 }, clock, inspect }) as never) : new LeanActor(logic, { input: { storedUpTo: 0 }, clock });
-      actor.subscribe(() => notifications++);
-      actor.start();
+      const started = startSide(logic, kind, { storedUpTo: 0 }, clock, taken);
       return {
-        actor,
+        actor: started.actor,
         clock,
         effects,
         get notifications() {
-          return notifications;
+          return started.notifications;
         },
         /** Settles the newest running batch, if any, as the walk says. */
         settle(how: 'resolve' | 'reject', remaining: number) {
