@@ -245,7 +245,7 @@ export class IMClient {
       if (options.replyTo !== undefined) entry.replyTo = options.replyTo;
       if (options.meta !== undefined) entry.meta = options.meta;
       if (ttlMs > 0) entry.expiresAt = expiresIso(now + ttlMs);
-      await parts.outbox.enqueue(entry, record);
+      await parts.outbox.enqueue(entry, record, options.id !== undefined);
     }
     const message = messageFromRecord(record);
     message.status = parts.outbox.stateOf(id) ?? 'queued';

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { IMClient } from '../../src/api/client.js';
 import { IMClientError, InvalidIdError, InvalidOptionError, MessageRejectedError, WorkspaceLockedError } from '../../src/errors.js';
@@ -121,5 +122,24 @@ describe('IMClient errors', () => {
     const second = await a.sendMessage({ to: 'agent_002', text: 'once', id: 'task-42-report' });
     expect(second.id).toBe(first.id);
     expect(await a.getConversationHistory({ contactId: 'agent_002' })).toHaveLength(1);
+  });
+
+  it('sends a caller-chosen id once when two sends of it race, and either can be waited on', async () => {
+    const server = await startServer();
+    const workspacePath = join(await tempDir('ws-'), 'agent_001');
+    const a = await makeClient(server.url, 'agent_001', { workspacePath });
+    await a.connect();
+    // The second call comes while the first is still being made durable.
+    const [first, second] = await Promise.all([
+      a.sendMessage({ to: 'agent_002', text: 'once', id: 'task-43-report', waitFor: 'acked' }),
+      a.sendMessage({ to: 'agent_002', text: 'once', id: 'task-43-report' }),
+    ]);
+    expect(second.id).toBe(first.id);
+    expect(first.status).toBe('acked');
+    await a.close();
+    const again = await makeClient(server.url, 'agent_001', { workspacePath });
+    const history = await again.getConversationHistory({ contactId: 'agent_002' });
+    expect(history).toHaveLength(1);
+    expect(history[0]).toMatchObject({ id: 'task-43-report', status: 'acked' });
   });
 });

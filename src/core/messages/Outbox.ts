@@ -66,7 +66,7 @@ export interface OutboxOptions {
 
 /** The sends of one conversation in a batch: one promise for all of them. */
 interface SendGroup extends Deferred {
-  items: Array<{ entry: OutboxEntry; record: MessageRecord; ordinal: number }>;
+  items: Array<{ entry: OutboxEntry; record: MessageRecord; ordinal: number; callerId: boolean }>;
 }
 
 /** A status change waiting in the batch being written. */
@@ -124,8 +124,14 @@ export class Outbox {
   readonly #slots = new Map<string, Slot>();
   /** The newest unacknowledged message of each conversation (the tail of its prev/next chain). */
   readonly #tails = new Map<string, Slot>();
-  /** Sends being made durable, by id. */
+  /**
+   * Sends being made durable whose ids the caller chose, by id: only such an id can be sent
+   * again (or waited for) before its first send resolves. Generated ids are never tracked
+   * here; a map operation per message adds up.
+   */
   readonly #enqueuing = new Map<string, Promise<void>>();
+  /** The send groups not yet settled, for {@link enqueued}. */
+  readonly #openGroups = new Set<SendGroup>();
   /** Sends made since the last microtask, written together as one batch. */
   #sendBatch = new Map<string, SendGroup>();
   /** Status lines made since the last microtask, written together as one batch. */
@@ -151,8 +157,17 @@ export class Outbox {
    * rest at a time under load). Inspected actors stay in `#actors` as well.
    */
   readonly #resting: RecentMap<string, MessageContext>;
-  /** The last durable write of each message's status, for callers that must wait for it. */
-  readonly #writes = new Map<string, Promise<void>>();
+  /**
+   * The status writes of messages never acked (failed, cancelled, or delivered with the ack
+   * overtaken), by id, until reported: nothing else knows them then. An acked message is
+   * known as resting here and to the status waiters (`onAcked`), so the writes of its two
+   * lines, on the path of every message, take no map operation.
+   */
+  readonly #unackedWrites = new Map<string, Promise<void>>();
+  /** Where {@link #persistStatus} puts each status write while a caller collects them (receipt, cancel). */
+  #collecting: Array<Promise<void>> | undefined;
+  /** Resolves once every status batch so far is written, reported and out of the journal. */
+  #lastSettled: Promise<void> = Promise.resolve();
   #ordinal = 0;
   readonly #maxLoaded: number;
   /** Queued messages whose entries are only in the journal (spilled), by id: their send order. */
@@ -251,10 +266,12 @@ export class Outbox {
    * the conversation file's current length), then its conversation line.
    * A crash between the two leaves an entry whose line {@link start} writes;
    * the other order could leave a line saying `queued` that nothing sends.
+   * `callerId` says the caller chose the id: a second send of it while the
+   * first is being made durable joins the first (a generated id cannot come twice).
    */
-  enqueue(entry: OutboxEntry, record: MessageRecord): Promise<void> {
+  enqueue(entry: OutboxEntry, record: MessageRecord, callerId = true): Promise<void> {
     // A second send of an id being enqueued waits for the first instead of enqueuing it twice.
-    const running = this.#enqueuing.get(entry.id);
+    const running = callerId ? this.#enqueuing.get(entry.id) : undefined;
     if (running) return running;
     // The send order is fixed now, even if concurrent sends reach the disk in another order.
     const ordinal = ++this.#ordinal;
@@ -263,20 +280,21 @@ export class Outbox {
     if (!group) {
       group = { items: [], ...deferred() };
       this.#sendBatch.set(entry.conversationId, group);
+      this.#openGroups.add(group);
     }
-    group.items.push({ entry, record, ordinal });
-    this.#enqueuing.set(entry.id, group.promise);
+    group.items.push({ entry, record, ordinal, callerId });
+    if (callerId) this.#enqueuing.set(entry.id, group.promise);
     return group.promise;
   }
 
   /** Resolves once no enqueue is in progress (so close does not cut one in half). */
   async enqueued(): Promise<void> {
-    await Promise.allSettled(this.#enqueuing.values());
+    await Promise.allSettled([...this.#openGroups].map((g) => g.promise));
   }
 
   /** Whether a message with this id is in the outbox, on its way in, or has a status on its way to disk. */
   knows(id: string): boolean {
-    return this.#slots.has(id) || this.#spilled.has(id) || this.#enqueuing.has(id) || this.#actors.has(id) || this.#resting.has(id) || this.#writes.has(id);
+    return this.#slots.has(id) || this.#spilled.has(id) || this.#enqueuing.has(id) || this.#actors.has(id) || this.#resting.has(id) || this.#unackedWrites.has(id);
   }
 
   /**
@@ -363,7 +381,8 @@ export class Outbox {
   }
 
   #settleGroup(group: SendGroup, err?: unknown): void {
-    for (const { entry } of group.items) this.#enqueuing.delete(entry.id);
+    for (const { entry, callerId } of group.items) if (callerId) this.#enqueuing.delete(entry.id);
+    this.#openGroups.delete(group);
     if (err === undefined) group.resolve();
     else group.reject(err);
   }
@@ -443,8 +462,7 @@ export class Outbox {
     const existing = this.#actors.get(id);
     if (!slot || slot.inflight || (existing && existing.getSnapshot().value !== 'queued')) return false;
     const actor = existing ?? this.#spawn(slot);
-    actor.send({ type: 'CANCEL' });
-    await this.#writes.get(id);
+    await Promise.all(this.#collectWrites(() => actor.send({ type: 'CANCEL' })));
     return true;
   }
 
@@ -473,16 +491,15 @@ export class Outbox {
    * status lines are durable.
    */
   async receipt(items: readonly ReceiptItem[], by: string, at: string): Promise<void> {
-    const writes: Array<Promise<void>> = [];
     const event = { type: 'RECEIPT', at } as const;
-    for (const item of items) {
-      const actor = this.#actors.get(item.id) ?? this.#spawnIfQueued(item.id);
-      // An acked message at rest takes its receipt without an actor, unless inspected.
-      if (actor) actor.send(event);
-      else if (!this.#finishResting(item, by, event)) this.#restoreAcked(item, by).send(event);
-      const write = this.#writes.get(item.id);
-      if (write) writes.push(write);
-    }
+    const writes = this.#collectWrites(() => {
+      for (const item of items) {
+        const actor = this.#actors.get(item.id) ?? this.#spawnIfQueued(item.id);
+        // An acked message at rest takes its receipt without an actor, unless inspected.
+        if (actor) actor.send(event);
+        else if (!this.#finishResting(item, by, event)) this.#restoreAcked(item, by).send(event);
+      }
+    });
     await Promise.all(writes);
   }
 
@@ -505,9 +522,33 @@ export class Outbox {
     await this.#lastWritten;
   }
 
-  /** Resolves when every status write started so far is durable. */
+  /** Resolves when every status write started so far is durable, reported, and out of the journal. */
   async settled(): Promise<void> {
-    while (this.#writes.size > 0) await Promise.allSettled(this.#writes.values());
+    for (;;) {
+      await Promise.allSettled([...this.#statusBatch.values()].map((g) => g.promise));
+      const last = this.#lastSettled;
+      await last;
+      if (last === this.#lastSettled && this.#statusBatch.size === 0) return;
+    }
+  }
+
+  /**
+   * Runs `send` (events to lifecycles) and returns the status writes its
+   * actions made: lifecycles handle an event before `send` returns, actions
+   * included. A message whose event wrote nothing has nothing to wait for:
+   * its earlier lines precede any later one in its conversation file.
+   */
+  #collectWrites(send: () => void): Array<Promise<void>> {
+    const writes: Array<Promise<void>> = [];
+    const outer = this.#collecting;
+    this.#collecting = writes;
+    try {
+      send();
+    } finally {
+      this.#collecting = outer;
+    }
+    outer?.push(...writes);
+    return writes;
   }
 
   #scheduleSweep(): void {
@@ -776,8 +817,8 @@ export class Outbox {
   }
 
   /**
-   * Queues the status line for the next batch ({@link #writeStatuses}); until
-   * it is reported, `#writes` holds the promise callers wait on.
+   * Queues the status line for the next batch ({@link #writeStatuses}); a
+   * caller collecting writes ({@link #collectWrites}) gets its promise.
    */
   #persistStatus(context: MessageContext, status: StatusUpdate['status']): void {
     const at = isoNow();
@@ -796,7 +837,9 @@ export class Outbox {
       this.#statusBatch.set(context.conversationId, group);
     }
     group.items.push({ record, update });
-    this.#writes.set(context.id, group.promise);
+    this.#collecting?.push(group.promise);
+    // Never acked: only this map knows the message until its status is reported.
+    if (status !== 'acked' && context.seq === null) this.#unackedWrites.set(context.id, group.promise);
     if (status === 'acked') this.#o.onAcked?.(update);
   }
 
@@ -806,7 +849,7 @@ export class Outbox {
    * message leaves the outbox (in memory: the durable line is the record
    * that it left). Batches write concurrently but report in order, so a
    * message's `acked` is always reported before its `delivered`.
-   * `#writes` settles once both are done.
+   * A group's promise settles once both are done.
    */
   #writeStatuses(): void {
     const groups = [...this.#statusBatch.entries()];
@@ -856,13 +899,16 @@ export class Outbox {
       })
       .catch((err: unknown) => this.#o.onError(err));
     this.#lastReport = report;
-    void Promise.all([report, left]).then(() => {
+    const settledHere = Promise.all([report, left]).then(() => {
       for (const [, group] of groups) {
-        for (const { update } of group.items) if (this.#writes.get(update.id) === group.promise) this.#writes.delete(update.id);
+        if (this.#unackedWrites.size > 0) {
+          for (const { update } of group.items) if (this.#unackedWrites.get(update.id) === group.promise) this.#unackedWrites.delete(update.id);
+        }
         if (failed.has(group)) group.reject(failed.get(group));
         else group.resolve();
       }
     });
+    this.#lastSettled = Promise.allSettled([this.#lastSettled, settledHere]).then(() => {});
   }
 }
 
