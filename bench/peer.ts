@@ -61,15 +61,15 @@ const commands: Record<string, (args: Record<string, any>) => unknown> = {
   expect: (args) =>
     received >= args.count ? now() : new Promise<number>((resolve) => (expecting = { count: args.count, resolve })),
   memory,
-  /** Samples the peak RSS every 20 ms until `stopSampling`. */
+  /** Samples the peak RSS every 20 ms until `stopSampling`; resolves with the RSS it starts from. */
   startSampling() {
-    peakRss = process.memoryUsage().rss;
-    sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
-    return null;
+    peakRss = process.memoryUsage.rss();
+    sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 20);
+    return peakRss;
   },
   stopSampling() {
     clearInterval(sampler);
-    return Math.max(peakRss, process.memoryUsage().rss);
+    return Math.max(peakRss, process.memoryUsage.rss());
   },
   history: async (args) => {
     const t0 = now();

@@ -27,6 +27,8 @@ export interface Report {
       relayMsgPerSec: number;
       imMsgPerSec: number;
       ratio: number;
+      /** The sender's peak RSS growth over the burst (bytes, medians): its working set under load. */
+      senderPeakRssGrowth: { relay: number; im: number; ratio: number };
       /** Median CPU microseconds per message of each process, where the platform tells. */
       cpu?: { relay: CpuSplit; im: CpuSplit };
       rounds: { relay: ThroughputResult[]; im: ThroughputResult[] };
@@ -40,6 +42,7 @@ export interface Report {
       heapPerQueued: number;
       rssPerQueued: number;
       peakRssPerQueued: number;
+      queueingPeakRssPerQueued: number;
       rounds: OfflineResult[];
       /** The same drain with every process's heap bounded (`--max-old-space-size`). */
       bounded: { heapMb: number; drainMsgPerSec: number; ratioToOnline: number | null; peakRssPerQueued: number; rounds: OfflineResult[] };
@@ -72,6 +75,7 @@ const n = (v: number, digits = 0) => v.toLocaleString('en-US', { maximumFraction
 const x = (v: number) => `${v.toFixed(2)}x`;
 const ms = (v: number) => `${v.toFixed(2)} ms`;
 const kib = (bytes: number) => `${n(bytes)} B`;
+const mib = (bytes: number) => `${n(bytes / 2 ** 20, 1)} MB`;
 
 export function renderTargets(report: Report): Target[] {
   const { throughput, latency, offline, history, pending, statecharts } = report.results;
@@ -114,6 +118,8 @@ export function renderMarkdown(report: Report): string {
       const total = (c: CpuSplit) => c.sender + c.server + c.receiver;
       rows.push(['... CPU per message: sender / server / receiver', split(relay), split(im), x(total(im) / total(relay))]);
     }
+    const rss = throughput.senderPeakRssGrowth;
+    rows.push(['... sender peak RSS growth over the burst', mib(rss.relay), mib(rss.im), x(rss.ratio)]);
   }
   if (latency) {
     rows.push(['send-to-ack p50', ms(latency.relay.ackP50), ms(latency.im.ackP50), x(latency.ratio.ackP50)]);
@@ -128,7 +134,12 @@ export function renderMarkdown(report: Report): string {
       `${n(offline.drainMsgPerSec)} msg/s`,
       offline.ratioToOnline == null ? '' : `${x(offline.ratioToOnline)} online`,
     ]);
-    rows.push(['memory per queued message (heap / RSS held / peak RSS)', '', `${kib(offline.heapPerQueued)} / ${kib(offline.rssPerQueued)} / ${kib(offline.peakRssPerQueued)}`, '']);
+    rows.push([
+      'memory per queued message (heap / RSS held / peak RSS while queueing / peak RSS with the drain)',
+      '',
+      `${kib(offline.heapPerQueued)} / ${kib(offline.rssPerQueued)} / ${kib(offline.queueingPeakRssPerQueued)} / ${kib(offline.peakRssPerQueued)}`,
+      '',
+    ]);
     const b = offline.bounded;
     rows.push([
       `... heap bounded to ${b.heapMb} MB: drain / peak RSS`,

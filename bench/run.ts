@@ -80,6 +80,11 @@ if (only.has('throughput')) {
     relayMsgPerSec: median(relay.map((x) => x.msgPerSec)),
     imMsgPerSec: median(im.map((x) => x.msgPerSec)),
     ratio: median(im.map((x, i) => x.msgPerSec / relay[i]!.msgPerSec)),
+    senderPeakRssGrowth: {
+      relay: median(relay.map((x) => x.senderPeakRssGrowth)),
+      im: median(im.map((x) => x.senderPeakRssGrowth)),
+      ratio: median(im.map((x, i) => x.senderPeakRssGrowth / Math.max(1, relay[i]!.senderPeakRssGrowth))),
+    },
     ...(relay.every((x) => x.cpuUsPerMessage) && im.every((x) => x.cpuUsPerMessage) ? { cpu: { relay: cpuMedian(relay), im: cpuMedian(im) } } : {}),
     rounds: { relay, im },
   };
@@ -127,6 +132,7 @@ if (only.has('offline')) {
     heapPerQueued: median(runs.map((x) => x.heapPerQueued)),
     rssPerQueued: median(runs.map((x) => x.rssPerQueued)),
     peakRssPerQueued: median(runs.map((x) => x.peakRssPerQueued)),
+    queueingPeakRssPerQueued: median(runs.map((x) => x.queueingPeakRssPerQueued)),
     rounds: runs,
     bounded: {
       heapMb: BOUNDED_HEAP_MB,

@@ -10,6 +10,8 @@ export interface OfflineResult {
   rssPerQueued: number;
   /** Peak RSS growth during queueing and draining, per queued message, bytes. */
   peakRssPerQueued: number;
+  /** The same, while queueing only (what holding the queue costs). */
+  queueingPeakRssPerQueued: number;
 }
 
 /**
@@ -23,19 +25,22 @@ export async function offlineDrain(count: number, window: number, nodeArgs: stri
     const before = await pair.a.call<{ rss: number; heapUsed: number }>('memory');
     await pair.a.call('startSampling');
     await pair.a.call('queue', { to: B, count });
+    const queueingPeak = await pair.a.call<number>('stopSampling');
+    await pair.a.call('startSampling');
     const queued = await pair.a.call<{ rss: number; heapUsed: number }>('memory');
     const received = pair.b.call<number>('expect', { count });
     const acked = pair.a.call<number>('acked', { total: count });
     const t0 = now();
     await pair.a.call('connect');
     const end = Math.max(await received, await acked);
-    const peak = await pair.a.call<number>('stopSampling');
+    const peak = Math.max(queueingPeak, await pair.a.call<number>('stopSampling'));
     return {
       drainMsgPerSec: (count / (end - t0)) * 1000,
       drainMs: end - t0,
       heapPerQueued: (queued.heapUsed - before.heapUsed) / count,
       rssPerQueued: (queued.rss - before.rss) / count,
       peakRssPerQueued: (peak - before.rss) / count,
+      queueingPeakRssPerQueued: (queueingPeak - before.rss) / count,
     };
   } finally {
     await pair.stop();

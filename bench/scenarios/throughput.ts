@@ -9,6 +9,8 @@ export interface ThroughputResult {
   receivedMs: number;
   /** CPU time per message of each process (user + system, microseconds), where the platform tells (Linux). */
   cpuUsPerMessage?: { sender: number; server: number; receiver: number };
+  /** The sender's peak RSS during the measured burst, above its RSS when the burst began (bytes): its working set under load. */
+  senderPeakRssGrowth: number;
 }
 
 /** `count` messages from a to b through `system`, with `window` unacked at most, after a warm-up. */
@@ -22,17 +24,20 @@ export async function throughput(system: System, count: number, window: number, 
       await warm;
     }
     const pids = [pair.a.pid, pair.server.pid, pair.b.pid];
+    const rssBefore = await pair.a.call<number>('startSampling');
     const cpuBefore = await Promise.all(pids.map(cpuMicros));
     const received = pair.b.call<number>('expect', { count: warmup + count });
     const { startedAt, ackedAt } = await pair.a.call<{ startedAt: number; ackedAt: number }>('burst', { to: B, count });
     const receivedAt = await received;
     const cpuAfter = await Promise.all(pids.map(cpuMicros));
+    const peakRss = await pair.a.call<number>('stopSampling');
     const end = Math.max(ackedAt, receivedAt);
     const cpu = cpuAfter.map((after, i) => (after === undefined || cpuBefore[i] === undefined ? undefined : (after - cpuBefore[i]!) / count));
     return {
       msgPerSec: (count / (end - startedAt)) * 1000,
       ackedMs: ackedAt - startedAt,
       receivedMs: receivedAt - startedAt,
+      senderPeakRssGrowth: peakRss - rssBefore,
       ...(cpu.every((c) => c !== undefined) ? { cpuUsPerMessage: { sender: cpu[0]!, server: cpu[1]!, receiver: cpu[2]! } } : {}),
     };
   } finally {
