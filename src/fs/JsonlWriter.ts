@@ -111,6 +111,8 @@ export class JsonlWriter {
    */
   append(lines: string | readonly string[]): Promise<void> {
     if (this.#closed) return Promise.reject(new IMClientError('CLOSED', `${this.path} is closed`));
+    // Nothing to add: resolve with what came before (a waiter with no lines would wait for a later batch).
+    if (typeof lines !== 'string' && lines.length === 0) return this.flush();
     let bytes = 0;
     if (typeof lines === 'string') {
       this.#pending.push(lines);

@@ -51,6 +51,35 @@ describe('JsonlWriter', () => {
     expect(text.subarray(offset).toString()).toBe('{"n":2}\n');
   });
 
+  it('writes lines of any size and script byte for byte, with each offset where its line starts', async () => {
+    const file = join(await tempDir(), 'log.jsonl');
+    const w = await JsonlWriter.open(file);
+    // Short and long lines, multi-byte and astral characters, a lone surrogate (written as U+FFFD),
+    // many in one batch: the pending buffer grows while a write is under way.
+    const lines = [
+      '你好，我需要你的帮助',
+      'x'.repeat(200_000),
+      '🙂'.repeat(30_000),
+      'lone \ud800 surrogate',
+      ...Array.from({ length: 3000 }, (_, i) => `${'é'.repeat(i % 50)}${i}`),
+      '',
+    ];
+    const offsets: number[] = [];
+    const appends = lines.map((line) => {
+      offsets.push(w.length);
+      return w.append(line);
+    });
+    // An empty append waits for what came before it, and resolves when nothing is pending.
+    await w.append([]);
+    await Promise.all(appends);
+    await w.append([]);
+    await w.close();
+    const bytes = await readFile(file);
+    expect(w.length).toBe(bytes.length);
+    expect(bytes.toString()).toBe(lines.map((l) => `${l.replace('\ud800', '\ufffd')}\n`).join(''));
+    for (const i of [0, 1, 2, 3, 1000, lines.length - 1]) expect(bytes.subarray(offsets[i]!).toString().split('\n')[0]).toBe(lines[i]!.replace('\ud800', '\ufffd'));
+  });
+
   it('starts on a fresh line after a torn last line, so the torn bytes never glue onto a new record', async () => {
     const file = join(await tempDir(), 'log.jsonl');
     await writeFile(file, '{"n":1}\n{"n":2}\n{"n":');
