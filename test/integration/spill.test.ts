@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { SimulatedClock } from 'xstate';
 import type { IMMessage } from '../../src/index.js';
 import { collect, eventually, makeClient } from '../helpers/clients.js';
 import { startServer } from '../helpers/server.js';
@@ -68,5 +69,29 @@ describe('a queue longer than maxQueuedInMemory', () => {
     await second.connect();
     await eventually(() => gotB.length === 80, 10_000, 'every message delivered');
     expect(gotB.map((m) => m.text)).toEqual(Array.from({ length: 80 }, (_, i) => `m${i}`));
+  });
+
+  it('fails spilled messages whose time to live ran out while offline, as it fails those in memory', async () => {
+    const server = await startServer();
+    const clock = new SimulatedClock();
+    const a = await makeClient(server.url, 'agent_a', { maxQueuedInMemory: 10, clock });
+    const ids: string[] = [];
+    // The 10 kept in memory live for a day, as do the last 10; m10-m29, in the journal only, for 50 ms.
+    const short = (i: number) => i >= 10 && i < 30;
+    for (let i = 0; i < 40; i++) ids.push((await a.sendMessage({ to: 'agent_b', text: `m${i}`, ttlMs: short(i) ? 50 : 86_400_000 })).id);
+    const outcomes = ids.slice(10, 30).map((id) => a.waitForStatus(id, 'acked').then(() => 'acked', (err: { code?: string }) => err.code ?? 'error'));
+    await new Promise((r) => setTimeout(r, 100));
+    // The expiry sweep runs on the client's clock, without a connection.
+    clock.increment(30_000);
+    expect(await Promise.all(outcomes)).toEqual(Array.from({ length: 20 }, () => 'MESSAGE_EXPIRED'));
+    const history = await a.getConversationHistory({ contactId: 'agent_b', limit: 100 });
+    expect(history.map((m) => m.status)).toEqual(Array.from({ length: 40 }, (_, i) => (short(i) ? 'failed' : 'queued')));
+    // The rest still go, in order, once online.
+    const b = await makeClient(server.url, 'agent_b');
+    const gotB = collect(b);
+    await b.connect();
+    await a.connect();
+    await eventually(() => gotB.length === 20, 10_000, 'the unexpired messages delivered');
+    expect(gotB.map((m) => m.text)).toEqual(Array.from({ length: 40 }, (_, i) => i).filter((i) => !short(i)).map((i) => `m${i}`));
   });
 });

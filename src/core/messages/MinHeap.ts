@@ -11,6 +11,16 @@ export class MinHeap<T> {
     return this.#items.length;
   }
 
+  /** The smallest key, or undefined when empty. */
+  peekKey(): number | undefined {
+    return this.#keys[0];
+  }
+
+  clear(): void {
+    this.#keys.length = 0;
+    this.#items.length = 0;
+  }
+
   push(key: number, item: T): void {
     this.#keys.push(key);
     this.#items.push(item);

@@ -172,6 +172,12 @@ export class Outbox {
   readonly #maxLoaded: number;
   /** Queued messages whose entries are only in the journal (spilled), by id: their send order. */
   readonly #spilled = new Map<string, number>();
+  /**
+   * Spilled messages with a time to live, by expiry (epoch ms): the sweep reads back and fails
+   * those due, as it fails queued messages in memory. Ids read back since are skipped when they
+   * come up; the heap is emptied once nothing is spilled.
+   */
+  readonly #spilledExpiry = new MinHeap<string>();
   /** Journal offset at or before the first spilled line. */
   #spillFrom = 0;
   /** The lowest offset spilled while a read-back was under way (it must not skip past it). */
@@ -253,6 +259,7 @@ export class Outbox {
     if (beyond.length > 0 && journal.spill(beyond.map((e) => e.id))) {
       this.#spillFrom = 0;
       for (const entry of beyond) this.#spilled.set(entry.id, ++this.#ordinal);
+      this.#noteSpilledExpiries(beyond);
     } else {
       for (const entry of beyond) this.#addSlot(entry);
     }
@@ -373,6 +380,7 @@ export class Outbox {
       if (this.#spilled.size === 0) this.#spillFrom = at;
       if (this.#loading) this.#spillLow = Math.min(this.#spillLow ?? at, at);
       for (const { entry, ordinal } of spill) this.#spilled.set(entry.id, ordinal);
+      this.#noteSpilledExpiries(spill.map((s) => s.entry));
     } else {
       keep.push(...spill);
     }
@@ -466,12 +474,38 @@ export class Outbox {
     return true;
   }
 
-  /** Fails every queued message whose time to live has run out. */
+  /** Fails every queued message whose time to live has run out, spilled ones included (read back first). */
   sweepExpired(now = Date.now()): void {
-    for (const slot of this.#slots.values()) {
-      if (slot.inflight || this.#actors.has(slot.entry.id)) continue;
-      if (slot.entry.expiresAt && Date.parse(slot.entry.expiresAt) <= now) this.#spawn(slot).send({ type: 'EXPIRE' });
+    for (const slot of this.#slots.values()) this.#expireIfDue(slot, now);
+    if (this.#spilled.size === 0) {
+      this.#spilledExpiry.clear();
+      return;
     }
+    const due = new Set<string>();
+    while ((this.#spilledExpiry.peekKey() ?? Infinity) <= now) {
+      const id = this.#spilledExpiry.pop()!;
+      if (this.#spilled.has(id)) due.add(id);
+    }
+    if (due.size === 0) return;
+    this.#readBack(due.size, due).then(
+      () => {
+        if (this.#stopped) return;
+        for (const id of due) {
+          const slot = this.#slots.get(id);
+          if (slot) this.#expireIfDue(slot, now);
+        }
+      },
+      (err: unknown) => this.#o.onError(err),
+    );
+  }
+
+  #expireIfDue(slot: Slot, now: number): void {
+    if (slot.inflight || this.#actors.has(slot.entry.id)) return;
+    if (slot.entry.expiresAt && Date.parse(slot.entry.expiresAt) <= now) this.#spawn(slot).send({ type: 'EXPIRE' });
+  }
+
+  #noteSpilledExpiries(entries: readonly OutboxEntry[]): void {
+    for (const e of entries) if (e.expiresAt) this.#spilledExpiry.push(Date.parse(e.expiresAt), e.id);
   }
 
   /** An ack for a message in flight. (One for a message back in the queue after a timeout is dropped: its resend gets the same ack.) */
