@@ -37,7 +37,7 @@ process.stdout.write(`inspector on http://localhost:${port} — watching agent_0
 let n = 0;
 const timer = setInterval(() => {
   void alice.sendMessage({ to: 'agent_002', text: `ping ${++n}` });
-  void bob.claimPendingMessages({ max: 1 }).then((claimed) => bob.ackPendingMessages(claimed.map((m) => m.id)));
+  void bob.claimPendingMessages({ max: 1 }).then((claimed) => bob.ackPendingMessages(claimed));
 }, 500);
 
 const stop = async () => {

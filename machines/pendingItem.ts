@@ -1,6 +1,7 @@
 import { assign, setup } from 'xstate';
 
 export interface PendingItemContext {
+  /** The queued message's key, `{from}/{id}` (message ids are unique per sender). */
   id: string;
   /** Times claimed so far. */
   attempts: number;
@@ -9,6 +10,7 @@ export interface PendingItemContext {
 }
 
 export interface PendingItemInput {
+  /** The queued message's key, `{from}/{id}`. */
   id: string;
   attempts?: number | undefined;
 }

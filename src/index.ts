@@ -12,6 +12,7 @@ export type {
   IMClientEvents,
   IMClientWarning,
   PendingMessage,
+  PendingRef,
   SendMessageOptions,
 } from './api/types.js';
 export type { ConnectionState, ConnectionStateChange } from './core/connection/ConnectionManager.js';

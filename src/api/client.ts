@@ -7,7 +7,7 @@ import { messageFromRecord, type IMMessage } from '../core/IMMessage.js';
 import { Inbox } from '../core/messages/Inbox.js';
 import { createMessageId } from '../core/messages/messageId.js';
 import { Outbox, type StatusUpdate } from '../core/messages/Outbox.js';
-import { PendingQueue, type PendingMessage } from '../core/messages/PendingQueue.js';
+import { keyOf, PendingQueue, type PendingMessage, type PendingRef } from '../core/messages/PendingQueue.js';
 import { deferred } from '../util/deferred.js';
 import { FifoMap } from '../util/FifoMap.js';
 import { utf8LengthIfOver } from '../util/utf8.js';
@@ -328,25 +328,30 @@ export class IMClient {
     return pending.claim(positive('max', options.max, 1), positive('leaseMs', options.leaseMs, this.#o.leaseMs));
   }
 
-  /** Removes processed messages from the pending queue; resolves to how many were pending. */
-  async ackPendingMessages(ids: readonly string[]): Promise<number> {
-    requireIds(ids);
+  /**
+   * Removes processed messages from the pending queue; resolves to how many
+   * were pending. Each is named by `{ from, id }` (the pending message itself
+   * will do) or by its id alone, which is refused (`INVALID_OPTION`) while
+   * another sender's pending message has the same id.
+   */
+  async ackPendingMessages(messages: readonly PendingRef[]): Promise<number> {
+    requireRefs(messages);
     const { pending } = await this.#ready();
-    return pending.ack(ids);
+    return pending.ack(pending.keys(messages));
   }
 
-  /** Returns claimed messages to the queue unprocessed. */
-  async releasePendingMessages(ids: readonly string[]): Promise<void> {
-    requireIds(ids);
+  /** Returns claimed messages to the queue unprocessed (named as for {@link ackPendingMessages}). */
+  async releasePendingMessages(messages: readonly PendingRef[]): Promise<void> {
+    requireRefs(messages);
     const { pending } = await this.#ready();
-    await pending.release(ids);
+    await pending.release(pending.keys(messages));
   }
 
-  /** Extends the lease of claimed messages by `leaseMs` from now. */
-  async extendPendingLease(ids: readonly string[], leaseMs = this.#o.leaseMs): Promise<void> {
-    requireIds(ids);
+  /** Extends the lease of claimed messages by `leaseMs` from now (named as for {@link ackPendingMessages}). */
+  async extendPendingLease(messages: readonly PendingRef[], leaseMs = this.#o.leaseMs): Promise<void> {
+    requireRefs(messages);
     const { pending } = await this.#ready();
-    await pending.extend(ids, positive('leaseMs', leaseMs, leaseMs));
+    await pending.extend(pending.keys(messages), positive('leaseMs', leaseMs, leaseMs));
   }
 
   /**
@@ -386,13 +391,14 @@ export class IMClient {
           retrying--;
           // Only the claim this handler had: if it lapsed meanwhile, the message is back in the queue,
           // perhaps claimed by another worker, whose claim must not be released under it.
-          const release = pending.holds(message.id, message.pending.attempts) ? pending.release([message.id]) : Promise.resolve();
+          const key = keyOf(message);
+          const release = pending.holds(key, message.pending.attempts) ? pending.release([key]) : Promise.resolve();
           void release.catch(() => {}).finally(signalChange);
         }, pause).unref();
         return;
       }
       const ack: Promise<void> = pending
-        .ack([message.id])
+        .ack([keyOf(message)])
         .then(
           () => void processed++,
           (err: unknown) => {
@@ -430,10 +436,10 @@ export class IMClient {
           const message = claimed[i]!;
           if (stopped()) {
             // Unstarted claims go back at once rather than when their lease ends.
-            await pending.release(claimed.slice(i).map((m) => m.id)).catch(() => {});
+            await pending.release(claimed.slice(i).map(keyOf)).catch(() => {});
             break;
           }
-          if (pending.holds(message.id, message.pending.attempts)) await run(message);
+          if (pending.holds(keyOf(message), message.pending.attempts)) await run(message);
         }
         busy--;
         signalChange();
@@ -657,8 +663,15 @@ function requireObject(options: unknown): void {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'expected an object');
 }
 
-function requireIds(ids: unknown): asserts ids is readonly string[] {
-  if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string')) throw new InvalidOptionError('ids', 'expected an array of message ids');
+function requireRefs(refs: unknown): asserts refs is readonly PendingRef[] {
+  if (!Array.isArray(refs)) throw new InvalidOptionError('ids', 'expected an array of pending messages ({ from, id }) or message ids');
+  for (const ref of refs) {
+    if (typeof ref === 'string') assertId('messageId', ref);
+    else if (typeof ref === 'object' && ref !== null) {
+      assertId('agentId', (ref as { from?: unknown }).from);
+      assertId('messageId', (ref as { id?: unknown }).id);
+    } else throw new InvalidOptionError('ids', 'expected an array of pending messages ({ from, id }) or message ids');
+  }
 }
 
 function positive(name: string, value: number | undefined, fallback: number): number {

@@ -1,7 +1,7 @@
 import type { ConnectionStateChange } from '../core/connection/ConnectionManager.js';
 import type { IMMessage } from '../core/IMMessage.js';
 import type { StatusUpdate } from '../core/messages/Outbox.js';
-import type { PendingMessage } from '../core/messages/PendingQueue.js';
+import type { PendingMessage, PendingRef } from '../core/messages/PendingQueue.js';
 import type { IMClientError } from '../errors.js';
 import type { MessageMeta } from '../protocol/message.js';
 
@@ -94,4 +94,4 @@ export interface IMClientEvents {
   error: (error: IMClientError) => void;
 }
 
-export type { PendingMessage };
+export type { PendingMessage, PendingRef };

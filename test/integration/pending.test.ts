@@ -33,6 +33,31 @@ describe('pending queue (digital employee)', () => {
     expect(texts(await worker.getPendingMessages())).toEqual(['job 2', 'job 3', 'job 4']);
   });
 
+  it('queues two senders\' messages that share an id, and acks each by sender and id', async () => {
+    const server = await startServer();
+    const [a, c] = [await makeClient(server.url, 'agent_a'), await makeClient(server.url, 'agent_c')];
+    const workspacePath = join(await tempDir('ws-'), 'worker');
+    const worker = await makeClient(server.url, 'worker', { mode: 'queue', workspacePath });
+    await Promise.all([a.connect(), c.connect(), worker.connect()]);
+    // Message ids are unique per sender: both are delivered, and both must be processed.
+    await a.sendMessage({ to: 'worker', text: 'report from a', id: 'daily_report_2026', waitFor: 'delivered' });
+    await c.sendMessage({ to: 'worker', text: 'report from c', id: 'daily_report_2026', waitFor: 'delivered' });
+    const both = await worker.getPendingMessages();
+    expect(both.map((m) => `${m.from}: ${m.text}`)).toEqual(['agent_a: report from a', 'agent_c: report from c']);
+    // The id alone could name either: refused, naming the senders, and nothing is acked.
+    await expect(worker.ackPendingMessages(['daily_report_2026'])).rejects.toMatchObject({ code: 'INVALID_OPTION', message: expect.stringContaining('agent_a, agent_c') });
+    expect(await worker.getPendingMessages()).toHaveLength(2);
+    // A pending message names itself; so does { from, id }.
+    const [fromA] = await worker.claimPendingMessages({ max: 1 });
+    expect(await worker.ackPendingMessages([fromA!])).toBe(1);
+    await worker.close();
+    // After a restart (snapshot plus log replayed), the other one is still there, and its id alone is now enough.
+    const again = await makeClient(server.url, 'worker', { mode: 'queue', workspacePath });
+    expect((await again.getPendingMessages()).map((m) => m.from)).toEqual(['agent_c']);
+    expect(await again.ackPendingMessages([{ from: 'agent_c', id: 'daily_report_2026' }])).toBe(1);
+    expect(await again.getPendingMessages()).toEqual([]);
+  });
+
   it('returns a released claim, and a lapsed one, to the queue', async () => {
     const { worker } = await workerWithJobs(2);
     const [a, b] = await worker.claimPendingMessages({ max: 2, leaseMs: 150 });

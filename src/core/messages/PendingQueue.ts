@@ -1,10 +1,10 @@
 import type { InspectionEvent } from 'xstate';
 import type { Clock } from '../Clock.js';
 import { pendingItemMachine } from '../../../machines/pendingItem.js';
-import { IMClientError } from '../../errors.js';
+import { IMClientError, InvalidOptionError } from '../../errors.js';
 import { messageFromRecord, type IMMessage } from '../IMMessage.js';
 import type { PendingQueueStore } from '../storage/PendingQueueStore.js';
-import type { MessageRecord, PendingItem } from '../storage/records.js';
+import { pendingKey, type MessageRecord, type PendingItem } from '../storage/records.js';
 import { createLifecycle, type Lifecycle } from '../statecharts/lifecycle.js';
 
 type ItemActor = Lifecycle<typeof pendingItemMachine>;
@@ -19,6 +19,12 @@ export interface PendingMessage extends IMMessage {
   };
 }
 
+/**
+ * Names a pending message: `{ from, id }` (a {@link PendingMessage} will do),
+ * or its id alone when no other sender's pending message has the same id.
+ */
+export type PendingRef = string | { from: string; id: string };
+
 /** Options of the {@link PendingQueue}. */
 export interface PendingQueueOptions {
   store: PendingQueueStore;
@@ -32,7 +38,8 @@ export interface PendingQueueOptions {
  * the agent acknowledges them. Claimed messages run the pending-item
  * statechart (a lease that lapses back to pending); unclaimed ones are plain
  * entries. Every change is a line in the queue log before it is reported
- * done.
+ * done. Messages are keyed by sender and id (message ids are unique per
+ * sender): `pendingKey(from, id)`, also each claimed message's actor id.
  */
 export class PendingQueue {
   readonly #o: PendingQueueOptions;
@@ -67,7 +74,7 @@ export class PendingQueue {
     for (const item of this.#o.store.items()) {
       if (!item.leaseUntil) continue;
       const until = Date.parse(item.leaseUntil);
-      if (until <= now) lapsed.push(item.message.id);
+      if (until <= now) lapsed.push(keyOf(item));
       else this.#spawn(item).send({ type: 'RESUME_CLAIM', leaseUntil: until });
     }
     await this.#o.store.release(lapsed);
@@ -77,7 +84,7 @@ export class PendingQueue {
     return this.#o.store.size;
   }
 
-  /** Adds incoming messages (ids already queued are ignored); resolves once durable. */
+  /** Adds incoming messages (those already queued, by sender and id, are ignored); resolves once durable. */
   async add(records: readonly MessageRecord[]): Promise<void> {
     const enqueuedAt = new Date().toISOString();
     await this.#o.store.add(records.map((message) => ({ message, enqueuedAt, attempts: 0 })));
@@ -94,15 +101,38 @@ export class PendingQueue {
     return out;
   }
 
+  /**
+   * The keys of the pending messages `refs` name (a bare id no pending
+   * message has stays as it is, matching nothing). A bare id shared by
+   * pending messages of several senders is refused (`INVALID_OPTION`): it
+   * could name the wrong one.
+   */
+  keys(refs: readonly PendingRef[]): string[] {
+    const keys: string[] = [];
+    for (const ref of refs) {
+      if (typeof ref !== 'string') {
+        keys.push(pendingKey(ref.from, ref.id));
+        continue;
+      }
+      const found = this.#o.store.keysOf(ref);
+      if (found.length > 1) {
+        const senders = found.map((k) => k.slice(0, k.indexOf('/'))).join(', ');
+        throw new InvalidOptionError('ids', `message id ${ref} is pending from ${found.length} senders (${senders}): name it as { from, id }`);
+      }
+      keys.push(found[0] ?? ref);
+    }
+    return keys;
+  }
+
   /** Whether the claim that gave `attempts` to this message still holds (it has not lapsed, nor been claimed again). */
-  holds(id: string, attempts: number): boolean {
-    const actor = this.#actors.get(id);
-    return actor !== undefined && actor.getSnapshot().value === 'claimed' && this.#o.store.get(id)?.attempts === attempts;
+  holds(key: string, attempts: number): boolean {
+    const actor = this.#actors.get(key);
+    return actor !== undefined && actor.getSnapshot().value === 'claimed' && this.#o.store.get(key)?.attempts === attempts;
   }
 
   /** Whether some message is waiting unclaimed. */
   hasUnclaimed(): boolean {
-    for (const item of this.#o.store.items()) if (!this.#actors.has(item.message.id)) return true;
+    for (const item of this.#o.store.items()) if (!this.#actors.has(keyOf(item))) return true;
     return false;
   }
 
@@ -111,44 +141,45 @@ export class PendingQueue {
     const claimed: string[] = [];
     for (const item of this.#o.store.items()) {
       if (claimed.length >= max) break;
-      if (this.#actors.has(item.message.id)) continue;
+      const key = keyOf(item);
+      if (this.#actors.has(key)) continue;
       this.#spawn(item).send({ type: 'CLAIM', leaseMs });
-      claimed.push(item.message.id);
+      claimed.push(key);
     }
     await this.#settle(claimed);
-    return claimed.flatMap((id) => {
-      const item = this.#o.store.get(id);
+    return claimed.flatMap((key) => {
+      const item = this.#o.store.get(key);
       return item ? [toPendingMessage(item)] : [];
     });
   }
 
-  /** Marks messages processed; resolves to how many were still pending. */
-  async ack(ids: readonly string[]): Promise<number> {
+  /** Marks messages (by key) processed; resolves to how many were still pending. */
+  async ack(keys: readonly string[]): Promise<number> {
     let acked = 0;
-    for (const id of ids) {
-      const actor = this.#actors.get(id) ?? this.#spawnIfQueued(id);
+    for (const key of keys) {
+      const actor = this.#actors.get(key) ?? this.#spawnIfQueued(key);
       if (!actor) continue;
       actor.send({ type: 'ACK' });
       acked++;
     }
-    await this.#settle(ids);
+    await this.#settle(keys);
     return acked;
   }
 
-  /** Gives claimed messages back to the queue unprocessed. */
-  async release(ids: readonly string[]): Promise<void> {
-    for (const id of ids) this.#actors.get(id)?.send({ type: 'RELEASE' });
-    await this.#settle(ids);
+  /** Gives claimed messages (by key) back to the queue unprocessed. */
+  async release(keys: readonly string[]): Promise<void> {
+    for (const key of keys) this.#actors.get(key)?.send({ type: 'RELEASE' });
+    await this.#settle(keys);
   }
 
-  /** Extends the lease of claimed messages by `leaseMs` from now. */
-  async extend(ids: readonly string[], leaseMs: number): Promise<void> {
-    for (const id of ids) {
-      const actor = this.#actors.get(id);
-      if (!actor) throw new IMClientError('INVALID_OPTION', `message ${id} is not claimed`);
+  /** Extends the lease of claimed messages (by key) by `leaseMs` from now. */
+  async extend(keys: readonly string[], leaseMs: number): Promise<void> {
+    for (const key of keys) {
+      const actor = this.#actors.get(key);
+      if (!actor) throw new IMClientError('INVALID_OPTION', `message ${key} is not claimed`);
       actor.send({ type: 'EXTEND', leaseMs });
     }
-    await this.#settle(ids);
+    await this.#settle(keys);
   }
 
   /** Resolves as soon as an unclaimed message is waiting (at once if one is). Rejects with the signal's reason on abort. */
@@ -177,13 +208,13 @@ export class PendingQueue {
     for (const w of waiters) w();
   }
 
-  #spawnIfQueued(id: string): ItemActor | undefined {
-    const item = this.#o.store.get(id);
+  #spawnIfQueued(key: string): ItemActor | undefined {
+    const item = this.#o.store.get(key);
     return item ? this.#spawn(item) : undefined;
   }
 
   #spawn(item: PendingItem): ItemActor {
-    const id = item.message.id;
+    const id = keyOf(item);
     const actor = createLifecycle(this.#logic, {
       id: `pending:${id}`,
       input: { id, attempts: item.attempts },
@@ -215,6 +246,12 @@ export class PendingQueue {
     this.#waiters = [];
     for (const w of waiters) w();
   }
+}
+
+/** A pending message's key: its sender and id. */
+export function keyOf(item: { message: { from: string; id: string } } | { from: string; id: string }): string {
+  const m = 'message' in item ? item.message : item;
+  return pendingKey(m.from, m.id);
 }
 
 function toPendingMessage(item: PendingItem): PendingMessage {

@@ -4,7 +4,7 @@ import { JsonFile } from '../../fs/JsonFile.js';
 import { JsonlWriter } from '../../fs/JsonlWriter.js';
 import { readJsonl } from '../../fs/readJsonl.js';
 import type { WarningListener } from '../../fs/StorageWarning.js';
-import { PendingFile, PendingLogRecord, type PendingItem } from './records.js';
+import { PendingFile, PendingLogRecord, pendingKey, type PendingItem } from './records.js';
 
 /** Fold the log into the snapshot once it has this many lines and more lines than the queue has items. */
 const COMPACT_MIN_LINES = 4096;
@@ -18,11 +18,14 @@ const COMPACT_MIN_LINES = 4096;
  * on close. Every log line is idempotent, so replaying the old log over a
  * fresh snapshot after a crash mid-compaction changes nothing (see
  * `PendingLogRecord`).
+ *
+ * Items are keyed by sender and message id (`pendingKey`): message ids are
+ * unique per sender, so two senders' messages with the same id are two items.
  */
 export class PendingQueueStore {
   readonly #snapshot: JsonFile<typeof PendingFile>;
   readonly #logPath: string;
-  readonly #items: Map<string, PendingItem>;
+  readonly #items: Items;
   #log: JsonlWriter;
   #logLines: number;
   /** Number of the latest claim. */
@@ -31,14 +34,14 @@ export class PendingQueueStore {
   /** Set when a compaction replaced the log but could not reopen it. */
   #broken: Error | undefined;
 
-  private constructor(snapshot: JsonFile<typeof PendingFile>, logPath: string, log: JsonlWriter, items: Map<string, PendingItem>, logLines: number) {
+  private constructor(snapshot: JsonFile<typeof PendingFile>, logPath: string, log: JsonlWriter, items: Items, logLines: number) {
     this.#snapshot = snapshot;
     this.#logPath = logPath;
     this.#log = log;
     this.#items = items;
     this.#logLines = logLines;
     this.#claimSeq = 0;
-    for (const item of items.values()) this.#claimSeq = Math.max(this.#claimSeq, item.claimSeq ?? 0);
+    for (const item of items.byKey.values()) this.#claimSeq = Math.max(this.#claimSeq, item.claimSeq ?? 0);
   }
 
   /**
@@ -46,7 +49,7 @@ export class PendingQueueStore {
    * (the snapshot with the log replayed over it).
    */
   static async read(snapshotPath: string, logPath: string, onWarning?: WarningListener): Promise<PendingItem[]> {
-    return [...(await load(snapshotPath, logPath, onWarning)).items.values()];
+    return [...(await load(snapshotPath, logPath, onWarning)).items.byKey.values()];
   }
 
   /** Loads the snapshot, replays the log over it and compacts. */
@@ -62,39 +65,45 @@ export class PendingQueueStore {
 
   /** Every item, oldest first. */
   items(): IterableIterator<PendingItem> {
-    return this.#items.values();
+    return this.#items.byKey.values();
   }
 
-  get(id: string): PendingItem | undefined {
-    return this.#items.get(id);
+  /** The item with this key (`pendingKey(from, id)`). */
+  get(key: string): PendingItem | undefined {
+    return this.#items.byKey.get(key);
   }
 
-  has(id: string): boolean {
-    return this.#items.has(id);
+  has(key: string): boolean {
+    return this.#items.byKey.has(key);
+  }
+
+  /** The keys of the queued items with this message id: one, none, or one per sender that used it. */
+  keysOf(id: string): readonly string[] {
+    return this.#items.keysOf(id);
   }
 
   get size(): number {
-    return this.#items.size;
+    return this.#items.byKey.size;
   }
 
-  /** Enqueues messages (ignoring ids already queued); resolves once durable. */
+  /** Enqueues messages (ignoring those already queued, by sender and id); resolves once durable. */
   add(items: readonly PendingItem[]): Promise<void> {
-    return this.#change(items.filter((i) => !this.#items.has(i.message.id)).map((item) => ({ op: 'add', item })));
+    return this.#change(items.filter((i) => !this.#items.byKey.has(keyOf(i))).map((item) => ({ op: 'add', item })));
   }
 
-  /** Marks messages claimed until `leaseUntil`. */
-  claim(ids: readonly string[], leaseUntil: string): Promise<void> {
-    return this.#change(ids.length ? [{ op: 'claim', seq: ++this.#claimSeq, ids: [...ids], leaseUntil }] : []);
+  /** Marks items (by key) claimed until `leaseUntil`. */
+  claim(keys: readonly string[], leaseUntil: string): Promise<void> {
+    return this.#change(keys.length ? [{ op: 'claim', seq: ++this.#claimSeq, ids: [...keys], leaseUntil }] : []);
   }
 
-  /** Returns claimed messages to pending. */
-  release(ids: readonly string[]): Promise<void> {
-    return this.#change(ids.length ? [{ op: 'release', seq: this.#claimSeq, ids: [...ids] }] : []);
+  /** Returns claimed items (by key) to pending. */
+  release(keys: readonly string[]): Promise<void> {
+    return this.#change(keys.length ? [{ op: 'release', seq: this.#claimSeq, ids: [...keys] }] : []);
   }
 
-  /** Removes processed messages from the queue. */
-  ack(ids: readonly string[]): Promise<void> {
-    return this.#change(ids.length ? [{ op: 'ack', ids: [...ids] }] : []);
+  /** Removes processed items (by key) from the queue. */
+  ack(keys: readonly string[]): Promise<void> {
+    return this.#change(keys.length ? [{ op: 'ack', ids: [...keys] }] : []);
   }
 
   /** Writes the snapshot and empties the log. */
@@ -111,7 +120,7 @@ export class PendingQueueStore {
 
   async #change(records: PendingLogRecord[]): Promise<void> {
     if (records.length === 0) return;
-    for (const r of records) apply(this.#items, r);
+    for (const r of records) this.#items.apply(r);
     while (this.#compacting) await this.#compacting;
     this.#logLines += records.length;
     try {
@@ -119,10 +128,10 @@ export class PendingQueueStore {
       await this.#log.append(records.map((r) => JSON.stringify(r)));
     } catch (err) {
       // An add that is not on disk must not be handed out; other changes fail safe (the message stays queued on disk).
-      for (const r of records) if (r.op === 'add' && this.#items.get(r.item.message.id) === r.item) this.#items.delete(r.item.message.id);
+      for (const r of records) if (r.op === 'add' && this.#items.byKey.get(keyOf(r.item)) === r.item) this.#items.delete(keyOf(r.item));
       throw err;
     }
-    if (this.#logLines >= COMPACT_MIN_LINES && this.#logLines > this.#items.size) void this.compact().catch(() => {});
+    if (this.#logLines >= COMPACT_MIN_LINES && this.#logLines > this.#items.byKey.size) void this.compact().catch(() => {});
   }
 
   /**
@@ -134,7 +143,7 @@ export class PendingQueueStore {
     let replaced = false;
     try {
       await this.#log.flush();
-      await this.#snapshot.write({ version: 1, items: [...this.#items.values()] });
+      await this.#snapshot.write({ version: 1, items: [...this.#items.byKey.values()] });
       // Only now is the log redundant; a crash before this line replays it over the new snapshot harmlessly.
       const old = this.#log;
       await atomicWriteFile(this.#logPath, '');
@@ -152,12 +161,12 @@ export class PendingQueueStore {
 }
 
 async function load(snapshotPath: string, logPath: string, onWarning?: WarningListener) {
-  const items = new Map<string, PendingItem>();
-  for (const item of (await new JsonFile(snapshotPath, PendingFile).read())?.items ?? []) items.set(item.message.id, item);
+  const items = new Items();
+  for (const item of (await new JsonFile(snapshotPath, PendingFile).read())?.items ?? []) items.add(item);
   let logLines = 0;
   let claimSeq = 0;
   for await (const { value } of readJsonl(logPath, PendingLogRecord, { onWarning })) {
-    apply(items, value);
+    items.apply(value);
     if (value.op === 'claim') claimSeq = Math.max(claimSeq, value.seq);
     logLines++;
   }
@@ -171,30 +180,74 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-function apply(items: Map<string, PendingItem>, record: PendingLogRecord): void {
-  switch (record.op) {
-    case 'add':
-      if (!items.has(record.item.message.id)) items.set(record.item.message.id, record.item);
-      return;
-    case 'claim':
-      for (const id of record.ids) {
-        const item = items.get(id);
-        if (item && (item.claimSeq ?? 0) < record.seq) {
-          item.claimSeq = record.seq;
-          item.leaseUntil = record.leaseUntil;
-          item.attempts++;
-        }
-      }
-      return;
-    case 'release':
-      for (const id of record.ids) {
-        const item = items.get(id);
-        if (item && (item.claimSeq ?? 0) <= record.seq) delete item.leaseUntil;
-      }
-      return;
-    case 'ack':
-      for (const id of record.ids) items.delete(id);
-      return;
-  }
+function keyOf(item: PendingItem): string {
+  return pendingKey(item.message.from, item.message.id);
 }
 
+/** The queued items by key, oldest first, with the keys of each message id. */
+class Items {
+  readonly byKey = new Map<string, PendingItem>();
+  /** Message id to its item's key, or to several when senders share the id. */
+  readonly #byId = new Map<string, string | string[]>();
+
+  keysOf(id: string): readonly string[] {
+    const keys = this.#byId.get(id);
+    return keys === undefined ? [] : typeof keys === 'string' ? [keys] : keys;
+  }
+
+  add(item: PendingItem): void {
+    const key = keyOf(item);
+    if (this.byKey.has(key)) return;
+    this.byKey.set(key, item);
+    const id = item.message.id;
+    const keys = this.#byId.get(id);
+    this.#byId.set(id, keys === undefined ? key : typeof keys === 'string' ? [keys, key] : [...keys, key]);
+  }
+
+  delete(key: string): void {
+    const item = this.byKey.get(key);
+    if (!item) return;
+    this.byKey.delete(key);
+    const id = item.message.id;
+    const keys = this.#byId.get(id);
+    const rest = typeof keys === 'string' ? [] : (keys ?? []).filter((k) => k !== key);
+    if (rest.length === 0) this.#byId.delete(id);
+    else this.#byId.set(id, rest.length === 1 ? rest[0]! : rest);
+  }
+
+  /** The keys a log line names: a key as it is, a bare message id (older lines) as its items' keys. */
+  #resolve(ref: string): readonly string[] {
+    return ref.includes('/') ? [ref] : this.keysOf(ref);
+  }
+
+  apply(record: PendingLogRecord): void {
+    switch (record.op) {
+      case 'add':
+        this.add(record.item);
+        return;
+      case 'claim':
+        for (const ref of record.ids) {
+          for (const key of this.#resolve(ref)) {
+            const item = this.byKey.get(key);
+            if (item && (item.claimSeq ?? 0) < record.seq) {
+              item.claimSeq = record.seq;
+              item.leaseUntil = record.leaseUntil;
+              item.attempts++;
+            }
+          }
+        }
+        return;
+      case 'release':
+        for (const ref of record.ids) {
+          for (const key of this.#resolve(ref)) {
+            const item = this.byKey.get(key);
+            if (item && (item.claimSeq ?? 0) <= record.seq) delete item.leaseUntil;
+          }
+        }
+        return;
+      case 'ack':
+        for (const ref of record.ids) for (const key of [...this.#resolve(ref)]) this.delete(key);
+        return;
+    }
+  }
+}

@@ -164,6 +164,20 @@ export const PendingFile = z.object({
 export type PendingFile = z.infer<typeof PendingFile>;
 
 /**
+ * A queued message's key: `{from}/{id}`. Message ids are unique per sender,
+ * not globally, and neither agent ids nor message ids contain `/`.
+ */
+export function pendingKey(from: string, id: string): string {
+  return `${from}/${id}`;
+}
+
+/**
+ * An item named in a pending log line: its key (`{from}/{id}`), or, in lines
+ * written before keys, its message id alone (the queue then held one item per id).
+ */
+const PendingRef = z.string().regex(/^(?:[A-Za-z0-9][A-Za-z0-9_.@-]{0,95}\/)?[A-Za-z0-9_-]{8,128}$/, 'pending item: {from}/{message id}, or a message id');
+
+/**
  * A line of `queue/pending.log.jsonl`: one change since the snapshot.
  * Replaying a line again, or an older log over a newer snapshot, changes
  * nothing: claims are numbered, a claim applies only to items last claimed by
@@ -171,8 +185,8 @@ export type PendingFile = z.infer<typeof PendingFile>;
  */
 export const PendingLogRecord = z.discriminatedUnion('op', [
   z.object({ op: z.literal('add'), item: PendingItem }),
-  z.object({ op: z.literal('claim'), seq: z.int().positive(), ids: z.array(MessageId), leaseUntil: IsoTime }),
-  z.object({ op: z.literal('release'), seq: z.int().nonnegative(), ids: z.array(MessageId) }),
-  z.object({ op: z.literal('ack'), ids: z.array(MessageId) }),
+  z.object({ op: z.literal('claim'), seq: z.int().positive(), ids: z.array(PendingRef), leaseUntil: IsoTime }),
+  z.object({ op: z.literal('release'), seq: z.int().nonnegative(), ids: z.array(PendingRef) }),
+  z.object({ op: z.literal('ack'), ids: z.array(PendingRef) }),
 ]);
 export type PendingLogRecord = z.infer<typeof PendingLogRecord>;

@@ -3,13 +3,14 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OutboxJournal } from '../../../src/core/storage/OutboxJournal.js';
 import { PendingQueueStore } from '../../../src/core/storage/PendingQueueStore.js';
-import type { MessageRecord, OutboxEntry, PendingItem } from '../../../src/core/storage/records.js';
+import { pendingKey, type MessageRecord, type OutboxEntry, type PendingItem } from '../../../src/core/storage/records.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const T = '2026-01-01T00:00:00.000Z';
 const entry = (n: number): OutboxEntry => ({ id: `msg_${String(n).padStart(8, '0')}`, conversationId: 'agent_001+agent_002', to: 'agent_002', text: `m${n}`, sentAt: T });
 const message = (n: number): MessageRecord => ({ type: 'message', id: `in_${String(n).padStart(8, '0')}`, conversationId: 'agent_001+agent_002', direction: 'in', from: 'agent_002', to: 'agent_001', text: `m${n}`, sentAt: T, seq: n });
 const item = (n: number): PendingItem => ({ message: message(n), enqueuedAt: T, attempts: 0 });
+const key = (n: number) => pendingKey('agent_002', message(n).id);
 
 describe('OutboxJournal', () => {
   it('replays to the messages still to send, in send order', async () => {
@@ -113,10 +114,10 @@ describe('PendingQueueStore', () => {
     const [snap, log] = [join(dir, 'pending.json'), join(dir, 'pending.log.jsonl')];
     const q = await PendingQueueStore.open(snap, log);
     await q.add([item(1), item(2), item(3)]);
-    await q.claim([message(1).id, message(2).id], '2030-01-01T00:00:00.000Z');
-    await q.release([message(2).id]);
-    await q.ack([message(1).id]);
-    await q.claim([message(2).id], '2031-01-01T00:00:00.000Z');
+    await q.claim([key(1), key(2)], '2030-01-01T00:00:00.000Z');
+    await q.release([key(2)]);
+    await q.ack([key(1)]);
+    await q.claim([key(2)], '2031-01-01T00:00:00.000Z');
     const expected = structuredClone([...q.items()]);
     expect(expected[0]).toMatchObject({ attempts: 2, leaseUntil: '2031-01-01T00:00:00.000Z' });
     // A crash after the snapshot was written but before the log was emptied: keep the old log.
@@ -129,12 +130,37 @@ describe('PendingQueueStore', () => {
     await again.close();
   });
 
-  it('ignores a duplicate add of a queued id', async () => {
+  it('ignores a duplicate add of a queued message, and keeps another sender\'s message with the same id', async () => {
     const dir = await tempDir();
-    const q = await PendingQueueStore.open(join(dir, 'p.json'), join(dir, 'p.log'));
+    const [snap, log] = [join(dir, 'p.json'), join(dir, 'p.log')];
+    const q = await PendingQueueStore.open(snap, log);
+    const fromOther = (n: number): PendingItem => ({ ...item(n), message: { ...message(n), from: 'agent_003', conversationId: 'agent_001+agent_003', seq: 100 + n } });
     await q.add([item(1)]);
-    await q.add([item(1), item(2)]);
-    expect([...q.items()].map((i) => i.message.seq)).toEqual([1, 2]);
+    await q.add([item(1), item(2), fromOther(1)]);
+    expect([...q.items()].map((i) => i.message.seq)).toEqual([1, 2, 101]);
+    expect(q.keysOf(message(1).id)).toEqual([key(1), pendingKey('agent_003', message(1).id)]);
+    await q.ack([key(1)]);
+    await q.close();
+    const again = await PendingQueueStore.open(snap, log);
+    expect([...again.items()].map((i) => `${i.message.from} ${i.message.seq}`)).toEqual(['agent_002 2', 'agent_003 101']);
+    await again.close();
+  });
+
+  it('replays log lines written before keys, which name items by message id', async () => {
+    const dir = await tempDir();
+    const [snap, log] = [join(dir, 'pending.json'), join(dir, 'pending.log.jsonl')];
+    await writeFile(snap, JSON.stringify({ version: 1, items: [item(1), item(2), item(3)] }));
+    const lines = [
+      { op: 'claim', seq: 1, ids: [message(1).id, message(2).id], leaseUntil: '2030-01-01T00:00:00.000Z' },
+      { op: 'release', seq: 1, ids: [message(2).id] },
+      { op: 'ack', ids: [message(1).id] },
+    ];
+    await writeFile(log, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    const q = await PendingQueueStore.open(snap, log);
+    expect([...q.items()].map((i) => [i.message.seq, i.attempts, i.leaseUntil ?? null])).toEqual([
+      [2, 1, null],
+      [3, 0, null],
+    ]);
     await q.close();
   });
 
@@ -144,7 +170,7 @@ describe('PendingQueueStore', () => {
     const q = await PendingQueueStore.open(snap, log);
     const N = 20_000;
     await q.add(Array.from({ length: N }, (_, i) => item(i + 1)));
-    for (let i = 1; i <= N; i += 100) await q.ack(Array.from({ length: 100 }, (_, k) => message(i + k).id));
+    for (let i = 1; i <= N; i += 100) await q.ack(Array.from({ length: 100 }, (_, k) => key(i + k)));
     expect(q.size).toBe(0);
     await q.close();
     expect(JSON.parse(await readFile(snap, 'utf8'))).toEqual({ version: 1, items: [] });
