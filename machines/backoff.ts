@@ -11,10 +11,12 @@ export interface BackoffPolicy {
 export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 500, factor: 2, maxMs: 30_000 };
 
 /**
- * Exponential backoff with full jitter: a uniformly random delay between 0
- * and `min(maxMs, baseMs * factor^attempt)`. Full jitter spreads the
- * reconnects of many clients that lost the same server at the same instant.
- * Pure: the caller passes the random number (in [0, 1)).
+ * Exponential backoff with full jitter: a uniformly random delay up to
+ * `min(maxMs, baseMs * factor^attempt)`, and at least 1 ms. Full jitter
+ * spreads the reconnects of many clients that lost the same server at the
+ * same instant; the 1 ms floor keeps `backoff` a state the client is in, not
+ * one it leaves in the instant it enters (on a simulated clock a 0 ms retry
+ * fires in the same step). Pure: the caller passes the random number (in [0, 1)).
  *
  * @example
  * ```ts
@@ -24,5 +26,5 @@ export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 500, factor: 2, maxMs: 3
  */
 export function backoffDelay(attempt: number, policy: BackoffPolicy, random: number): number {
   const ceiling = Math.min(policy.maxMs, policy.baseMs * policy.factor ** Math.max(0, attempt));
-  return Math.floor(ceiling * Math.min(Math.max(random, 0), 1));
+  return Math.max(1, Math.floor(ceiling * Math.min(Math.max(random, 0), 1)));
 }

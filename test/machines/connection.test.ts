@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createActor, fromCallback, SimulatedClock } from 'xstate';
 import { backoffDelay, DEFAULT_BACKOFF } from '../../machines/backoff.js';
 import { connectionMachine, type ConnectionEvent } from '../../machines/connection.js';
@@ -39,11 +39,14 @@ describe('backoffDelay', () => {
     expect(backoffDelay(0, DEFAULT_BACKOFF, 0.5)).toBe(250);
     expect(backoffDelay(3, DEFAULT_BACKOFF, 0.5)).toBe(2000);
     expect(backoffDelay(20, DEFAULT_BACKOFF, 0.999)).toBe(29970);
-    expect(backoffDelay(5, DEFAULT_BACKOFF, 0)).toBe(0);
+    // Never 0: a retry always comes after the client was seen in backoff.
+    expect(backoffDelay(5, DEFAULT_BACKOFF, 0)).toBe(1);
   });
 });
 
 describe('connection machine', () => {
+  afterEach(() => vi.restoreAllMocks());
+
   it('connects, handshakes and heartbeats while online', () => {
     const { actor, clock, log, online, fromServer } = start();
     expect(actor.getSnapshot().value).toBe('disconnected');
@@ -60,6 +63,8 @@ describe('connection machine', () => {
   });
 
   it('declares the link dead when a pong does not come, closes the socket and backs off', () => {
+    // The shortest draw: the retry must still wait, or the simulated clock would fire it in the same step.
+    vi.spyOn(Math, 'random').mockReturnValue(0);
     const { actor, clock, log, online } = start();
     actor.send({ type: 'CONNECT' });
     online();
