@@ -7,7 +7,7 @@ import { messageFromRecord, type IMMessage } from '../core/IMMessage.js';
 import { Inbox } from '../core/messages/Inbox.js';
 import { createMessageId } from '../core/messages/messageId.js';
 import { Outbox, type StatusUpdate } from '../core/messages/Outbox.js';
-import { keyOf, PendingQueue, type PendingMessage, type PendingRef } from '../core/messages/PendingQueue.js';
+import { PendingQueue, type PendingMessage, type PendingRef } from '../core/messages/PendingQueue.js';
 import { deferred } from '../util/deferred.js';
 import { FifoMap } from '../util/FifoMap.js';
 import { utf8LengthIfOver } from '../util/utf8.js';
@@ -378,7 +378,7 @@ export class IMClient {
       changed = deferred();
     };
 
-    const run = async (message: PendingMessage): Promise<void> => {
+    const run = async (key: string, message: PendingMessage): Promise<void> => {
       try {
         await handler(message);
       } catch (err) {
@@ -391,14 +391,13 @@ export class IMClient {
           retrying--;
           // Only the claim this handler had: if it lapsed meanwhile, the message is back in the queue,
           // perhaps claimed by another worker, whose claim must not be released under it.
-          const key = keyOf(message);
           const release = pending.holds(key, message.pending.attempts) ? pending.release([key]) : Promise.resolve();
           void release.catch(() => {}).finally(signalChange);
         }, pause).unref();
         return;
       }
       const ack: Promise<void> = pending
-        .ack([keyOf(message)])
+        .ack([key])
         .then(
           () => void processed++,
           (err: unknown) => {
@@ -424,7 +423,7 @@ export class IMClient {
       let batch = 1;
       while (!stopped()) {
         busy++;
-        const claimed = await pending.claim(batch, leaseMs).finally(() => busy--);
+        const claimed = await pending.claimKeyed(batch, leaseMs).finally(() => busy--);
         if (claimed.length === 0) {
           if (options.untilEmpty && busy === 0 && retrying === 0 && acking.size === 0) return signalChange();
           await Promise.race([changed.promise, pending.waitForUnclaimed(signal).catch(() => {})]);
@@ -433,13 +432,13 @@ export class IMClient {
         busy++;
         const started = Date.now();
         for (let i = 0; i < claimed.length; i++) {
-          const message = claimed[i]!;
+          const { key, message } = claimed[i]!;
           if (stopped()) {
             // Unstarted claims go back at once rather than when their lease ends.
-            await pending.release(claimed.slice(i).map(keyOf)).catch(() => {});
+            await pending.release(claimed.slice(i).map((c) => c.key)).catch(() => {});
             break;
           }
-          if (pending.holds(keyOf(message), message.pending.attempts)) await run(message);
+          if (pending.holds(key, message.pending.attempts)) await run(key, message);
         }
         busy--;
         signalChange();

@@ -71,11 +71,11 @@ export class PendingQueue {
   /** Re-arms the claims of the previous run: live leases keep their deadline, lapsed ones return to pending. */
   async start(now = Date.now()): Promise<void> {
     const lapsed: string[] = [];
-    for (const item of this.#o.store.items()) {
+    for (const [key, item] of this.#o.store.entries()) {
       if (!item.leaseUntil) continue;
       const until = Date.parse(item.leaseUntil);
-      if (until <= now) lapsed.push(keyOf(item));
-      else this.#spawn(item).send({ type: 'RESUME_CLAIM', leaseUntil: until });
+      if (until <= now) lapsed.push(key);
+      else this.#spawn(key, item).send({ type: 'RESUME_CLAIM', leaseUntil: until });
     }
     await this.#o.store.release(lapsed);
   }
@@ -132,24 +132,28 @@ export class PendingQueue {
 
   /** Whether some message is waiting unclaimed. */
   hasUnclaimed(): boolean {
-    for (const item of this.#o.store.items()) if (!this.#actors.has(keyOf(item))) return true;
+    for (const key of this.#o.store.entries()) if (!this.#actors.has(key[0])) return true;
     return false;
   }
 
   /** Claims up to `max` unclaimed messages, oldest first, for `leaseMs`; resolves once the claims are durable. */
   async claim(max: number, leaseMs: number): Promise<PendingMessage[]> {
+    return (await this.claimKeyed(max, leaseMs)).map((c) => c.message);
+  }
+
+  /** {@link claim}, with each message's key. */
+  async claimKeyed(max: number, leaseMs: number): Promise<Array<{ key: string; message: PendingMessage }>> {
     const claimed: string[] = [];
-    for (const item of this.#o.store.items()) {
+    for (const [key, item] of this.#o.store.entries()) {
       if (claimed.length >= max) break;
-      const key = keyOf(item);
       if (this.#actors.has(key)) continue;
-      this.#spawn(item).send({ type: 'CLAIM', leaseMs });
+      this.#spawn(key, item).send({ type: 'CLAIM', leaseMs });
       claimed.push(key);
     }
     await this.#settle(claimed);
     return claimed.flatMap((key) => {
       const item = this.#o.store.get(key);
-      return item ? [toPendingMessage(item)] : [];
+      return item ? [{ key, message: toPendingMessage(item) }] : [];
     });
   }
 
@@ -210,11 +214,10 @@ export class PendingQueue {
 
   #spawnIfQueued(key: string): ItemActor | undefined {
     const item = this.#o.store.get(key);
-    return item ? this.#spawn(item) : undefined;
+    return item ? this.#spawn(key, item) : undefined;
   }
 
-  #spawn(item: PendingItem): ItemActor {
-    const id = keyOf(item);
+  #spawn(id: string, item: PendingItem): ItemActor {
     const actor = createLifecycle(this.#logic, {
       id: `pending:${id}`,
       input: { id, attempts: item.attempts },
@@ -246,12 +249,6 @@ export class PendingQueue {
     this.#waiters = [];
     for (const w of waiters) w();
   }
-}
-
-/** A pending message's key: its sender and id. */
-export function keyOf(item: { message: { from: string; id: string } } | { from: string; id: string }): string {
-  const m = 'message' in item ? item.message : item;
-  return pendingKey(m.from, m.id);
 }
 
 function toPendingMessage(item: PendingItem): PendingMessage {

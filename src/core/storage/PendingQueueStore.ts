@@ -68,6 +68,11 @@ export class PendingQueueStore {
     return this.#items.byKey.values();
   }
 
+  /** Every item with its key, oldest first. */
+  entries(): IterableIterator<[key: string, item: PendingItem]> {
+    return this.#items.byKey.entries();
+  }
+
   /** The item with this key (`pendingKey(from, id)`). */
   get(key: string): PendingItem | undefined {
     return this.#items.byKey.get(key);
