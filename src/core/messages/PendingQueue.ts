@@ -132,7 +132,7 @@ export class PendingQueue {
 
   /** Whether some message is waiting unclaimed. */
   hasUnclaimed(): boolean {
-    for (const key of this.#o.store.entries()) if (!this.#actors.has(key[0])) return true;
+    for (const [key] of this.#o.store.entries()) if (!this.#actors.has(key)) return true;
     return false;
   }
 
