@@ -7,8 +7,8 @@ import { messageFromRecord, type IMMessage } from '../core/IMMessage.js';
 import { Inbox } from '../core/messages/Inbox.js';
 import { createMessageId } from '../core/messages/messageId.js';
 import { Outbox, type StatusUpdate } from '../core/messages/Outbox.js';
+import { drainPending } from '../core/messages/drainPending.js';
 import { PendingQueue, type PendingMessage, type PendingRef } from '../core/messages/PendingQueue.js';
-import { deferred } from '../util/deferred.js';
 import { FifoMap } from '../util/FifoMap.js';
 import { utf8LengthIfOver } from '../util/utf8.js';
 import { isoFormatter } from '../util/isoTime.js';
@@ -362,92 +362,15 @@ export class IMClient {
    */
   async drainPendingMessages(handler: (message: PendingMessage) => unknown, options: DrainOptions = {}): Promise<number> {
     const { pending } = await this.#ready();
-    const concurrency = positive('concurrency', options.concurrency, 1);
-    const leaseMs = positive('leaseMs', options.leaseMs, this.#o.leaseMs);
     const { signal } = options;
-    const stopped = () => signal?.aborted === true || this.#closing !== undefined;
-    // Acks being written: the next claim does not wait for them (they share its fsync); the result does.
-    const acking = new Set<Promise<void>>();
-    let retrying = 0;
-    let processed = 0;
-    let busy = 0;
-    // Resolved (and replaced) whenever a worker finishes a batch or a failed message goes back.
-    let changed = deferred();
-    const signalChange = () => {
-      changed.resolve();
-      changed = deferred();
-    };
-
-    const run = async (key: string, message: PendingMessage): Promise<void> => {
-      try {
-        await handler(message);
-      } catch (err) {
-        // Give it back after a pause that grows with its attempts, so a message that always
-        // fails is retried at a bounded pace instead of in a tight loop.
-        const pause = Math.min(leaseMs, 250 * 2 ** Math.min(10, message.pending.attempts - 1));
-        this.#events.emit('warning', { kind: 'listener', message: `pending message ${message.id} handler threw: ${String(err)}; retried in ${pause} ms` });
-        retrying++;
-        setTimeout(() => {
-          retrying--;
-          // Only the claim this handler had: if it lapsed meanwhile, the message is back in the queue,
-          // perhaps claimed by another worker, whose claim must not be released under it.
-          const release = pending.holds(key, message.pending.attempts) ? pending.release([key]) : Promise.resolve();
-          void release.catch(() => {}).finally(signalChange);
-        }, pause).unref();
-        return;
-      }
-      const ack: Promise<void> = pending
-        .ack([key])
-        .then(
-          () => void processed++,
-          (err: unknown) => {
-            // Not acknowledged on disk: the file still holds it, so it comes back after a restart (at least once).
-            this.#events.emit('warning', { kind: 'storage', message: `pending message ${message.id} was processed but its ack could not be written: ${String(err)}` });
-          },
-        )
-        .finally(() => {
-          acking.delete(ack);
-          signalChange();
-        });
-      acking.add(ack);
-    };
-
-    /**
-     * One of `concurrency` workers: claims a batch (one fsync for all of it),
-     * runs the handler on each in turn. The batch doubles while batches take
-     * under a quarter of the lease, and halves otherwise, so fast handlers
-     * share claims while no claim waits long enough to lapse; a message whose
-     * claim lapsed anyway is skipped (it is back in the queue).
-     */
-    const worker = async (): Promise<void> => {
-      let batch = 1;
-      while (!stopped()) {
-        busy++;
-        const claimed = await pending.claimKeyed(batch, leaseMs).finally(() => busy--);
-        if (claimed.length === 0) {
-          if (options.untilEmpty && busy === 0 && retrying === 0 && acking.size === 0) return signalChange();
-          await Promise.race([changed.promise, pending.waitForUnclaimed(signal).catch(() => {})]);
-          continue;
-        }
-        busy++;
-        const started = Date.now();
-        for (let i = 0; i < claimed.length; i++) {
-          const { key, message } = claimed[i]!;
-          if (stopped()) {
-            // Unstarted claims go back at once rather than when their lease ends.
-            await pending.release(claimed.slice(i).map((c) => c.key)).catch(() => {});
-            break;
-          }
-          if (pending.holds(key, message.pending.attempts)) await run(key, message);
-        }
-        busy--;
-        signalChange();
-        batch = Date.now() - started < leaseMs / 4 ? Math.min(batch * 2, MAX_DRAIN_BATCH) : Math.max(1, batch >> 1);
-      }
-    };
-    await Promise.all(Array.from({ length: concurrency }, worker));
-    await Promise.all(acking);
-    return processed;
+    return drainPending(pending, handler, {
+      concurrency: positive('concurrency', options.concurrency, 1),
+      leaseMs: positive('leaseMs', options.leaseMs, this.#o.leaseMs),
+      untilEmpty: options.untilEmpty === true,
+      signal,
+      stopped: () => signal?.aborted === true || this.#closing !== undefined,
+      warn: (warning) => this.#events.emit('warning', warning),
+    });
   }
 
   /** Adds a contact, or replaces the one with the same id (keeping when it was added). */
@@ -654,7 +577,6 @@ function checkContact(contact: Contact): Contact {
 /** Frame bytes around a message's text and meta (type, ids, conversation, times, `after`). */
 const FRAME_ENVELOPE_BYTES = 1024;
 /** Most messages a drain worker claims at once. */
-const MAX_DRAIN_BATCH = 64;
 const sentIso = isoFormatter();
 const expiresIso = isoFormatter();
 
