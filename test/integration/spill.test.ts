@@ -94,4 +94,26 @@ describe('a queue longer than maxQueuedInMemory', () => {
     await eventually(() => gotB.length === 20, 10_000, 'the unexpired messages delivered');
     expect(gotB.map((m) => m.text)).toEqual(Array.from({ length: 40 }, (_, i) => i).filter((i) => !short(i)).map((i) => `m${i}`));
   });
+
+  it('after a sweep fails a spilled backlog, later spilled messages still go out, with no error', async () => {
+    const server = await startServer();
+    const clock = new SimulatedClock();
+    const a = await makeClient(server.url, 'agent_a', { maxQueuedInMemory: 10, clock });
+    const errors: string[] = [];
+    a.on('error', (err) => errors.push(`${err.code}: ${err.message}`));
+    // 200 short-lived messages, 190 of them in the journal only: the sweep fails them all while the
+    // queue in memory refills from the journal at the same time.
+    for (let i = 0; i < 200; i++) await a.sendMessage({ to: 'agent_b', text: `old ${i}`, ttlMs: 50 });
+    await new Promise((r) => setTimeout(r, 100));
+    clock.increment(30_000);
+    await eventually(async () => (await a.getConversationHistory({ contactId: 'agent_b', limit: 300 })).every((m) => m.status === 'failed'), 10_000, 'every old message failed');
+    for (let i = 0; i < 30; i++) await a.sendMessage({ to: 'agent_b', text: `new ${i}` });
+    const b = await makeClient(server.url, 'agent_b');
+    const gotB = collect(b);
+    await b.connect();
+    await a.connect();
+    await eventually(() => gotB.length === 30, 10_000, 'the 30 new messages delivered');
+    expect(gotB.map((m) => m.text)).toEqual(Array.from({ length: 30 }, (_, i) => `new ${i}`));
+    expect(errors).toEqual([]);
+  });
 });

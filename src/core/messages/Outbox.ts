@@ -183,6 +183,11 @@ export class Outbox {
   /** The lowest offset spilled while a read-back was under way (it must not skip past it). */
   #spillLow: number | undefined;
   #loading: Promise<void> | undefined;
+  /**
+   * Read-backs run one after another: two at once would split the spilled entries between
+   * them, and one that found nothing would look like a damaged journal.
+   */
+  #reads: Promise<unknown> = Promise.resolve();
   /** Set when spilled messages could not be found in the journal: no more read-backs this run. */
   #spillLost = false;
   /** Exact counts, reported to the outbox machine whenever they change. */
@@ -481,22 +486,35 @@ export class Outbox {
       this.#spilledExpiry.clear();
       return;
     }
-    const due = new Set<string>();
-    while ((this.#spilledExpiry.peekKey() ?? Infinity) <= now) {
+    const due: Array<[number, string]> = [];
+    for (let at = this.#spilledExpiry.peekKey(); at !== undefined && at <= now; at = this.#spilledExpiry.peekKey()) {
       const id = this.#spilledExpiry.pop()!;
-      if (this.#spilled.has(id)) due.add(id);
+      if (this.#spilled.has(id)) due.push([at, id]);
     }
-    if (due.size === 0) return;
-    this.#readBack(due.size, due).then(
-      () => {
-        if (this.#stopped) return;
-        for (const id of due) {
-          const slot = this.#slots.get(id);
-          if (slot) this.#expireIfDue(slot, now);
-        }
-      },
-      (err: unknown) => this.#o.onError(err),
-    );
+    if (due.length > 0) void this.#expireSpilled(due, now);
+  }
+
+  /**
+   * Reads back and fails spilled messages that expired, at most
+   * `maxQueuedInMemory` at a time. Those not reached when a read fails go
+   * back into the expiry heap, for the next sweep.
+   */
+  async #expireSpilled(due: ReadonlyArray<[expiresAt: number, id: string]>, now: number): Promise<void> {
+    for (let i = 0; i < due.length && !this.#stopped; i += this.#maxLoaded) {
+      const ids = new Set(due.slice(i, i + this.#maxLoaded).map(([, id]) => id));
+      try {
+        await this.#readBack(ids.size, ids);
+      } catch (err) {
+        for (const [at, id] of due.slice(i)) this.#spilledExpiry.push(at, id);
+        this.#o.onError(err);
+        return;
+      }
+      if (this.#stopped) return;
+      for (const id of ids) {
+        const slot = this.#slots.get(id);
+        if (slot) this.#expireIfDue(slot, now);
+      }
+    }
   }
 
   #expireIfDue(slot: Slot, now: number): void {
@@ -505,7 +523,11 @@ export class Outbox {
   }
 
   #noteSpilledExpiries(entries: readonly OutboxEntry[]): void {
-    for (const e of entries) if (e.expiresAt) this.#spilledExpiry.push(Date.parse(e.expiresAt), e.id);
+    const heap = this.#spilledExpiry;
+    for (const e of entries) if (e.expiresAt) heap.push(Date.parse(e.expiresAt), e.id);
+    // Messages read back since they were spilled stay in the heap until their expiry comes up:
+    // while a queue stays spilled for long, drop them now and then, so the heap follows the queue.
+    if (heap.size > 2 * this.#spilled.size + 1024) heap.retain((id) => this.#spilled.has(id));
   }
 
   /** An ack for a message in flight. (One for a message back in the queue after a timeout is dropped: its resend gets the same ack.) */
@@ -677,6 +699,8 @@ export class Outbox {
       (count) => {
         this.#loading = undefined;
         if (count > 0) return this.#loadIfLow();
+        // Nothing left to find (a sweep or a cancel read them back first): nothing is lost.
+        if (this.#spilled.size === 0) return;
         // Nothing found: the file does not hold them where expected (damaged?). Reading it again
         // and again would not help; the next start replays the whole journal.
         this.#spillLost = true;
@@ -689,8 +713,15 @@ export class Outbox {
     );
   }
 
-  /** Reads up to `limit` spilled messages (or only those in `only`) back into the queue. */
-  async #readBack(limit: number, only?: ReadonlySet<string>): Promise<number> {
+  /** Reads up to `limit` spilled messages (or only those in `only`) back into the queue, after any read-back before it. */
+  #readBack(limit: number, only?: ReadonlySet<string>): Promise<number> {
+    const read = this.#reads.then(() => this.#readBackNow(limit, only));
+    this.#reads = read.catch(() => {});
+    return read;
+  }
+
+  async #readBackNow(limit: number, only?: ReadonlySet<string>): Promise<number> {
+    if (this.#spilled.size === 0) return 0;
     if (!only) this.#spillLow = undefined;
     const { entries, next } = await this.#o.storage.outbox.readSpilled(this.#spillFrom, limit, only);
     for (const entry of entries) {
