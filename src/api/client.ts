@@ -227,10 +227,14 @@ export class IMClient {
     if (!Number.isSafeInteger(ttlMs) || ttlMs < 0) throw new InvalidOptionError('ttlMs', 'expected an integer >= 0');
     const id = options.id ?? createMessageId();
     if (options.id !== undefined) assertId('messageId', id);
-    if (options.id !== undefined && !parts.outbox.knows(id)) {
-      // A caller's own id that was sent before (in an earlier run too) is not sent again.
-      const earlier = await parts.storage.conversations.find(conversationId, id);
-      if (earlier) return earlier;
+    if (options.id !== undefined && !parts.outbox.has(id) && !parts.outbox.enqueuing(id)) {
+      // A caller's own id that was sent before (acked already, or in an earlier run) is not sent again.
+      const earlier = await parts.storage.conversations.find(conversationId, id, this.agentId);
+      if (earlier) {
+        // The lifecycle is ahead of the history line while a status line is on its way to disk.
+        earlier.status = parts.outbox.stateOf(id) ?? earlier.status;
+        return earlier;
+      }
     }
     const now = Date.now();
     const sentAt = sentIso(now);
@@ -265,7 +269,7 @@ export class IMClient {
     const { outbox, storage } = await this.#ready();
     if (!outbox.knows(id) && !this.#waiters.knows(id)) {
       // Sent in an earlier run: its history line says where it stands.
-      const earlier = options.conversationId === undefined ? undefined : await storage.conversations.find(options.conversationId, id);
+      const earlier = options.conversationId === undefined ? undefined : await storage.conversations.find(options.conversationId, id, this.agentId);
       if (!earlier || earlier.direction !== 'out') {
         throw new IMClientError('NOT_FOUND', `no message ${id} sent by this client${options.conversationId === undefined ? ' in this run (pass conversationId to look in history)' : ` in ${options.conversationId}`}`);
       }

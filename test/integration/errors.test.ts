@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { IMClient } from '../../src/api/client.js';
 import { IMClientError, InvalidIdError, InvalidOptionError, MessageRejectedError, WorkspaceLockedError } from '../../src/errors.js';
 import { FaultProxy } from '../../src/testing/FaultProxy.js';
-import { eventually, makeClient } from '../helpers/clients.js';
+import { collect, eventually, makeClient } from '../helpers/clients.js';
 import { sleep, startServer } from '../helpers/server.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -122,6 +122,29 @@ describe('IMClient errors', () => {
     const second = await a.sendMessage({ to: 'agent_002', text: 'once', id: 'task-42-report' });
     expect(second.id).toBe(first.id);
     expect(await a.getConversationHistory({ contactId: 'agent_002' })).toHaveLength(1);
+  });
+
+  it('does not send a caller-chosen id again once it was acked, nor mistake the contact\'s message with that id for it', async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    const b = await makeClient(server.url, 'agent_002');
+    const gotA = collect(a);
+    const gotB = collect(b);
+    await Promise.all([a.connect(), b.connect()]);
+    // Ids are unique per sender: the contact may use the same one.
+    await b.sendMessage({ to: 'agent_001', text: 'from b', id: 'shared-id-0001', waitFor: 'acked' });
+    await eventually(() => gotA.length === 1);
+    const first = await a.sendMessage({ to: 'agent_002', text: 'from a', id: 'shared-id-0001', waitFor: 'acked' });
+    expect(first).toMatchObject({ from: 'agent_001', status: 'acked' });
+    // Sent again right after its ack (its delivered line may be on its way): the same message, not a second one.
+    const again = await a.sendMessage({ to: 'agent_002', text: 'from a', id: 'shared-id-0001' });
+    expect(again).toMatchObject({ from: 'agent_001', text: 'from a' });
+    expect(['acked', 'delivered']).toContain(again.status);
+    await a.waitForStatus('shared-id-0001', 'delivered', { conversationId: first.conversationId, timeoutMs: 5000 });
+    await sleep(100);
+    expect(gotB.map((m) => m.text)).toEqual(['from a']);
+    const history = await a.getConversationHistory({ contactId: 'agent_002' });
+    expect(history.map((m) => `${m.from}: ${m.text} ${m.status ?? ''}`.trim())).toEqual(['agent_002: from b', 'agent_001: from a delivered']);
   });
 
   it('sends a caller-chosen id once when two sends of it race, and either can be waited on', async () => {

@@ -158,12 +158,12 @@ export class Outbox {
    */
   readonly #resting: RecentMap<string, MessageContext>;
   /**
-   * The status writes of messages never acked (failed, cancelled, or delivered with the ack
-   * overtaken), by id, until reported: nothing else knows them then. An acked message is
-   * known as resting here and to the status waiters (`onAcked`), so the writes of its two
-   * lines, on the path of every message, take no map operation.
+   * Status groups made and not yet settled (written, reported, out of the journal): where
+   * {@link knows} finds a message whose last line is on its way to disk. Scanned, not indexed
+   * by id: a map operation per status line, on the path of every message, would cost more than
+   * the rare scan.
    */
-  readonly #unackedWrites = new Map<string, Promise<void>>();
+  readonly #statusGroups = new Set<StatusGroup>();
   /** Where {@link #persistStatus} puts each status write while a caller collects them (receipt, cancel). */
   #collecting: Array<Promise<void>> | undefined;
   /** Resolves once every status batch so far is written, reported and out of the journal. */
@@ -306,7 +306,12 @@ export class Outbox {
 
   /** Whether a message with this id is in the outbox, on its way in, or has a status on its way to disk. */
   knows(id: string): boolean {
-    return this.#slots.has(id) || this.#spilled.has(id) || this.#enqueuing.has(id) || this.#actors.has(id) || this.#resting.has(id) || this.#unackedWrites.has(id);
+    return this.#slots.has(id) || this.#spilled.has(id) || this.#enqueuing.has(id) || this.#actors.has(id) || this.#resting.has(id) || this.#statusOnItsWay(id);
+  }
+
+  #statusOnItsWay(id: string): boolean {
+    for (const group of this.#statusGroups) for (const { record } of group.items) if (record.id === id) return true;
+    return false;
   }
 
   /**
@@ -400,8 +405,14 @@ export class Outbox {
     else group.reject(err);
   }
 
+  /** Whether the message is waiting to be sent or in flight (not yet acked or failed). */
   has(id: string): boolean {
     return this.#slots.has(id) || this.#spilled.has(id);
+  }
+
+  /** Whether a send of this caller-chosen id is being made durable. */
+  enqueuing(id: string): boolean {
+    return this.#enqueuing.has(id);
   }
 
   /**
@@ -900,11 +911,10 @@ export class Outbox {
       // Awaited by whoever needs it (receipts, cancel, close); never an unhandled rejection.
       group.promise.catch(() => {});
       this.#statusBatch.set(context.conversationId, group);
+      this.#statusGroups.add(group);
     }
     group.items.push({ record, update });
     this.#collecting?.push(group.promise);
-    // Never acked: only this map knows the message until its status is reported.
-    if (status !== 'acked' && context.seq === null) this.#unackedWrites.set(context.id, group.promise);
     if (status === 'acked') this.#o.onAcked?.(update);
   }
 
@@ -966,9 +976,7 @@ export class Outbox {
     this.#lastReport = report;
     const settledHere = Promise.all([report, left]).then(() => {
       for (const [, group] of groups) {
-        if (this.#unackedWrites.size > 0) {
-          for (const { update } of group.items) if (this.#unackedWrites.get(update.id) === group.promise) this.#unackedWrites.delete(update.id);
-        }
+        this.#statusGroups.delete(group);
         if (failed.has(group)) group.reject(failed.get(group));
         else group.resolve();
       }

@@ -173,11 +173,12 @@ export class ConversationStore {
   }
 
   /**
-   * The message with this id, statuses folded in, or undefined. Reads the
-   * file backwards until it is found: cheap for recent messages, a full read
-   * for an id that is not there.
+   * The message `from` sent with this id (ids are unique per sender, so the
+   * other party's message may share it), statuses folded in, or undefined.
+   * Reads the file backwards until it is found: cheap for recent messages, a
+   * full read for an id that is not there.
    */
-  async find(conversationId: string, id: string): Promise<IMMessage | undefined> {
+  async find(conversationId: string, id: string, from: string): Promise<IMMessage | undefined> {
     const file = this.#paths.conversation(conversationId);
     await this.#writers.get(conversationId)?.then((w) => w.flush());
     const statuses: StatusRecord[] = [];
@@ -191,8 +192,10 @@ export class ConversationStore {
         statuses.push(parsed.value);
         continue;
       }
+      if (parsed.value.from !== from) continue;
       const message = messageFromRecord(parsed.value);
-      for (let i = statuses.length - 1; i >= 0; i--) applyStatus(message, statuses[i]!);
+      // Status lines are written for outgoing messages only.
+      if (message.direction === 'out') for (let i = statuses.length - 1; i >= 0; i--) applyStatus(message, statuses[i]!);
       return message;
     }
     return undefined;
