@@ -50,6 +50,8 @@ export class JsonlWriter {
   /** UTF-8 bytes of the pending lines, newlines included. */
   #pendingBytes = 0;
   #waiters: Waiter[] = [];
+  /** The waiters of the batch being written, while it is. */
+  #writing: Waiter[] | undefined;
   #running: Promise<void> | undefined;
   #closed = false;
   #batches = 0;
@@ -111,8 +113,7 @@ export class JsonlWriter {
    */
   append(lines: string | readonly string[]): Promise<void> {
     if (this.#closed) return Promise.reject(new IMClientError('CLOSED', `${this.path} is closed`));
-    // Nothing to add: resolve with what came before (a waiter with no lines would wait for a later batch).
-    if (typeof lines !== 'string' && lines.length === 0) return this.flush();
+    if (typeof lines !== 'string' && lines.length === 0) return this.#afterWhatCameBefore();
     let bytes = 0;
     if (typeof lines === 'string') {
       this.#pending.push(lines);
@@ -129,6 +130,17 @@ export class JsonlWriter {
       this.#waiters.push({ resolve, reject });
       this.#running ??= this.#drain();
     });
+  }
+
+  /**
+   * Settles with the batch holding the last lines appended so far: the next
+   * batch if lines are pending, the one being written if not (its error
+   * included), at once if the file is idle.
+   */
+  #afterWhatCameBefore(): Promise<void> {
+    const batch = this.#pending.length > 0 ? this.#waiters : this.#writing;
+    if (batch === undefined) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => batch.push({ resolve, reject }));
   }
 
   /** How many batches (write + sync) were made: far fewer than appends under load. */
@@ -162,6 +174,7 @@ export class JsonlWriter {
       this.#pending = [];
       this.#pendingBytes = 0;
       this.#waiters = [];
+      this.#writing = waiters;
       const buf = encodeLines(lines, bytes, this.#needsNewline);
       try {
         this.#batches++;
@@ -183,6 +196,8 @@ export class JsonlWriter {
         this.#length = onDisk + 1 + this.#pendingBytes;
         const error = storageIoError(this.path, err);
         for (const w of waiters) w.reject(error);
+      } finally {
+        this.#writing = undefined;
       }
     }
     this.#running = undefined;

@@ -70,7 +70,10 @@ describe('JsonlWriter', () => {
       return w.append(line);
     });
     // An empty append waits for what came before it, and resolves when nothing is pending.
+    let before = 0;
+    for (const a of appends) void a.then(() => before++);
     await w.append([]);
+    expect(before).toBe(lines.length);
     await Promise.all(appends);
     await w.append([]);
     await w.close();
@@ -78,6 +81,33 @@ describe('JsonlWriter', () => {
     expect(w.length).toBe(bytes.length);
     expect(bytes.toString()).toBe(lines.map((l) => `${l.replace('\ud800', '\ufffd')}\n`).join(''));
     for (const i of [0, 1, 2, 3, 1000, lines.length - 1]) expect(bytes.subarray(offsets[i]!).toString().split('\n')[0]).toBe(lines[i]!.replace('\ud800', '\ufffd'));
+  });
+
+  it('resolves an empty append once what came before is durable, while appends keep coming', async () => {
+    const file = join(await tempDir(), 'log.jsonl');
+    const w = await JsonlWriter.open(file);
+    let stop = false;
+    let n = 0;
+    let settled = 0;
+    const appends: Array<Promise<void>> = [];
+    // A steady producer: the writer never goes idle while it runs.
+    const produce = () => {
+      if (stop) return;
+      const a = w.append(JSON.stringify({ n: n++ }));
+      void a.then(() => settled++);
+      appends.push(a);
+      setImmediate(produce);
+    };
+    produce();
+    await new Promise((r) => setTimeout(r, 20));
+    const upTo = appends.length;
+    const durable = await Promise.race([w.append([]).then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 2000))]);
+    stop = true;
+    expect(durable).toBe(true);
+    // Everything appended before the empty append had settled when it did.
+    expect(settled).toBeGreaterThanOrEqual(upTo);
+    await Promise.all(appends);
+    await w.close();
   });
 
   it('starts on a fresh line after a torn last line, so the torn bytes never glue onto a new record', async () => {
