@@ -580,7 +580,7 @@ function checkContact(contact: Contact): Contact {
 
 /** Frame bytes around a message's text and meta (type, ids, conversation, times, `after`). */
 const FRAME_ENVELOPE_BYTES = 1024;
-/** Most messages a drain worker claims at once. */
+/** Message times as ISO strings, formatted once per millisecond. */
 const sentIso = isoFormatter();
 const expiresIso = isoFormatter();
 

@@ -6,7 +6,7 @@ import { JsonlWriter } from '../fs/JsonlWriter.js';
 export interface FlightRecord {
   /** When, ISO 8601. */
   t: string;
-  /** The actor's id: `connection`, `outbox`, `inbox`, `message:{id}`, `pending:{id}`... */
+  /** The actor's id: `connection`, `outbox`, `inbox`, `message:{id}`, `pending:{from}/{id}`... */
   actor: string;
   /** The state before (null when the actor starts). */
   from: string | null;
