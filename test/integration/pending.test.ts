@@ -85,14 +85,15 @@ describe('pending queue (digital employee)', () => {
     await eventually(async () => (await restarted.claimPendingMessages({ max: 1 }))[0]?.id === job!.id, 3000, 'lapse after restart');
   });
 
-  it('extends a lease', async () => {
-    const { worker } = await workerWithJobs(1);
-    const [job] = await worker.claimPendingMessages({ max: 1, leaseMs: 150 });
+  it('extends a lease, all or nothing', async () => {
+    const { worker } = await workerWithJobs(2);
+    const [job, other] = await worker.claimPendingMessages({ max: 2, leaseMs: 150 });
     await sleep(100);
-    await worker.extendPendingLease([job!.id], 10_000);
+    await worker.extendPendingLease([job!], 10_000);
+    // One not claimed refuses the whole call: the other claim keeps its lease and lapses.
+    await expect(worker.extendPendingLease([other!, 'not-claimed-id'], 10_000)).rejects.toMatchObject({ code: 'INVALID_OPTION' });
     await sleep(150);
-    expect(await worker.claimPendingMessages({ max: 1 })).toEqual([]);
-    await expect(worker.extendPendingLease(['not-claimed-id'], 1000)).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+    expect(texts(await worker.claimPendingMessages({ max: 2 }))).toEqual([other!.text]);
   });
 
   it('drains with a handler: acknowledges what it finishes, retries what throws', async () => {

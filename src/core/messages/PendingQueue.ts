@@ -178,11 +178,13 @@ export class PendingQueue {
 
   /** Extends the lease of claimed messages (by key) by `leaseMs` from now. */
   async extend(keys: readonly string[], leaseMs: number): Promise<void> {
-    for (const key of keys) {
+    // All or nothing: one that is not claimed refuses the call before any lease moves.
+    const actors = keys.map((key) => {
       const actor = this.#actors.get(key);
       if (!actor) throw new IMClientError('INVALID_OPTION', `message ${key} is not claimed`);
-      actor.send({ type: 'EXTEND', leaseMs });
-    }
+      return actor;
+    });
+    for (const actor of actors) actor.send({ type: 'EXTEND', leaseMs });
     await this.#settle(keys);
   }
 
