@@ -123,6 +123,21 @@ describe('crash between the two writes of a send', () => {
     await eventually(() => got.length === 1);
     expect(got[0]).toMatchObject({ id: id(7), text: 'survived' });
   });
+
+  it('is not fooled by the contact\'s message with the same id after the place of ours', async () => {
+    const server = await startServer();
+    const entry = { id: id(8), conversationId: 'agent_001+agent_002', to: 'agent_002', text: 'ours', sentAt: new Date().toISOString(), offset: 0 };
+    // Ids are unique per sender: the contact's message, received after the crash point, has our id.
+    const theirs = { type: 'message', id: id(8), conversationId: 'agent_001+agent_002', direction: 'in', from: 'agent_002', to: 'agent_001', text: 'theirs', sentAt: entry.sentAt, seq: 1, serverAt: entry.sentAt };
+    const workspacePath = await workspaceLeftWith(server.url, { 'outbox.jsonl': [{ op: 'put', entry }], 'conversations/agent_001+agent_002.jsonl': [theirs] });
+
+    const again = await makeClient(server.url, 'agent_001', { workspacePath });
+    const history = await again.getConversationHistory({ contactId: 'agent_002' });
+    expect(history.map((m) => [m.from, m.text])).toEqual([
+      ['agent_002', 'theirs'],
+      ['agent_001', 'ours'],
+    ]);
+  });
 });
 
 describe('crash after a status line, before the journal was compacted', () => {

@@ -437,8 +437,10 @@ export class Outbox {
       const finished: string[] = [];
       const start = Math.min(...entries.map((e) => e.offset!));
       for await (const { value } of storage.conversations.records(conversationId, start)) {
-        if (value.type === 'message') wanted.delete(value.id);
-        else if (value.status !== 'queued' && value.status !== 'sending' && open.delete(value.id)) finished.push(value.id);
+        // The contact's messages may share an id with ours: only an outgoing line is ours.
+        if (value.type === 'message') {
+          if (value.direction === 'out') wanted.delete(value.id);
+        } else if (value.status !== 'queued' && value.status !== 'sending' && open.delete(value.id)) finished.push(value.id);
         if (wanted.size === 0 && open.size === 0) break;
       }
       storage.outbox.finish(finished);

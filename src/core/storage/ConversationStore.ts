@@ -148,9 +148,11 @@ export class ConversationStore {
         addStatus(statuses, record);
         continue;
       }
+      // Status lines are written for outgoing messages only: a contact's message may share the id.
+      const ours = record.direction === 'out';
       if (!reachedBefore) {
         if (record.id === query.before) reachedBefore = true;
-        statuses.delete(record.id);
+        if (ours) statuses.delete(record.id);
         continue;
       }
       if (newestFirst.length === query.limit) {
@@ -159,7 +161,7 @@ export class ConversationStore {
       }
       const message = messageFromRecord(record);
       // Collected newest first: replay them oldest first.
-      const list = statuses.get(record.id);
+      const list = ours ? statuses.get(record.id) : undefined;
       if (list) {
         for (let i = list.length - 1; i >= 0; i--) applyStatus(message, list[i]!);
         statuses.delete(record.id);

@@ -41,6 +41,20 @@ describe('ConversationStore.history', () => {
     expect(all.messages[0]).toMatchObject({ id: 'msg_00000001', status: 'delivered', seq: 5, deliveredAt: at(1001), direction: 'out', from: 'agent_001' });
   });
 
+  it('folds status lines into our message only, when the contact\'s message has the same id', async () => {
+    const { store: s } = await store();
+    // Ids are unique per sender: the contact's reply reuses our request's id, and overtakes our receipt.
+    const reply: MessageRecord = { ...inbound(9, 2), id: out(1).id, text: 'reply' };
+    await s.append(CID, [out(1), status(1, 'acked', { seq: 1 }), reply, status(1, 'delivered')]);
+    const page = await s.history(CID, { limit: 10 });
+    expect(page.messages.map((m) => [m.from, m.text, m.status, m.seq])).toEqual([
+      ['agent_001', 'out 1', 'delivered', 1],
+      ['agent_002', 'reply', undefined, 2],
+    ]);
+    expect(await s.find(CID, out(1).id, 'agent_001')).toMatchObject({ text: 'out 1', status: 'delivered' });
+    expect(await s.find(CID, out(1).id, 'agent_002')).toMatchObject({ text: 'reply', seq: 2 });
+  });
+
   it('pages backwards with `before`', async () => {
     const { store: s } = await store();
     const records: ConversationRecord[] = [];
