@@ -8,6 +8,7 @@ import { Inbox } from '../core/messages/Inbox.js';
 import { createMessageId } from '../core/messages/messageId.js';
 import { Outbox, type StatusUpdate } from '../core/messages/Outbox.js';
 import { drainPending } from '../core/messages/drainPending.js';
+import { deferred } from '../util/deferred.js';
 import { PendingQueue, type PendingMessage, type PendingRef } from '../core/messages/PendingQueue.js';
 import { FifoMap } from '../util/FifoMap.js';
 import { utf8LengthIfOver } from '../util/utf8.js';
@@ -57,6 +58,8 @@ export class IMClient {
   readonly #o: ResolvedClientOptions;
   readonly #events: Emitter<IMClientEvents>;
   readonly #waiters = new StatusWaiters();
+  /** The turns of sends of caller-chosen ids in progress, by id (see {@link #turnFor}). */
+  readonly #idTurns = new Map<string, Promise<void>>();
   readonly #streams = new Set<MessageStream>();
   /** Direct conversation ids of recent contacts: one string shared by every queued message to them. */
   readonly #directIds = new FifoMap<string, string>();
@@ -200,6 +203,9 @@ export class IMClient {
    */
   async sendMessage(options: SendMessageOptions): Promise<IMMessage> {
     requireObject(options);
+    // Checked before anything is written: a send that throws must not have been queued.
+    const waitFor = options.waitFor ?? 'stored';
+    if (waitFor !== 'stored' && waitFor !== 'acked' && waitFor !== 'delivered') throw new InvalidOptionError('waitFor', `expected 'stored', 'acked' or 'delivered'`);
     const parts = await this.#ready();
     const { to, text } = options;
     assertId('contactId', to);
@@ -227,15 +233,6 @@ export class IMClient {
     if (!Number.isSafeInteger(ttlMs) || ttlMs < 0) throw new InvalidOptionError('ttlMs', 'expected an integer >= 0');
     const id = options.id ?? createMessageId();
     if (options.id !== undefined) assertId('messageId', id);
-    if (options.id !== undefined && !parts.outbox.has(id) && !parts.outbox.enqueuing(id)) {
-      // A caller's own id that was sent before (acked already, or in an earlier run) is not sent again.
-      const earlier = await parts.storage.conversations.find(conversationId, id, this.agentId);
-      if (earlier) {
-        // The lifecycle is ahead of the history line while a status line is on its way to disk.
-        earlier.status = parts.outbox.stateOf(id) ?? earlier.status;
-        return earlier;
-      }
-    }
     const now = Date.now();
     const sentAt = sentIso(now);
     // Built field by field, not with spreads of optional parts: those allocate, and leave the
@@ -243,20 +240,62 @@ export class IMClient {
     const record: MessageRecord = { type: 'message', id, conversationId, direction: 'out', from: this.agentId, to, text, sentAt, status: 'queued' };
     if (options.replyTo !== undefined) record.replyTo = options.replyTo;
     if (options.meta !== undefined) record.meta = options.meta;
-    if (!parts.outbox.has(id)) {
-      // enqueue() also folds a concurrent send of the same id into the first one.
-      const entry: OutboxEntry = { id, conversationId, to, text, sentAt };
-      if (options.replyTo !== undefined) entry.replyTo = options.replyTo;
-      if (options.meta !== undefined) entry.meta = options.meta;
-      if (ttlMs > 0) entry.expiresAt = expiresIso(now + ttlMs);
-      await parts.outbox.enqueue(entry, record, options.id !== undefined);
+    let earlier: IMMessage | undefined;
+    let enqueued: Promise<void> | undefined;
+    // Sends of one caller-chosen id take turns until one has queued it: the next finds it queued,
+    // or (acked already) in history, never sends it again.
+    const endTurn = options.id === undefined ? undefined : await this.#turnFor(id);
+    try {
+      if (endTurn && !parts.outbox.has(id) && !parts.outbox.enqueuing(id)) {
+        // A caller's own id that was sent before (acked already, or in an earlier run) is not sent again.
+        earlier = await parts.storage.conversations.find(conversationId, id, this.agentId);
+      }
+      if (!earlier && !parts.outbox.has(id)) {
+        // enqueue() also folds a send of an id being enqueued into the first one.
+        const entry: OutboxEntry = { id, conversationId, to, text, sentAt };
+        if (options.replyTo !== undefined) entry.replyTo = options.replyTo;
+        if (options.meta !== undefined) entry.meta = options.meta;
+        if (ttlMs > 0) entry.expiresAt = expiresIso(now + ttlMs);
+        enqueued = parts.outbox.enqueue(entry, record, options.id !== undefined);
+      }
+    } finally {
+      endTurn?.();
     }
-    const message = messageFromRecord(record);
-    message.status = parts.outbox.stateOf(id) ?? 'queued';
-    const waitFor = options.waitFor ?? 'stored';
+    await enqueued;
+    const message = earlier ?? messageFromRecord(record);
+    // The lifecycle is ahead of the history line while a status line is on its way to disk.
+    message.status = parts.outbox.stateOf(id) ?? (earlier ? earlier.status : 'queued');
     if (waitFor === 'stored') return message;
-    if (waitFor !== 'acked' && waitFor !== 'delivered') throw new InvalidOptionError('waitFor', `expected 'stored', 'acked' or 'delivered'`);
+    if (earlier) this.#learnFromHistory(earlier);
     return withStatus(message, await this.#waiters.wait(id, waitFor, options));
+  }
+
+  /** Waits for the turn of a send of this caller-chosen id; returns the function that ends it. */
+  async #turnFor(id: string): Promise<() => void> {
+    const prior = this.#idTurns.get(id);
+    const mine = deferred();
+    const turn = prior ? prior.then(() => mine.promise) : mine.promise;
+    this.#idTurns.set(id, turn);
+    await prior;
+    return () => {
+      mine.resolve();
+      if (this.#idTurns.get(id) === turn) this.#idTurns.delete(id);
+    };
+  }
+
+  /**
+   * Tells the status waiters where a message sent earlier stands, from its
+   * history line, unless they know already (a live status is newer than a
+   * line that may lag it).
+   */
+  #learnFromHistory(earlier: IMMessage): void {
+    if (this.#waiters.knows(earlier.id) || earlier.status === undefined || earlier.status === 'queued' || earlier.status === 'sending') return;
+    const update: StatusUpdate = { id: earlier.id, conversationId: earlier.conversationId, status: earlier.status, at: earlier.deliveredAt ?? earlier.serverAt ?? earlier.sentAt };
+    if (earlier.seq !== undefined) update.seq = earlier.seq;
+    if (earlier.serverAt !== undefined) update.serverAt = earlier.serverAt;
+    if (earlier.deliveredAt !== undefined) update.deliveredAt = earlier.deliveredAt;
+    if (earlier.error !== undefined) update.error = earlier.error;
+    this.#waiters.update(update);
   }
 
   /**
@@ -273,19 +312,7 @@ export class IMClient {
       if (!earlier || earlier.direction !== 'out') {
         throw new IMClientError('NOT_FOUND', `no message ${id} sent by this client${options.conversationId === undefined ? ' in this run (pass conversationId to look in history)' : ` in ${options.conversationId}`}`);
       }
-      if (earlier.status !== 'queued' && earlier.status !== 'sending') {
-        const update: StatusUpdate = {
-          id,
-          conversationId: earlier.conversationId,
-          status: earlier.status!,
-          at: earlier.deliveredAt ?? earlier.serverAt ?? earlier.sentAt,
-          ...(earlier.seq === undefined ? {} : { seq: earlier.seq }),
-          ...(earlier.serverAt === undefined ? {} : { serverAt: earlier.serverAt }),
-          ...(earlier.deliveredAt === undefined ? {} : { deliveredAt: earlier.deliveredAt }),
-          ...(earlier.error === undefined ? {} : { error: earlier.error }),
-        };
-        this.#waiters.update(update);
-      }
+      this.#learnFromHistory(earlier);
     }
     return this.#waiters.wait(id, status, options);
   }

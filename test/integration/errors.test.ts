@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { IMClient } from '../../src/api/client.js';
@@ -145,6 +146,51 @@ describe('IMClient errors', () => {
     expect(gotB.map((m) => m.text)).toEqual(['from a']);
     const history = await a.getConversationHistory({ contactId: 'agent_002' });
     expect(history.map((m) => `${m.from}: ${m.text} ${m.status ?? ''}`.trim())).toEqual(['agent_002: from b', 'agent_001: from a delivered']);
+  });
+
+  it('waits as asked on a caller-chosen id sent again: for its delivery, or rejects with how it failed', async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    await a.connect();
+    await a.sendMessage({ to: 'agent_002', text: 'hello', id: 'resend-id-0001', waitFor: 'acked' });
+    // agent_002 never connects: sent again, it is still not delivered.
+    await expect(a.sendMessage({ to: 'agent_002', text: 'hello', id: 'resend-id-0001', waitFor: 'delivered', timeoutMs: 300 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+    // A message that expired before it was sent: sent again, the same failure.
+    const offline = await makeClient(server.url, 'agent_003');
+    await offline.sendMessage({ to: 'agent_002', text: 'stale', id: 'resend-id-0002', ttlMs: 20 });
+    await sleep(50);
+    await offline.connect();
+    await expect(offline.waitForStatus('resend-id-0002', 'acked')).rejects.toMatchObject({ code: 'MESSAGE_EXPIRED' });
+    await expect(offline.sendMessage({ to: 'agent_002', text: 'stale', id: 'resend-id-0002', waitFor: 'acked' })).rejects.toMatchObject({ code: 'MESSAGE_EXPIRED' });
+    // An invalid waitFor is refused before anything is queued.
+    await expect(a.sendMessage({ to: 'agent_002', text: 'never', waitFor: 'read' as never })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+    expect((await a.getConversationHistory({ contactId: 'agent_002' })).map((m) => m.text)).toEqual(['hello']);
+  });
+
+  it('sends a caller-chosen id once when a second send comes while the first looks through a long history', async () => {
+    const server = await startServer();
+    const workspacePath = join(await tempDir('ws-'), 'agent_001');
+    const first = await makeClient(server.url, 'agent_001', { workspacePath });
+    await first.open();
+    await first.close();
+    // A long conversation: looking for an id not in it reads the whole file.
+    const line = (i: number) => `${JSON.stringify({ type: 'message', id: `old-${String(i).padStart(8, '0')}`, conversationId: 'agent_001+agent_002', direction: 'out', from: 'agent_001', to: 'agent_002', text: 'x'.repeat(150), sentAt: '2026-01-01T00:00:00.000Z', status: 'failed' })}\n`;
+    await writeFile(join(workspacePath, 'im_client', 'conversations', 'agent_001+agent_002.jsonl'), Array.from({ length: 60_000 }, (_, i) => line(i)).join(''));
+    const a = await makeClient(server.url, 'agent_001', { workspacePath });
+    await a.connect();
+    let t0 = performance.now();
+    await a.sendMessage({ to: 'agent_002', text: 'probe', id: 'probe-id-0001', waitFor: 'acked' });
+    const lookup = performance.now() - t0;
+    // The second send starts halfway through the first one's look: before, it finished looking after the
+    // first was acked, found nothing (its read began before the first's line), and sent it again.
+    t0 = performance.now();
+    const sends = [a.sendMessage({ to: 'agent_002', text: 'once', id: 'race-id-0001', waitFor: 'acked' })];
+    await sleep(lookup / 2);
+    sends.push(a.sendMessage({ to: 'agent_002', text: 'once', id: 'race-id-0001', waitFor: 'acked' }));
+    const [one, two] = await Promise.all(sends);
+    expect(two!.id).toBe(one!.id);
+    const history = await a.getConversationHistory({ contactId: 'agent_002', limit: 5 });
+    expect(history.filter((m) => m.id === 'race-id-0001')).toHaveLength(1);
   });
 
   it('sends a caller-chosen id once when two sends of it race, and either can be waited on', async () => {
