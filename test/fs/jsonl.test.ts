@@ -83,6 +83,16 @@ describe('JsonlWriter', () => {
     for (const i of [0, 1, 2, 3, 1000, lines.length - 1]) expect(bytes.subarray(offsets[i]!).toString().split('\n')[0]).toBe(lines[i]!.replace('\ud800', '\ufffd'));
   });
 
+  it('resolves an empty append with the batch being written when nothing else is pending', async () => {
+    const w = await JsonlWriter.open(join(await tempDir(), 'log.jsonl'));
+    let written = false;
+    // The append starts a batch at once: it is being written, and nothing is pending.
+    void w.append(JSON.stringify({ n: 1 })).then(() => (written = true));
+    await w.append([]);
+    expect(written).toBe(true);
+    await w.close();
+  });
+
   it('resolves an empty append once what came before is durable, while appends keep coming', async () => {
     const file = join(await tempDir(), 'log.jsonl');
     const w = await JsonlWriter.open(file);

@@ -499,6 +499,7 @@ export class Outbox {
       this.#spilledExpiry.clear();
       return;
     }
+    if (this.#spilledExpiry.size > 2 * this.#spilled.size + 1024) this.#spilledExpiry.retain((id) => this.#spilled.has(id));
     const due: Array<[number, string]> = [];
     for (let at = this.#spilledExpiry.peekKey(); at !== undefined && at <= now; at = this.#spilledExpiry.peekKey()) {
       const id = this.#spilledExpiry.pop()!;
@@ -514,9 +515,9 @@ export class Outbox {
    */
   async #expireSpilled(due: ReadonlyArray<[expiresAt: number, id: string]>, now: number): Promise<void> {
     for (let i = 0; i < due.length && !this.#stopped; i += this.#maxLoaded) {
-      const ids = new Set(due.slice(i, i + this.#maxLoaded).map(([, id]) => id));
+      const ids = due.slice(i, i + this.#maxLoaded).map(([, id]) => id);
       try {
-        await this.#readBack(ids.size, ids);
+        await this.#readBack(ids.length, new Set(ids));
       } catch (err) {
         for (const [at, id] of due.slice(i)) this.#spilledExpiry.push(at, id);
         this.#o.onError(err);
@@ -734,7 +735,15 @@ export class Outbox {
   }
 
   async #readBackNow(limit: number, only?: ReadonlySet<string>): Promise<number> {
-    if (this.#spilled.size === 0) return 0;
+    if (this.#spilled.size === 0 || this.#stopped) return 0;
+    if (only) {
+      // Those the refill read back meanwhile are not looked for: a read that cannot reach its
+      // limit scans the journal to its end.
+      const still = [...only].filter((id) => this.#spilled.has(id));
+      if (still.length === 0) return 0;
+      only = new Set(still);
+      limit = Math.min(limit, still.length);
+    }
     if (!only) this.#spillLow = undefined;
     const { entries, next } = await this.#o.storage.outbox.readSpilled(this.#spillFrom, limit, only);
     for (const entry of entries) {
