@@ -87,12 +87,11 @@ describe('pending queue (digital employee)', () => {
 
   it('extends a lease, all or nothing', async () => {
     const { worker } = await workerWithJobs(2);
-    const [job, other] = await worker.claimPendingMessages({ max: 2, leaseMs: 150 });
-    await sleep(100);
+    const [job, other] = await worker.claimPendingMessages({ max: 2, leaseMs: 400 });
     await worker.extendPendingLease([job!], 10_000);
     // One not claimed refuses the whole call: the other claim keeps its lease and lapses.
     await expect(worker.extendPendingLease([other!, 'not-claimed-id'], 10_000)).rejects.toMatchObject({ code: 'INVALID_OPTION' });
-    await sleep(150);
+    await sleep(500);
     expect(texts(await worker.claimPendingMessages({ max: 2 }))).toEqual([other!.text]);
   });
 
