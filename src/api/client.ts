@@ -246,6 +246,11 @@ export class IMClient {
     // or (acked already) in history, never sends it again.
     const endTurn = options.id === undefined ? undefined : await this.#turnFor(id);
     try {
+      const queuedIn = endTurn && parts.outbox.queuedConversationOf(id);
+      if (queuedIn && queuedIn !== conversationId) {
+        // Ids are unique per sender: the server would refuse it (id_conflict), and the queued message is another.
+        throw new InvalidOptionError('id', `message id ${id} is already used by a message queued in ${queuedIn}`);
+      }
       if (endTurn && !parts.outbox.has(id) && !parts.outbox.enqueuing(id)) {
         // A caller's own id that was sent before (acked already, or in an earlier run) is not sent again.
         earlier = await parts.storage.conversations.find(conversationId, id, this.agentId);

@@ -193,6 +193,18 @@ describe('IMClient errors', () => {
     expect(history.filter((m) => m.id === 'race-id-0001')).toHaveLength(1);
   });
 
+  it('refuses a caller-chosen id already queued for another contact, instead of pretending to queue it', async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    // Offline: the first is queued, not sent.
+    await a.sendMessage({ to: 'agent_002', text: 'to 2', id: 'one-id-0001' });
+    await expect(a.sendMessage({ to: 'agent_003', text: 'to 3', id: 'one-id-0001' })).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'id' });
+    expect(await a.getConversationHistory({ contactId: 'agent_003' })).toEqual([]);
+    // The same contact: the queued message, not a second one.
+    expect(await a.sendMessage({ to: 'agent_002', text: 'to 2', id: 'one-id-0001' })).toMatchObject({ id: 'one-id-0001', status: 'queued' });
+    expect(await a.getConversationHistory({ contactId: 'agent_002' })).toHaveLength(1);
+  });
+
   it('sends a caller-chosen id once when two sends of it race, and either can be waited on', async () => {
     const server = await startServer();
     const workspacePath = join(await tempDir('ws-'), 'agent_001');

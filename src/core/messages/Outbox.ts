@@ -129,7 +129,7 @@ export class Outbox {
    * again (or waited for) before its first send resolves. Generated ids are never tracked
    * here; a map operation per message adds up.
    */
-  readonly #enqueuing = new Map<string, Promise<void>>();
+  readonly #enqueuing = new Map<string, { promise: Promise<void>; conversationId: string }>();
   /** The send groups not yet settled, for {@link enqueued}. */
   readonly #openGroups = new Set<SendGroup>();
   /** Sends made since the last microtask, written together as one batch. */
@@ -284,7 +284,7 @@ export class Outbox {
   enqueue(entry: OutboxEntry, record: MessageRecord, callerId = true): Promise<void> {
     // A second send of an id being enqueued waits for the first instead of enqueuing it twice.
     const running = callerId ? this.#enqueuing.get(entry.id) : undefined;
-    if (running) return running;
+    if (running) return running.promise;
     // The send order is fixed now, even if concurrent sends reach the disk in another order.
     const ordinal = ++this.#ordinal;
     if (this.#sendBatch.size === 0) queueMicrotask(() => this.#writeSends());
@@ -295,7 +295,7 @@ export class Outbox {
       this.#openGroups.add(group);
     }
     group.items.push({ entry, record, ordinal, callerId });
-    if (callerId) this.#enqueuing.set(entry.id, group.promise);
+    if (callerId) this.#enqueuing.set(entry.id, { promise: group.promise, conversationId: entry.conversationId });
     return group.promise;
   }
 
@@ -413,6 +413,15 @@ export class Outbox {
   /** Whether a send of this caller-chosen id is being made durable. */
   enqueuing(id: string): boolean {
     return this.#enqueuing.has(id);
+  }
+
+  /**
+   * The conversation of the message with this id waiting in memory, in flight
+   * or being made durable (undefined otherwise, and for one that waits only in
+   * the journal).
+   */
+  queuedConversationOf(id: string): string | undefined {
+    return this.#slots.get(id)?.entry.conversationId ?? this.#enqueuing.get(id)?.conversationId;
   }
 
   /**
