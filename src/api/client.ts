@@ -246,7 +246,7 @@ export class IMClient {
     // or (acked already) in history, never sends it again.
     const endTurn = options.id === undefined ? undefined : await this.#turnFor(id);
     try {
-      const queuedIn = endTurn && parts.outbox.queuedConversationOf(id);
+      const queuedIn = endTurn && (await parts.outbox.queuedConversationOf(id));
       if (queuedIn && queuedIn !== conversationId) {
         // Ids are unique per sender: the server would refuse it (id_conflict), and the queued message is another.
         throw new InvalidOptionError('id', `message id ${id} is already used by a message queued in ${queuedIn}`);

@@ -48,6 +48,8 @@ describe('a queue longer than maxQueuedInMemory', () => {
     // Sending m50 again with its id returns the queued message instead of queueing it twice.
     const again = await a.sendMessage({ to: 'agent_b', text: 'm50', id: ids[50] });
     expect(again).toMatchObject({ id: ids[50], status: 'queued' });
+    // Its id to another contact is refused, spilled as it is (ids are unique per sender).
+    await expect(a.sendMessage({ to: 'agent_c', text: 'm51', id: ids[51] })).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'id' });
 
     await a.connect();
     await eventually(() => gotB.length === 59, 10_000, '59 messages delivered');

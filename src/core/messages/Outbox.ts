@@ -416,12 +416,14 @@ export class Outbox {
   }
 
   /**
-   * The conversation of the message with this id waiting in memory, in flight
-   * or being made durable (undefined otherwise, and for one that waits only in
-   * the journal).
+   * The conversation of the message with this id if it is queued, in flight
+   * or being made durable (one waiting only in the journal is looked up there,
+   * and stays there: its turn to be read back comes in send order).
    */
-  queuedConversationOf(id: string): string | undefined {
-    return this.#slots.get(id)?.entry.conversationId ?? this.#enqueuing.get(id)?.conversationId;
+  async queuedConversationOf(id: string): Promise<string | undefined> {
+    const known = this.#slots.get(id)?.entry.conversationId ?? this.#enqueuing.get(id)?.conversationId;
+    if (known !== undefined || !this.#spilled.has(id)) return known;
+    return (await this.#o.storage.outbox.peekSpilled(this.#spillFrom, id))?.conversationId;
   }
 
   /**

@@ -154,6 +154,21 @@ export class OutboxJournal {
   }
 
   /**
+   * The entry of a spilled message, from byte `from` on, left spilled (a look
+   * at it, not a read-back: reading one back early would put it ahead of the
+   * messages spilled before it).
+   */
+  async peekSpilled(from: number, id: string): Promise<OutboxEntry | undefined> {
+    if (!this.#spilled.has(id)) return undefined;
+    const only = new Set([id]);
+    const select = (text: string) => this.#mayHold(text, only);
+    for await (const batch of readJsonlBatches(this.path, OutboxRecord, { start: from, trusted: isPut, select })) {
+      for (const { value } of batch) if (value.op === 'put' && value.entry.id === id) return value.entry;
+    }
+    return undefined;
+  }
+
+  /**
    * Whether a raw line can be the put of a spilled entry wanted now; `done`
    * lines and puts of other messages are skipped without being parsed (a
    * long queue read back while sending is mostly such lines). Ids cannot
