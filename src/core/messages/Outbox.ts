@@ -7,6 +7,7 @@ import type { ReceiptItem } from '../../protocol/delivery.js';
 import type { AckFrame, NackFrame, SendFrame } from '../../protocol/send.js';
 import type { Link } from '../connection/Link.js';
 import type { ConversationRecord, MessageRecord, OutboxEntry, OutgoingStatus, StatusRecord } from '../storage/records.js';
+import type { OutboxJournal } from '../storage/OutboxJournal.js';
 import type { WorkspaceStorage } from '../storage/WorkspaceStorage.js';
 import { createLifecycle, finishLifecycle, type Lifecycle, type LifecycleSnapshot } from '../statecharts/lifecycle.js';
 import { deferred, type Deferred } from '../../util/deferred.js';
@@ -82,6 +83,13 @@ interface StatusItem {
  */
 interface StatusGroup extends Deferred {
   items: StatusItem[];
+}
+
+/** What a read-back found. */
+interface ReadBack {
+  read: number;
+  /** Whether messages were spilled while it read (they may lie past where it stopped). */
+  spilledMeanwhile: boolean;
 }
 
 interface Slot {
@@ -170,8 +178,6 @@ export class Outbox {
   #lastSettled: Promise<void> = Promise.resolve();
   #ordinal = 0;
   readonly #maxLoaded: number;
-  /** Queued messages whose entries are only in the journal (spilled), by id: their send order. */
-  readonly #spilled = new Map<string, number>();
   /**
    * Spilled messages with a time to live, by expiry (epoch ms): the sweep reads back and fails
    * those due, as it fails queued messages in memory. Ids read back since are skipped when they
@@ -236,6 +242,14 @@ export class Outbox {
     );
   }
 
+  /**
+   * The journal, which also keeps the queued messages whose entries are only in the file
+   * (spilled), each with its ordinal: the one record of which they are.
+   */
+  get #journal(): OutboxJournal {
+    return this.#o.storage.outbox;
+  }
+
   /** The outbox statechart actor, for inspection. */
   get actor(): Lifecycle<typeof outboxMachine> {
     return this.#machine;
@@ -243,7 +257,7 @@ export class Outbox {
 
   /** Messages not yet acked (queued or in flight). */
   get size(): number {
-    return this.#slots.size + this.#spilled.size;
+    return this.#slots.size + this.#journal.spilled;
   }
 
   /**
@@ -254,16 +268,15 @@ export class Outbox {
   async start(): Promise<void> {
     await this.#reconcile();
     this.#machine.start();
-    const journal = this.#o.storage.outbox;
+    const journal = this.#journal;
     const beyond: OutboxEntry[] = [];
     for (const entry of journal.entries()) {
       if (beyond.length === 0 && this.#queued < this.#maxLoaded) this.#addSlot(entry);
       else beyond.push(entry);
     }
     // Spilled from the start of the file: read back from there (the journal was compacted on open).
-    if (beyond.length > 0 && journal.spill(beyond.map((e) => e.id))) {
+    if (beyond.length > 0 && journal.spill(beyond.map((e) => [e.id, ++this.#ordinal] as const))) {
       this.#spillFrom = 0;
-      for (const entry of beyond) this.#spilled.set(entry.id, ++this.#ordinal);
       this.#noteSpilledExpiries(beyond);
     } else {
       for (const entry of beyond) this.#addSlot(entry);
@@ -306,7 +319,7 @@ export class Outbox {
 
   /** Whether a message with this id is in the outbox, on its way in, or has a status on its way to disk. */
   knows(id: string): boolean {
-    return this.#slots.has(id) || this.#spilled.has(id) || this.#enqueuing.has(id) || this.#actors.has(id) || this.#resting.has(id) || this.#statusOnItsWay(id);
+    return this.#slots.has(id) || this.#journal.isSpilled(id) || this.#enqueuing.has(id) || this.#actors.has(id) || this.#resting.has(id) || this.#statusOnItsWay(id);
   }
 
   #statusOnItsWay(id: string): boolean {
@@ -381,15 +394,15 @@ export class Outbox {
     for (const [, group] of groups) {
       for (const { entry, ordinal } of group.items) {
         const slot: Slot = { entry, ordinal, inflight: false, prev: undefined, next: undefined };
-        if (spill.length === 0 && this.#spilled.size === 0 && this.#queued + keep.length < this.#maxLoaded) keep.push(slot);
+        if (spill.length === 0 && outbox.spilled === 0 && this.#queued + keep.length < this.#maxLoaded) keep.push(slot);
         else spill.push(slot);
       }
     }
     // The journal refuses while it compacts (it rewrites the file from memory): those stay in memory.
-    if (spill.length > 0 && outbox.spill(spill.map((s) => s.entry.id))) {
-      if (this.#spilled.size === 0) this.#spillFrom = at;
+    const first = outbox.spilled === 0;
+    if (spill.length > 0 && outbox.spill(spill.map((s) => [s.entry.id, s.ordinal] as const))) {
+      if (first) this.#spillFrom = at;
       if (this.#loading) this.#spillLow = Math.min(this.#spillLow ?? at, at);
-      for (const { entry, ordinal } of spill) this.#spilled.set(entry.id, ordinal);
       this.#noteSpilledExpiries(spill.map((s) => s.entry));
     } else {
       keep.push(...spill);
@@ -407,7 +420,7 @@ export class Outbox {
 
   /** Whether the message is waiting to be sent or in flight (not yet acked or failed). */
   has(id: string): boolean {
-    return this.#slots.has(id) || this.#spilled.has(id);
+    return this.#slots.has(id) || this.#journal.isSpilled(id);
   }
 
   /** Whether a send of this caller-chosen id is being made durable. */
@@ -422,7 +435,7 @@ export class Outbox {
    */
   async queuedConversationOf(id: string): Promise<string | undefined> {
     const known = this.#slots.get(id)?.entry.conversationId ?? this.#enqueuing.get(id)?.conversationId;
-    if (known !== undefined || !this.#spilled.has(id)) return known;
+    if (known !== undefined || !this.#journal.isSpilled(id)) return known;
     return (await this.#o.storage.outbox.peekSpilled(this.#spillFrom, id))?.conversationId;
   }
 
@@ -481,7 +494,7 @@ export class Outbox {
     const actor = this.#actors.get(id);
     if (actor) return publicStatus(actor.getSnapshot().value);
     if (this.#resting.has(id)) return 'acked';
-    return this.#slots.has(id) || this.#spilled.has(id) ? 'queued' : undefined;
+    return this.#slots.has(id) || this.#journal.isSpilled(id) ? 'queued' : undefined;
   }
 
   online(): void {
@@ -494,7 +507,7 @@ export class Outbox {
 
   /** Cancels a message still waiting for a slot; resolves to whether it was cancelled (durably). */
   async cancel(id: string): Promise<boolean> {
-    if (this.#spilled.has(id)) await this.#readBack(1, new Set([id]));
+    if (this.#journal.isSpilled(id)) await this.#readBack(1, new Set([id]));
     const slot = this.#slots.get(id);
     const existing = this.#actors.get(id);
     if (!slot || slot.inflight || (existing && existing.getSnapshot().value !== 'queued')) return false;
@@ -506,15 +519,15 @@ export class Outbox {
   /** Fails every queued message whose time to live has run out, spilled ones included (read back first). */
   sweepExpired(now = Date.now()): void {
     for (const slot of this.#slots.values()) this.#expireIfDue(slot, now);
-    if (this.#spilled.size === 0) {
+    if (this.#journal.spilled === 0) {
       this.#spilledExpiry.clear();
       return;
     }
-    if (this.#spilledExpiry.size > 2 * this.#spilled.size + 1024) this.#spilledExpiry.retain((id) => this.#spilled.has(id));
+    if (this.#spilledExpiry.size > 2 * this.#journal.spilled + 1024) this.#spilledExpiry.retain((id) => this.#journal.isSpilled(id));
     const due: Array<[number, string]> = [];
     for (let at = this.#spilledExpiry.peekKey(); at !== undefined && at <= now; at = this.#spilledExpiry.peekKey()) {
       const id = this.#spilledExpiry.pop()!;
-      if (this.#spilled.has(id)) due.push([at, id]);
+      if (this.#journal.isSpilled(id)) due.push([at, id]);
     }
     if (due.length > 0) void this.#expireSpilled(due, now);
   }
@@ -552,7 +565,7 @@ export class Outbox {
     for (const e of entries) if (e.expiresAt) heap.push(Date.parse(e.expiresAt), e.id);
     // Messages read back since they were spilled stay in the heap until their expiry comes up:
     // while a queue stays spilled for long, drop them now and then, so the heap follows the queue.
-    if (heap.size > 2 * this.#spilled.size + 1024) heap.retain((id) => this.#spilled.has(id));
+    if (heap.size > 2 * this.#journal.spilled + 1024) heap.retain((id) => this.#journal.isSpilled(id));
   }
 
   /** An ack for a message in flight. (One for a message back in the queue after a timeout is dropped: its resend gets the same ack.) */
@@ -719,17 +732,18 @@ export class Outbox {
 
   /** Starts reading spilled messages back once fewer than half of `maxQueuedInMemory` wait in memory. */
   #loadIfLow(): void {
-    if (this.#loading || this.#stopped || this.#spillLost || this.#spilled.size === 0 || this.#queued > this.#maxLoaded / 2) return;
+    if (this.#loading || this.#stopped || this.#spillLost || this.#journal.spilled === 0 || this.#queued > this.#maxLoaded / 2) return;
     this.#loading = this.#readBack(this.#maxLoaded - this.#queued).then(
-      (count) => {
+      ({ read, spilledMeanwhile }) => {
         this.#loading = undefined;
-        if (count > 0) return this.#loadIfLow();
-        // Nothing left to find (a sweep or a cancel read them back first): nothing is lost.
-        if (this.#spilled.size === 0) return;
+        // Messages spilled while it read may lie past where it stopped: the next read finds them.
+        if (read > 0 || spilledMeanwhile) return this.#loadIfLow();
+        // Nothing left to find (a sweep, a cancel or receipts took them first): nothing is lost.
+        if (this.#journal.spilled === 0) return;
         // Nothing found: the file does not hold them where expected (damaged?). Reading it again
         // and again would not help; the next start replays the whole journal.
         this.#spillLost = true;
-        this.#o.onError(new IMClientError('STORAGE_IO', `${this.#spilled.size} queued messages could not be read back from outbox.jsonl; they are sent after the client starts again`));
+        this.#o.onError(new IMClientError('STORAGE_IO', `${this.#journal.spilled} queued messages could not be read back from outbox.jsonl; they are sent after the client starts again`));
       },
       (err: unknown) => {
         this.#loading = undefined;
@@ -738,37 +752,36 @@ export class Outbox {
     );
   }
 
-  /** Reads up to `limit` spilled messages (or only those in `only`) back into the queue, after any read-back before it. */
-  #readBack(limit: number, only?: ReadonlySet<string>): Promise<number> {
+  /**
+   * Reads up to `limit` spilled messages (or only those in `only`) back into the queue, after
+   * any read-back before it; resolves with how many, and whether any were spilled meanwhile.
+   */
+  #readBack(limit: number, only?: ReadonlySet<string>): Promise<ReadBack> {
     const read = this.#reads.then(() => this.#readBackNow(limit, only));
     this.#reads = read.catch(() => {});
     return read;
   }
 
-  async #readBackNow(limit: number, only?: ReadonlySet<string>): Promise<number> {
-    if (this.#spilled.size === 0 || this.#stopped) return 0;
+  async #readBackNow(limit: number, only?: ReadonlySet<string>): Promise<ReadBack> {
+    if (this.#journal.spilled === 0 || this.#stopped) return { read: 0, spilledMeanwhile: false };
     if (only) {
       // Those the refill read back meanwhile are not looked for: a read that cannot reach its
       // limit scans the journal to its end.
-      const still = [...only].filter((id) => this.#spilled.has(id));
-      if (still.length === 0) return 0;
+      const still = [...only].filter((id) => this.#journal.isSpilled(id));
+      if (still.length === 0) return { read: 0, spilledMeanwhile: false };
       only = new Set(still);
       limit = Math.min(limit, still.length);
     }
     if (!only) this.#spillLow = undefined;
-    const { entries, next } = await this.#o.storage.outbox.readSpilled(this.#spillFrom, limit, only);
-    for (const entry of entries) {
-      const ordinal = this.#spilled.get(entry.id);
-      if (ordinal === undefined) continue;
-      this.#spilled.delete(entry.id);
-      this.#link({ entry, ordinal, inflight: false, prev: undefined, next: undefined });
-    }
+    const { entries, next } = await this.#journal.readSpilled(this.#spillFrom, limit, only);
+    for (const { entry, order } of entries) this.#link({ entry, ordinal: order, inflight: false, prev: undefined, next: undefined });
+    const spilledMeanwhile = !only && this.#spillLow !== undefined;
     if (!only) {
       this.#spillFrom = Math.min(next, this.#spillLow ?? next);
       this.#spillLow = undefined;
     }
     this.#report();
-    return entries.length;
+    return { read: entries.length, spilledMeanwhile };
   }
 
   #spawn(slot: Slot): MessageActor {
@@ -981,13 +994,8 @@ export class Outbox {
     // Only once its status line is durable may a message leave the outbox: a crash before it resends
     // it, and the server answers with the same ack. The line itself records that it left.
     const left = written.then(() => {
-      const finished: string[] = [];
-      for (const { update } of durable) {
-        // A receipt can finish a message still spilled (sent before a restart, receipted since).
-        this.#spilled.delete(update.id);
-        finished.push(update.id);
-      }
-      outbox.finish(finished);
+      // A receipt can finish a message still spilled (sent before a restart, receipted since).
+      outbox.finish(durable.map(({ update }) => update.id));
     });
     // Reported once the status line is durable, in batch order.
     const report = Promise.all([this.#lastReport, written])

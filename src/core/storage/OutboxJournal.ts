@@ -5,6 +5,12 @@ import type { WarningListener } from '../../fs/StorageWarning.js';
 import { putLine } from '../../util/jsonText.js';
 import { OutboxRecord, type OutboxEntry } from './records.js';
 
+/** A spilled message read back, with the order key it was spilled with. */
+export interface SpilledEntry {
+  entry: OutboxEntry;
+  order: number;
+}
+
 /** A `put` line, as this journal writes them (the spilled ones are known valid). */
 const isPut = (value: unknown): boolean =>
   typeof value === 'object' && value !== null && (value as { op?: unknown }).op === 'put' && typeof (value as { entry?: { id?: unknown } }).entry?.id === 'string';
@@ -26,7 +32,8 @@ const COMPACT_MIN_DONE = 4096;
  * compacted while appends continue, changes nothing.
  *
  * Messages can be **spilled**: their entries are dropped from memory and
- * stay only in the file (and their ids in a set), to be read back with
+ * stay only in the file (their ids, with the caller's order key, in a map:
+ * the one record of which messages are spilled), to be read back with
  * {@link readSpilled} when their turn comes. A long offline queue then costs
  * memory per message for its id, not its text. The journal is not compacted
  * while anything is spilled (compaction rewrites it from memory).
@@ -34,8 +41,8 @@ const COMPACT_MIN_DONE = 4096;
 export class OutboxJournal {
   readonly path: string;
   readonly #entries: Map<string, OutboxEntry>;
-  /** Ids of messages whose entries are only in the file. */
-  readonly #spilled = new Set<string>();
+  /** Messages whose entries are only in the file: id to the order key given with {@link spill}. */
+  readonly #spilled = new Map<string, number>();
   #writer: JsonlWriter;
   #done: number;
   #compacting: Promise<void> | undefined;
@@ -112,13 +119,14 @@ export class OutboxJournal {
 
   /**
    * Drops these messages' entries from memory: they stay in the file until
-   * read back with {@link readSpilled}. Refused (false) while the journal is
-   * being compacted: compaction rewrites the file from memory, and the file's
-   * offsets change.
+   * read back with {@link readSpilled}, which hands each back with its order
+   * key (the caller's place for it in its queue). Refused (false) while the
+   * journal is being compacted: compaction rewrites the file from memory, and
+   * the file's offsets change.
    */
-  spill(ids: readonly string[]): boolean {
+  spill(items: Iterable<readonly [id: string, order: number]>): boolean {
     if (this.#compacting) return false;
-    for (const id of ids) if (this.#entries.delete(id)) this.#spilled.add(id);
+    for (const [id, order] of items) if (this.#entries.delete(id)) this.#spilled.set(id, order);
     return true;
   }
 
@@ -127,14 +135,21 @@ export class OutboxJournal {
     return this.#spilled.size;
   }
 
+  /** Whether the message's entry is only in the file. */
+  isSpilled(id: string): boolean {
+    return this.#spilled.has(id);
+  }
+
   /**
    * Reads spilled entries back into memory: at most `limit`, in file order,
    * from byte `from` (the offset of the first spilled line, or any earlier
-   * line), or only those in `only`. Resolves with them and the offset to
-   * continue from next time.
+   * line), or only those in `only`. Resolves with them, each with its order
+   * key, and the offset to continue from next time. Nothing changes until
+   * the read is complete: a read that fails leaves every entry spilled, and
+   * one finished while the read was under way is not read back.
    */
-  async readSpilled(from: number, limit: number, only?: ReadonlySet<string>): Promise<{ entries: OutboxEntry[]; next: number }> {
-    const entries: OutboxEntry[] = [];
+  async readSpilled(from: number, limit: number, only?: ReadonlySet<string>): Promise<{ entries: SpilledEntry[]; next: number }> {
+    const found: OutboxEntry[] = [];
     let next = from;
     // No warnings: a line being appended right now may look torn; the journal was checked on open.
     // Spilled entries were validated before they were written (or when the journal was opened):
@@ -142,13 +157,21 @@ export class OutboxJournal {
     const select = (text: string) => this.#mayHold(text, only);
     read: for await (const batch of readJsonlBatches(this.path, OutboxRecord, { start: from, trusted: isPut, select })) {
       for (const { value, end } of batch) {
-        if (entries.length >= limit || this.#spilled.size === 0) break read;
+        if (found.length >= limit || found.length >= this.#spilled.size) break read;
         // Reading chosen ids skips others: the next read must still start here.
         if (!only) next = end;
-        if (value.op !== 'put' || (only && !only.has(value.entry.id)) || !this.#spilled.delete(value.entry.id)) continue;
-        this.#entries.set(value.entry.id, value.entry);
-        entries.push(value.entry);
+        if (value.op !== 'put' || (only && !only.has(value.entry.id)) || !this.#spilled.has(value.entry.id)) continue;
+        found.push(value.entry);
       }
+    }
+    const entries: SpilledEntry[] = [];
+    for (const entry of found) {
+      const order = this.#spilled.get(entry.id);
+      // Finished meanwhile (a receipt), or a second put of the same id: not read back.
+      if (order === undefined) continue;
+      this.#spilled.delete(entry.id);
+      this.#entries.set(entry.id, entry);
+      entries.push({ entry, order });
     }
     return { entries, next };
   }

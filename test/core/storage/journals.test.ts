@@ -44,15 +44,18 @@ describe('OutboxJournal', () => {
     const path = join(await tempDir(), 'outbox.jsonl');
     const j = await OutboxJournal.open(path);
     const at = await j.put(Array.from({ length: 5000 }, (_, i) => entry(i)));
-    expect(j.spill([entry(4990).id, entry(4991).id])).toBe(true);
+    expect(j.spill([[entry(4990).id, 7], [entry(4991).id, 8]])).toBe(true);
     expect(j.has(entry(4990).id)).toBe(true);
+    expect(j.isSpilled(entry(4990).id)).toBe(true);
     expect([...j.entries()].some((e) => e.id === entry(4990).id)).toBe(false);
     const back = await j.readSpilled(at, 10);
-    expect(back.entries.map((e) => e.text)).toEqual(['m4990', 'm4991']);
+    // Each comes back with the order key it was spilled with.
+    expect(back.entries.map(({ entry, order }) => [entry.text, order])).toEqual([['m4990', 7], ['m4991', 8]]);
     expect(j.spilled).toBe(0);
+    expect(j.isSpilled(entry(4990).id)).toBe(false);
     // Enough finished entries to start a compaction as this resolves.
     j.finish(Array.from({ length: 4500 }, (_, i) => entry(i).id));
-    expect(j.spill([entry(4600).id])).toBe(false);
+    expect(j.spill([[entry(4600).id, 9]])).toBe(false);
     await j.close();
     const again = await OutboxJournal.open(path);
     expect(again.has(entry(4600).id)).toBe(true);
@@ -72,14 +75,14 @@ describe('OutboxJournal', () => {
     await j.put([entry(1), entry(2), entry(3), entry(4), entry(5)]);
     j.finish([entry(2).id]);
     await j.put([entry(6)]);
-    expect(j.spill([entry(7).id, entry(1).id, entry(3).id, entry(5).id, entry(6).id])).toBe(true);
+    expect(j.spill([entry(7).id, entry(1).id, entry(3).id, entry(5).id, entry(6).id].map((id, i) => [id, i] as const))).toBe(true);
     // Chosen ids only: the others stay spilled.
     const chosen = await j.readSpilled(at, 10, new Set([entry(5).id]));
-    expect(chosen.entries.map((e) => e.text)).toEqual(['m5']);
+    expect(chosen.entries.map(({ entry }) => entry.text)).toEqual(['m5']);
     const back = await j.readSpilled(at, 3);
-    expect(back.entries.map((e) => e.text)).toEqual(['m7', 'm1', 'm3']);
+    expect(back.entries.map(({ entry }) => entry.text)).toEqual(['m7', 'm1', 'm3']);
     const rest = await j.readSpilled(back.next, 10);
-    expect(rest.entries.map((e) => e.text)).toEqual(['m6']);
+    expect(rest.entries.map(({ entry }) => entry.text)).toEqual(['m6']);
     expect(j.spilled).toBe(0);
     expect([...j.entries()].map((e) => e.text).sort()).toEqual(['m1', 'm3', 'm4', 'm5', 'm6', 'm7']);
     await j.close();
