@@ -79,6 +79,9 @@ export async function* readJsonlBatches<S extends z.ZodType>(
         options.onWarning?.({ file, line: raw.line, offset: raw.offset, reason });
       }
     }
+    // The raw text is not needed once parsed: let it go now, not once the next chunk is in
+    // (a long read-back under load would otherwise carry every chunk's text past a collection).
+    lines.length = 0;
     if (batch.length > 0) yield batch;
   }
 }
