@@ -1,4 +1,4 @@
-import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OutboxJournal } from '../../../src/core/storage/OutboxJournal.js';
@@ -165,6 +165,26 @@ describe('PendingQueueStore', () => {
       [3, 0, null],
     ]);
     await q.close();
+  });
+
+  it('an add made while a compaction fails still reaches the log: nothing is left queued in memory only', async () => {
+    const dir = await tempDir();
+    const [snap, log] = [join(dir, 'pending.json'), join(dir, 'pending.log.jsonl')];
+    const q = await PendingQueueStore.open(snap, log);
+    // A directory where the snapshot goes: the compaction's rename onto it fails, for real.
+    await rm(snap);
+    await mkdir(snap);
+    const compaction = q.compact().then(
+      () => 'written',
+      (err: NodeJS.ErrnoException) => err.code,
+    );
+    const added = q.add([item(1)]);
+    expect(await compaction).not.toBe('written');
+    await added;
+    expect(q.has(key(1))).toBe(true);
+    // The add is on disk: a crash now (the process gone, the snapshot path repaired) keeps it.
+    await rm(snap, { recursive: true });
+    expect((await PendingQueueStore.read(snap, log)).map((i) => i.message.id)).toEqual([message(1).id]);
   });
 
   it('drains a long queue by appending log lines, folding them into pending.json from time to time', async () => {
