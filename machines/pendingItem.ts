@@ -35,8 +35,9 @@ export type PendingItemEvent =
  * lease deadline lives in context: a claim resumed after a restart re-arms
  * its timer from it (`RESUME_CLAIM`) without being recorded again.
  *
- * `persistClaim`, `persistRelease` and `persistAck` append to the queue log;
- * src provides them.
+ * `persistClaim`, `persistExtend`, `persistRelease` and `persistAck` append
+ * to the queue log; src provides them. An extension moves the deadline of
+ * the claim it extends: it is not a new claim, and `attempts` stays.
  */
 export const pendingItemMachine = setup({
   types: {
@@ -46,6 +47,7 @@ export const pendingItemMachine = setup({
   },
   actions: {
     persistClaim: () => {},
+    persistExtend: () => {},
     persistRelease: () => {},
     persistAck: () => {},
     startLease: assign(({ context, event }) => {
@@ -75,7 +77,7 @@ export const pendingItemMachine = setup({
     },
     claimed: {
       on: {
-        EXTEND: { target: 'claimed', reenter: true, actions: ['startLease', 'persistClaim'] },
+        EXTEND: { target: 'claimed', reenter: true, actions: ['startLease', 'persistExtend'] },
         RELEASE: { target: 'pending', actions: ['endLease', 'persistRelease'] },
         ACK: 'done',
       },

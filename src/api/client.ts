@@ -61,6 +61,8 @@ export class IMClient {
   /** The turns of sends of caller-chosen ids in progress, by id (see {@link #turnFor}). */
   readonly #idTurns = new Map<string, Promise<void>>();
   readonly #streams = new Set<MessageStream>();
+  /** Drains running (`drainPendingMessages`): `close()` lets them finish what they started. */
+  readonly #drains = new Set<Promise<unknown>>();
   /** Direct conversation ids of recent contacts: one string shared by every queued message to them. */
   readonly #directIds = new FifoMap<string, string>();
   #parts: Promise<Parts> | undefined;
@@ -173,7 +175,10 @@ export class IMClient {
 
   /**
    * Closes the connection, lets in-progress writes finish, stops every actor
-   * and releases the workspace. Pending waits reject with `CLOSED`.
+   * and releases the workspace. Pending waits reject with `CLOSED`. Drains
+   * start no new message; a handler already running gets up to 5 seconds to
+   * finish (its acknowledgement is written), and a drain's unstarted claims
+   * go back to the queue.
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
@@ -187,6 +192,10 @@ export class IMClient {
       // A delivery batch being written finishes (bounded: the disk may be stuck).
       await Promise.race([parts.inbox.idle(), new Promise((r) => setTimeout(r, 2000).unref())]);
       await parts.outbox.settled();
+      // Drains see the client closing at their next step; idle workers are woken to see it.
+      parts.pending.interrupt();
+      const drains = Promise.allSettled([...this.#drains]);
+      await Promise.race([drains, new Promise((r) => setTimeout(r, CLOSE_DRAIN_WAIT_MS).unref())]);
       parts.inbox.stop();
       parts.outbox.stop();
       parts.pending.stop();
@@ -399,7 +408,7 @@ export class IMClient {
   async drainPendingMessages(handler: (message: PendingMessage) => unknown, options: DrainOptions = {}): Promise<number> {
     const { pending } = await this.#ready();
     const { signal } = options;
-    return drainPending(pending, handler, {
+    const drain = drainPending(pending, handler, {
       concurrency: positive('concurrency', options.concurrency, 1),
       leaseMs: positive('leaseMs', options.leaseMs, this.#o.leaseMs),
       untilEmpty: options.untilEmpty === true,
@@ -407,6 +416,9 @@ export class IMClient {
       stopped: () => signal?.aborted === true || this.#closing !== undefined,
       warn: (warning) => this.#events.emit('warning', warning),
     });
+    this.#drains.add(drain);
+    void drain.catch(() => {}).finally(() => this.#drains.delete(drain));
+    return drain;
   }
 
   /** Adds a contact, or replaces the one with the same id (keeping when it was added). */
@@ -530,6 +542,7 @@ export class IMClient {
           }
         },
         onWarning: (message) => warn('protocol', message),
+        onError: fail,
       });
       const connection = new ConnectionManager({
         url: o.wsUrl,
@@ -612,6 +625,8 @@ function checkContact(contact: Contact): Contact {
 
 /** Frame bytes around a message's text and meta (type, ids, conversation, times, `after`). */
 const FRAME_ENVELOPE_BYTES = 1024;
+/** How long `close()` waits for handlers running under a drain. */
+const CLOSE_DRAIN_WAIT_MS = 5000;
 /** Message times as ISO strings, formatted once per millisecond. */
 const sentIso = isoFormatter();
 const expiresIso = isoFormatter();

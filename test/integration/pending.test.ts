@@ -1,7 +1,8 @@
 import { SimulatedClock } from 'xstate';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { IMClient } from '../../src/api/client.js';
+import { ConversationStore } from '../../src/core/storage/ConversationStore.js';
 import { eventually, makeClient } from '../helpers/clients.js';
 import { sleep, startServer } from '../helpers/server.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -151,6 +152,114 @@ describe('pending queue (digital employee)', () => {
     controller.abort();
     expect(await draining).toBe(1);
     expect(seen).toEqual(['late job']);
+  });
+
+  it('counts an extension as the same claim: a handler that extends its lease and then throws is retried soon', async () => {
+    const { worker } = await workerWithJobs(1);
+    const controller = new AbortController();
+    const attempts: number[] = [];
+    const draining = worker.drainPendingMessages(
+      async (m) => {
+        attempts.push(m.pending.attempts);
+        if (attempts.length > 1) return;
+        // A heartbeat, then a failure: the message goes back after the first retry pause (250 ms).
+        await worker.extendPendingLease([m], 60_000);
+        throw new Error('transient');
+      },
+      { signal: controller.signal, leaseMs: 60_000 },
+    );
+    await eventually(() => attempts.length === 2, 5000, 'retried');
+    controller.abort();
+    expect(await draining).toBe(1);
+    expect(attempts).toEqual([1, 2]);
+    expect(await worker.getPendingMessages()).toEqual([]);
+  });
+
+  it('does not acknowledge a message its handler gave back and another worker took', async () => {
+    const { worker } = await workerWithJobs(1);
+    const controller = new AbortController();
+    const log: string[] = [];
+    let second: () => void = () => {};
+    const secondStarted = new Promise<void>((r) => (second = r));
+    const draining = worker.drainPendingMessages(
+      async (m) => {
+        log.push(`run ${m.pending.attempts}`);
+        if (m.pending.attempts === 1) {
+          // "Not now": given back, then taken by the other worker before this handler returns.
+          await worker.releasePendingMessages([m]);
+          await secondStarted;
+          return;
+        }
+        second();
+        if (m.pending.attempts === 2) {
+          await sleep(100);
+          throw new Error('the second run fails');
+        }
+      },
+      { signal: controller.signal, concurrency: 2 },
+    );
+    // The second run's failure is retried (a third run), which only happens if the first did not ack it away.
+    await eventually(() => log.includes('run 3'), 5000, 'a third run');
+    controller.abort();
+    await draining;
+    expect(await worker.getPendingMessages()).toEqual([]);
+  });
+
+  it('on close, lets the running handler finish and record its ack, and gives back the claims it had not started', async () => {
+    const workspacePath = join(await tempDir('ws-'), 'worker');
+    const { server, worker } = await workerWithJobs(6, { workspacePath });
+    let finish: () => void = () => {};
+    const running = new Promise<void>((r) => (finish = r));
+    const seen: string[] = [];
+    const draining = worker.drainPendingMessages(async (m) => {
+      seen.push(m.text);
+      // Grow the batch to several claims, then hold the third handler until the client is closing.
+      if (m.text === 'job 2') await running;
+    });
+    await eventually(() => seen.length === 3);
+    const closed = worker.close();
+    await sleep(50);
+    finish();
+    await closed;
+    expect(await draining).toBe(3);
+    const again = await makeClient(server.url, 'worker', { mode: 'queue', workspacePath });
+    const left = await again.getPendingMessages();
+    // job 2's ack was written; the rest are back in the queue, unclaimed, in order.
+    expect(texts(left)).toEqual(['job 3', 'job 4', 'job 5']);
+    expect(left.every((m) => m.pending.leaseUntil === undefined)).toBe(true);
+    expect(texts(await again.claimPendingMessages({ max: 10 }))).toEqual(['job 3', 'job 4', 'job 5']);
+  });
+
+  it('does not queue a message twice when its delivery batch is retried after another write failed', async () => {
+    const { worker, boss } = await workerWithJobs(0);
+    const errors: string[] = [];
+    worker.on('error', (err) => errors.push(err.message));
+    // The disk fails once, for the history write of the incoming message only (a fault no real file
+    // can be made to give on demand here): the pending queue's add, made alongside, succeeds.
+    const append = ConversationStore.prototype.append;
+    let failed = false;
+    const spy = vi.spyOn(ConversationStore.prototype, 'append').mockImplementation(function (this: ConversationStore, id, records) {
+      if (!failed && records.some((r) => r.type === 'message' && r.direction === 'in')) {
+        failed = true;
+        return sleep(50).then(() => Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' })));
+      }
+      return append.call(this, id, records);
+    });
+    try {
+      const seen: string[] = [];
+      const controller = new AbortController();
+      const draining = worker.drainPendingMessages((m) => void seen.push(m.text), { signal: controller.signal });
+      await boss.sendMessage({ to: 'worker', text: 'job once' });
+      await eventually(async () => (await worker.getConversationHistory({ contactId: 'boss' })).length === 1, 5000, 'history written on a retry');
+      await sleep(300);
+      controller.abort();
+      expect(await draining).toBe(1);
+      expect(seen).toEqual(['job once']);
+      expect(errors.some((e) => e.includes('EIO'))).toBe(true);
+      expect(await worker.getPendingMessages()).toEqual([]);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('has an empty queue in callback mode', async () => {

@@ -143,7 +143,12 @@ describe('pending item machine', () => {
     const log: string[] = [];
     const actor = createActor(
       pendingItemMachine.provide({
-        actions: { persistClaim: () => void log.push('claim'), persistRelease: () => void log.push('release'), persistAck: () => void log.push('ack') },
+        actions: {
+          persistClaim: () => void log.push('claim'),
+          persistExtend: () => void log.push('extend'),
+          persistRelease: () => void log.push('release'),
+          persistAck: () => void log.push('ack'),
+        },
       }),
       { input: { id: 'm1' }, clock },
     );
@@ -165,15 +170,16 @@ describe('pending item machine', () => {
     expect(log).toEqual(['claim', 'release', 'claim', 'ack']);
   });
 
-  it('resumes a claim from a previous run without recording it again, and honours extend and release', () => {
+  it('resumes a claim from a previous run without recording it again, and honours extend (not a new claim) and release', () => {
     const { actor, clock, log } = start();
     actor.send({ type: 'RESUME_CLAIM', leaseUntil: Date.now() + 500 });
     expect(actor.getSnapshot().value).toBe('claimed');
     actor.send({ type: 'EXTEND', leaseMs: 5000 });
     clock.increment(1000);
     expect(actor.getSnapshot().value).toBe('claimed');
+    expect(actor.getSnapshot().context.attempts).toBe(0);
     actor.send({ type: 'RELEASE' });
     expect(actor.getSnapshot().value).toBe('pending');
-    expect(log).toEqual(['claim', 'release']);
+    expect(log).toEqual(['extend', 'release']);
   });
 });

@@ -43,6 +43,11 @@ export interface InboxOptions {
   publish: (messages: IMMessage[]) => void;
   /** Reports something odd but survivable (a server reset). */
   onWarning: (message: string) => void;
+  /**
+   * Reports a delivery batch that could not be written (it is retried, and
+   * nothing is acknowledged meanwhile): once when a run of failures starts.
+   */
+  onError: (err: unknown) => void;
 }
 
 /**
@@ -73,6 +78,14 @@ export class Inbox {
    * be in the files. The next attempt looks first, so it writes none twice.
    */
   #unsure: NonNullable<CursorFile['inflight']> | undefined;
+  /**
+   * Messages (by sender and id) already durable in the pending queue although their batch
+   * failed in another write: its retry must not queue them again (by then a worker may have
+   * processed and acknowledged them, and a second add would hand them out twice).
+   */
+  readonly #inPending = new Set<string>();
+  /** Whether the last batch failed (its error was reported; the retries' are not, until one succeeds). */
+  #failing = false;
   #epoch: string | undefined;
   /** Highest sequence durably stored (the cursor). */
   #stored = 0;
@@ -195,9 +208,12 @@ export class Inbox {
     this.#buffer = [];
     try {
       const upTo = await this.#persistBatch(batch);
+      this.#failing = false;
       return { count: batch.length, upTo, remaining: this.#buffer.length };
     } catch (err) {
       this.#buffer = [...batch, ...this.#buffer];
+      if (!this.#failing) this.#o.onError(err);
+      this.#failing = true;
       throw err;
     }
   }
@@ -235,7 +251,7 @@ export class Inbox {
       published.push(messageFromRecord(record));
       keys.push(key);
       // Already in its conversation file from before a crash: the pending queue may still need it.
-      queued.push(record);
+      if (!this.#inPending.has(key)) queued.push(record);
       if (recovered) continue;
       const list = writes.get(record.conversationId);
       if (list) list.push(record);
@@ -261,14 +277,16 @@ export class Inbox {
         throw err;
       }
     }
+    const adding = pending && queued.length ? pending.add(queued) : undefined;
     const results = await Promise.allSettled([
       ...[...writes].map(([conversationId, records]) => storage.conversations.append(conversationId, records)),
       ...receipts.map((r) => outbox.receipt(r.messages, r.by, r.at)),
-      ...(pending && queued.length ? [pending.add(queued)] : []),
+      adding,
     ]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
       this.#unsure = intent;
+      if (adding && results.at(-1)!.status === 'fulfilled') for (const r of queued) this.#inPending.add(keyOf(r.from, r.id));
       throw failed.reason;
     }
     this.#checkEpoch(epoch);
@@ -284,6 +302,7 @@ export class Inbox {
     for (const key of keys) {
       this.#recent.add(key);
       this.#recovered.delete(key);
+      this.#inPending.delete(key);
     }
     this.#toPublish.push(...published);
     return upTo;

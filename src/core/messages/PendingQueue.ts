@@ -9,6 +9,15 @@ import { createLifecycle, type Lifecycle } from '../statecharts/lifecycle.js';
 
 type ItemActor = Lifecycle<typeof pendingItemMachine>;
 
+/** A message's latest log write, settled after the ones before it (each reports its own failure). */
+interface Writes {
+  done: Promise<void>;
+  /** Set when it failed. */
+  error?: unknown;
+  /** Whether a caller awaits them (it gets the failure), or only the queue does (it reports it). */
+  awaited: boolean;
+}
+
 /** A message in the pending queue, with where it stands. */
 export interface PendingMessage extends IMMessage {
   pending: {
@@ -45,23 +54,33 @@ export class PendingQueue {
   readonly #o: PendingQueueOptions;
   readonly #logic: typeof pendingItemMachine;
   readonly #actors = new Map<string, ItemActor>();
-  readonly #writes = new Map<string, Promise<void>>();
+  readonly #writes = new Map<string, Writes>();
   #waiters: Array<() => void> = [];
 
   constructor(options: PendingQueueOptions) {
     this.#o = options;
     const track = (id: string, write: Promise<void>) => {
-      const chained = (this.#writes.get(id) ?? Promise.resolve())
+      const before = this.#writes.get(id);
+      const writes: Writes = { done: Promise.resolve(), awaited: false };
+      writes.done = (before ? before.done : Promise.resolve())
         .then(() => write)
-        .catch((err: unknown) => this.#o.onError(err))
+        .then(
+          () => {},
+          (err: unknown) => {
+            writes.error = err ?? new Error('pending queue write failed');
+            // A write nobody awaits (a lease that lapsed) is reported here; an awaited one rejects its caller.
+            if (!writes.awaited) this.#o.onError(err);
+          },
+        )
         .finally(() => {
-          if (this.#writes.get(id) === chained) this.#writes.delete(id);
+          if (this.#writes.get(id) === writes) this.#writes.delete(id);
         });
-      this.#writes.set(id, chained);
+      this.#writes.set(id, writes);
     };
     this.#logic = pendingItemMachine.provide({
       actions: {
         persistClaim: ({ context }) => track(context.id, this.#o.store.claim([context.id], new Date(context.leaseUntil ?? 0).toISOString())),
+        persistExtend: ({ context }) => track(context.id, this.#o.store.extend([context.id], new Date(context.leaseUntil ?? 0).toISOString())),
         persistRelease: ({ context }) => track(context.id, this.#o.store.release([context.id])),
         persistAck: ({ context }) => track(context.id, this.#o.store.ack([context.id])),
       },
@@ -130,13 +149,22 @@ export class PendingQueue {
     return actor !== undefined && actor.getSnapshot().value === 'claimed' && this.#o.store.get(key)?.attempts === attempts;
   }
 
+  /** Whether the message was claimed again since the claim that gave it `attempts` (released or lapsed, then taken by another). */
+  claimedAgain(key: string, attempts: number): boolean {
+    return (this.#o.store.get(key)?.attempts ?? attempts) > attempts;
+  }
+
   /** Whether some message is waiting unclaimed. */
   hasUnclaimed(): boolean {
     for (const [key] of this.#o.store.entries()) if (!this.#actors.has(key)) return true;
     return false;
   }
 
-  /** Claims up to `max` unclaimed messages, oldest first, for `leaseMs`; resolves once the claims are durable. */
+  /**
+   * Claims up to `max` unclaimed messages, oldest first, for `leaseMs`;
+   * resolves once the claims are durable. If they cannot be written, rejects
+   * and gives them back (they are not claimed on disk).
+   */
   async claim(max: number, leaseMs: number): Promise<PendingMessage[]> {
     return (await this.claimKeyed(max, leaseMs)).map((c) => c.message);
   }
@@ -150,7 +178,12 @@ export class PendingQueue {
       this.#spawn(key, item).send({ type: 'CLAIM', leaseMs });
       claimed.push(key);
     }
-    await this.#settle(claimed);
+    try {
+      await this.#settle(claimed);
+    } catch (err) {
+      for (const key of claimed) this.#actors.get(key)?.send({ type: 'RELEASE' });
+      throw err;
+    }
     return claimed.flatMap((key) => {
       const item = this.#o.store.get(key);
       return item ? [{ key, message: toPendingMessage(item) }] : [];
@@ -206,6 +239,11 @@ export class PendingQueue {
     });
   }
 
+  /** Wakes every {@link waitForUnclaimed} (a drain told to stop sees it at once). */
+  interrupt(): void {
+    this.#wake();
+  }
+
   stop(): void {
     for (const actor of this.#actors.values()) actor.stop();
     this.#actors.clear();
@@ -235,15 +273,25 @@ export class PendingQueue {
       if (back || snapshot.status === 'done') {
         if (this.#actors.get(id) === actor) this.#actors.delete(id);
         actor.stop();
-        if (back) void this.#settle([id]).then(() => this.#wake());
+        if (back) void this.#written([id]).then(() => this.#wake());
       }
     });
     actor.start();
     return actor;
   }
 
+  /** Resolves once the writes of these messages so far are durable; rejects with the first that failed. */
   async #settle(ids: readonly string[]): Promise<void> {
-    await Promise.all(ids.map((id) => this.#writes.get(id)));
+    const writes = ids.flatMap((id) => this.#writes.get(id) ?? []);
+    for (const w of writes) w.awaited = true;
+    await Promise.all(writes.map((w) => w.done));
+    const failed = writes.find((w) => w.error !== undefined);
+    if (failed) throw failed.error;
+  }
+
+  /** Resolves once the writes of these messages so far are settled, failed or not. */
+  async #written(ids: readonly string[]): Promise<void> {
+    await Promise.all(ids.map((id) => this.#writes.get(id)?.done));
   }
 
   #wake(): void {

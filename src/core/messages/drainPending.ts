@@ -22,10 +22,14 @@ export interface DrainSettings {
  * `handler` on each, acknowledge those it finished and release those it threw
  * on (after a pause that grows with the message's attempts). Resolves to how
  * many were processed once stopped (or, with `untilEmpty`, once the queue is
- * empty and nothing is being retried or acknowledged).
+ * empty and nothing is being retried or acknowledged). A claim that cannot
+ * be written stops every worker (unstarted claims go back) and rejects with
+ * that error once the running handlers are done.
  */
 export async function drainPending(pending: PendingQueue, handler: (message: PendingMessage) => unknown, settings: DrainSettings): Promise<number> {
-  const { concurrency, leaseMs, untilEmpty, signal, stopped, warn } = settings;
+  const { concurrency, leaseMs, untilEmpty, signal, warn } = settings;
+  let failure: { error: unknown } | undefined;
+  const stopped = () => failure !== undefined || settings.stopped();
   // Acks being written: the next claim does not wait for them (they share its fsync); the result does.
   const acking = new Set<Promise<void>>();
   let retrying = 0;
@@ -56,6 +60,9 @@ export async function drainPending(pending: PendingQueue, handler: (message: Pen
       }, pause).unref();
       return;
     }
+    // Released meanwhile and claimed again (by another worker, or the handler gave it back and
+    // someone took it): that claim holds it now, and acknowledges it when its own handler is done.
+    if (pending.claimedAgain(key, message.pending.attempts)) return;
     const ack: Promise<void> = pending
       .ack([key])
       .then(
@@ -83,7 +90,17 @@ export async function drainPending(pending: PendingQueue, handler: (message: Pen
     let batch = 1;
     while (!stopped()) {
       busy++;
-      const claimed = await pending.claimKeyed(batch, leaseMs).finally(() => busy--);
+      let claimed: Awaited<ReturnType<PendingQueue['claimKeyed']>>;
+      try {
+        claimed = await pending.claimKeyed(batch, leaseMs);
+      } catch (error) {
+        failure ??= { error };
+        // The other workers stop at their next turn (their unstarted claims go back).
+        signalChange();
+        return;
+      } finally {
+        busy--;
+      }
       if (claimed.length === 0) {
         if (untilEmpty && busy === 0 && retrying === 0 && acking.size === 0) return signalChange();
         await Promise.race([changed.promise, pending.waitForUnclaimed(signal).catch(() => {})]);
@@ -107,5 +124,6 @@ export async function drainPending(pending: PendingQueue, handler: (message: Pen
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   await Promise.all(acking);
+  if (failure) throw failure.error;
   return processed;
 }

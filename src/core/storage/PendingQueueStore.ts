@@ -101,6 +101,24 @@ export class PendingQueueStore {
     return this.#change(keys.length ? [{ op: 'claim', seq: ++this.#claimSeq, ids: [...keys], leaseUntil }] : []);
   }
 
+  /**
+   * Moves the deadline of the claims holding these items (by key) to
+   * `leaseUntil`: the same claims, not new ones (`attempts` stays). One line
+   * per claim number among them; an item not claimed is left alone.
+   */
+  extend(keys: readonly string[], leaseUntil: string): Promise<void> {
+    const bySeq = new Map<number, string[]>();
+    for (const key of keys) {
+      const item = this.#items.byKey.get(key);
+      if (item?.leaseUntil === undefined) continue;
+      const seq = item.claimSeq ?? 0;
+      const list = bySeq.get(seq);
+      if (list) list.push(key);
+      else bySeq.set(seq, [key]);
+    }
+    return this.#change([...bySeq].map(([seq, ids]) => ({ op: 'extend', seq, ids, leaseUntil })));
+  }
+
   /** Returns claimed items (by key) to pending. */
   release(keys: readonly string[]): Promise<void> {
     return this.#change(keys.length ? [{ op: 'release', seq: this.#claimSeq, ids: [...keys] }] : []);
@@ -241,6 +259,15 @@ class Items {
               item.leaseUntil = record.leaseUntil;
               item.attempts++;
             }
+          }
+        }
+        return;
+      case 'extend':
+        for (const ref of record.ids) {
+          for (const key of this.#resolve(ref)) {
+            const item = this.byKey.get(key);
+            // Only while the claim it extends still holds the item (not released, not claimed again).
+            if (item && item.leaseUntil !== undefined && (item.claimSeq ?? 0) === record.seq) item.leaseUntil = record.leaseUntil;
           }
         }
         return;

@@ -181,11 +181,13 @@ const PendingRef = z.string().regex(/^(?:[A-Za-z0-9][A-Za-z0-9_.@-]{0,95}\/)?[A-
  * A line of `queue/pending.log.jsonl`: one change since the snapshot.
  * Replaying a line again, or an older log over a newer snapshot, changes
  * nothing: claims are numbered, a claim applies only to items last claimed by
- * an older claim, and a release only to items claimed at or before it.
+ * an older claim, an extension only to items still held by the claim it
+ * names, and a release only to items claimed at or before it.
  */
 export const PendingLogRecord = z.discriminatedUnion('op', [
   z.object({ op: z.literal('add'), item: PendingItem }),
   z.object({ op: z.literal('claim'), seq: z.int().positive(), ids: z.array(PendingRef), leaseUntil: IsoTime }),
+  z.object({ op: z.literal('extend'), seq: z.int().nonnegative(), ids: z.array(PendingRef), leaseUntil: IsoTime }),
   z.object({ op: z.literal('release'), seq: z.int().nonnegative(), ids: z.array(PendingRef) }),
   z.object({ op: z.literal('ack'), ids: z.array(PendingRef) }),
 ]);

@@ -62,7 +62,7 @@ const specs: Spec[] = [
   },
   {
     machine: pendingItemMachine,
-    effects: ['persistClaim', 'persistRelease', 'persistAck'],
+    effects: ['persistClaim', 'persistExtend', 'persistRelease', 'persistAck'],
     inputs: [() => ({ id: 'p1' }), () => ({ id: 'p1', attempts: 4 })],
     events: [
       () => ({ type: 'CLAIM', leaseMs: 1000 }),

@@ -167,6 +167,28 @@ describe('PendingQueueStore', () => {
     await q.close();
   });
 
+  it('applies an extension only while the claim it extends holds the item', async () => {
+    const dir = await tempDir();
+    const [snap, log] = [join(dir, 'pending.json'), join(dir, 'pending.log.jsonl')];
+    const lines = [
+      { op: 'add', item: item(1) },
+      { op: 'add', item: item(2) },
+      { op: 'claim', seq: 1, ids: [key(1), key(2)], leaseUntil: '2026-01-01T00:01:00.000Z' },
+      { op: 'extend', seq: 1, ids: [key(1), key(2)], leaseUntil: '2026-01-01T00:05:00.000Z' },
+      { op: 'release', seq: 1, ids: [key(2)] },
+      // Too late for item 2 (released), and for a claim that no longer holds item 1 once claim 2 took it.
+      { op: 'extend', seq: 1, ids: [key(2)], leaseUntil: '2026-01-01T00:09:00.000Z' },
+      { op: 'claim', seq: 2, ids: [key(1)], leaseUntil: '2026-01-01T00:06:00.000Z' },
+      { op: 'extend', seq: 1, ids: [key(1)], leaseUntil: '2026-01-01T00:09:00.000Z' },
+    ];
+    await writeFile(log, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    const items = await PendingQueueStore.read(snap, log);
+    expect(items.map((i) => [i.attempts, i.claimSeq, i.leaseUntil ?? null])).toEqual([
+      [2, 2, '2026-01-01T00:06:00.000Z'],
+      [1, 1, null],
+    ]);
+  });
+
   it('an add made while a compaction fails still reaches the log: nothing is left queued in memory only', async () => {
     const dir = await tempDir();
     const [snap, log] = [join(dir, 'pending.json'), join(dir, 'pending.log.jsonl')];
