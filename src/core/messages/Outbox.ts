@@ -85,12 +85,15 @@ interface StatusGroup extends Deferred {
   items: StatusItem[];
 }
 
-/** What a read-back found. */
+/** What a read-back did. */
 interface ReadBack {
+  /** Messages taken back into the queue. */
   read: number;
-  /** Whether messages were spilled while it read (they may lie past where it stopped). */
-  spilledMeanwhile: boolean;
+  /** Whether it got anywhere: found lines of spilled messages (some may have been finished meanwhile), or messages were spilled while it read (they may lie past where it stopped). */
+  progress: boolean;
 }
+
+const NO_READ: ReadBack = { read: 0, progress: false };
 
 interface Slot {
   entry: OutboxEntry;
@@ -436,7 +439,9 @@ export class Outbox {
   async queuedConversationOf(id: string): Promise<string | undefined> {
     const known = this.#slots.get(id)?.entry.conversationId ?? this.#enqueuing.get(id)?.conversationId;
     if (known !== undefined || !this.#journal.isSpilled(id)) return known;
-    return (await this.#o.storage.outbox.peekSpilled(this.#spillFrom, id))?.conversationId;
+    const peeked = await this.#journal.peekSpilled(this.#spillFrom, id);
+    // Read back into the queue while the peek looked (it then skips the line): the queue has it.
+    return peeked?.conversationId ?? this.#slots.get(id)?.entry.conversationId;
   }
 
   /**
@@ -507,12 +512,19 @@ export class Outbox {
 
   /** Cancels a message still waiting for a slot; resolves to whether it was cancelled (durably). */
   async cancel(id: string): Promise<boolean> {
-    if (this.#journal.isSpilled(id)) await this.#readBack(1, new Set([id]));
-    const slot = this.#slots.get(id);
-    const existing = this.#actors.get(id);
-    if (!slot || slot.inflight || (existing && existing.getSnapshot().value !== 'queued')) return false;
-    const actor = existing ?? this.#spawn(slot);
-    await Promise.all(this.#collectWrites(() => actor.send({ type: 'CANCEL' })));
+    let writes: Array<Promise<void>> | undefined;
+    const cancelNow = () => {
+      const slot = this.#slots.get(id);
+      const existing = this.#actors.get(id);
+      if (!slot || slot.inflight || (existing && existing.getSnapshot().value !== 'queued')) return;
+      const actor = existing ?? this.#spawn(slot);
+      writes = this.#collectWrites(() => actor.send({ type: 'CANCEL' }));
+    };
+    // A spilled message is cancelled the moment it is read back, before a dispatch could send it.
+    if (this.#journal.isSpilled(id)) await this.#readBack(1, new Set([id]), cancelNow);
+    else cancelNow();
+    if (!writes) return false;
+    await Promise.all(writes);
     return true;
   }
 
@@ -540,18 +552,21 @@ export class Outbox {
   async #expireSpilled(due: ReadonlyArray<[expiresAt: number, id: string]>, now: number): Promise<void> {
     for (let i = 0; i < due.length && !this.#stopped; i += this.#maxLoaded) {
       const ids = due.slice(i, i + this.#maxLoaded).map(([, id]) => id);
+      const expireNow = () => {
+        for (const id of ids) {
+          const slot = this.#slots.get(id);
+          if (slot) this.#expireIfDue(slot, now);
+        }
+      };
       try {
-        await this.#readBack(ids.length, new Set(ids));
+        // Failed as they are read back, before a dispatch could try them.
+        await this.#readBack(ids.length, new Set(ids), expireNow);
       } catch (err) {
         for (const [at, id] of due.slice(i)) this.#spilledExpiry.push(at, id);
         this.#o.onError(err);
         return;
       }
       if (this.#stopped) return;
-      for (const id of ids) {
-        const slot = this.#slots.get(id);
-        if (slot) this.#expireIfDue(slot, now);
-      }
     }
   }
 
@@ -734,10 +749,10 @@ export class Outbox {
   #loadIfLow(): void {
     if (this.#loading || this.#stopped || this.#spillLost || this.#journal.spilled === 0 || this.#queued > this.#maxLoaded / 2) return;
     this.#loading = this.#readBack(this.#maxLoaded - this.#queued).then(
-      ({ read, spilledMeanwhile }) => {
+      ({ progress }) => {
         this.#loading = undefined;
-        // Messages spilled while it read may lie past where it stopped: the next read finds them.
-        if (read > 0 || spilledMeanwhile) return this.#loadIfLow();
+        if (this.#stopped) return;
+        if (progress) return this.#loadIfLow();
         // Nothing left to find (a sweep, a cancel or receipts took them first): nothing is lost.
         if (this.#journal.spilled === 0) return;
         // Nothing found: the file does not hold them where expected (damaged?). Reading it again
@@ -754,34 +769,43 @@ export class Outbox {
 
   /**
    * Reads up to `limit` spilled messages (or only those in `only`) back into the queue, after
-   * any read-back before it; resolves with how many, and whether any were spilled meanwhile.
+   * any read-back before it. `andThen` runs as soon as they are in the queue, before anything
+   * else can dispatch them (a cancel must act before a send).
    */
-  #readBack(limit: number, only?: ReadonlySet<string>): Promise<ReadBack> {
-    const read = this.#reads.then(() => this.#readBackNow(limit, only));
+  #readBack(limit: number, only?: ReadonlySet<string>, andThen?: () => void): Promise<ReadBack> {
+    const read = this.#reads.then(() => this.#readBackNow(limit, only, andThen));
     this.#reads = read.catch(() => {});
     return read;
   }
 
-  async #readBackNow(limit: number, only?: ReadonlySet<string>): Promise<ReadBack> {
-    if (this.#journal.spilled === 0 || this.#stopped) return { read: 0, spilledMeanwhile: false };
+  async #readBackNow(limit: number, only?: ReadonlySet<string>, andThen?: () => void): Promise<ReadBack> {
+    if (this.#stopped) return NO_READ;
     if (only) {
       // Those the refill read back meanwhile are not looked for: a read that cannot reach its
-      // limit scans the journal to its end.
+      // limit scans the journal to its end. (`andThen` still runs: they are in the queue.)
       const still = [...only].filter((id) => this.#journal.isSpilled(id));
-      if (still.length === 0) return { read: 0, spilledMeanwhile: false };
+      if (still.length === 0) {
+        andThen?.();
+        return NO_READ;
+      }
       only = new Set(still);
       limit = Math.min(limit, still.length);
     }
+    if (this.#journal.spilled === 0) return NO_READ;
     if (!only) this.#spillLow = undefined;
-    const { entries, next } = await this.#journal.readSpilled(this.#spillFrom, limit, only);
+    const { found, next } = await this.#journal.readSpilled(this.#spillFrom, limit, only);
+    if (this.#stopped) return NO_READ;
+    // Out of the journal's spilled set and into the queue in one step: no moment where the message is neither.
+    const entries = this.#journal.unspill(found);
     for (const { entry, order } of entries) this.#link({ entry, ordinal: order, inflight: false, prev: undefined, next: undefined });
+    andThen?.();
     const spilledMeanwhile = !only && this.#spillLow !== undefined;
     if (!only) {
       this.#spillFrom = Math.min(next, this.#spillLow ?? next);
       this.#spillLow = undefined;
     }
     this.#report();
-    return { read: entries.length, spilledMeanwhile };
+    return { read: entries.length, progress: found.length > 0 || spilledMeanwhile };
   }
 
   #spawn(slot: Slot): MessageActor {

@@ -141,14 +141,13 @@ export class OutboxJournal {
   }
 
   /**
-   * Reads spilled entries back into memory: at most `limit`, in file order,
-   * from byte `from` (the offset of the first spilled line, or any earlier
-   * line), or only those in `only`. Resolves with them, each with its order
-   * key, and the offset to continue from next time. Nothing changes until
-   * the read is complete: a read that fails leaves every entry spilled, and
-   * one finished while the read was under way is not read back.
+   * Finds spilled entries in the file: at most `limit`, in file order, from
+   * byte `from` (the offset of the first spilled line, or any earlier line),
+   * or only those in `only`. Resolves with them and the offset to continue
+   * from next time; they stay spilled until {@link unspill} takes them back
+   * into memory (a read that fails changes nothing).
    */
-  async readSpilled(from: number, limit: number, only?: ReadonlySet<string>): Promise<{ entries: SpilledEntry[]; next: number }> {
+  async readSpilled(from: number, limit: number, only?: ReadonlySet<string>): Promise<{ found: OutboxEntry[]; next: number }> {
     const found: OutboxEntry[] = [];
     let next = from;
     // No warnings: a line being appended right now may look torn; the journal was checked on open.
@@ -164,16 +163,24 @@ export class OutboxJournal {
         found.push(value.entry);
       }
     }
+    return { found, next };
+  }
+
+  /**
+   * Takes entries found by {@link readSpilled} back into memory, each with
+   * its order key: those still spilled (one finished since, by a receipt,
+   * or a second put of the same id, is left out).
+   */
+  unspill(found: readonly OutboxEntry[]): SpilledEntry[] {
     const entries: SpilledEntry[] = [];
     for (const entry of found) {
       const order = this.#spilled.get(entry.id);
-      // Finished meanwhile (a receipt), or a second put of the same id: not read back.
       if (order === undefined) continue;
       this.#spilled.delete(entry.id);
       this.#entries.set(entry.id, entry);
       entries.push({ entry, order });
     }
-    return { entries, next };
+    return entries;
   }
 
   /**

@@ -1,0 +1,130 @@
+import { join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { tempDir } from '../../helpers/tmp.js';
+
+/**
+ * Races between a read-back of spilled messages and what happens while it
+ * reads (a receipt, a cancel, a stop) depend on where the read is when they
+ * come. These tests pin that moment: `hook.gate` holds the next journal read
+ * before it starts, `hook.atEnd` runs as it ends (its entries found, not yet
+ * taken back). Everything else is real: the workspace files and the outbox.
+ */
+const hook: { gate?: Promise<void>; atEnd?: () => Promise<void> } = {};
+vi.mock('../../../src/fs/readJsonl.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../../src/fs/readJsonl.js')>();
+  return {
+    ...real,
+    readJsonlBatches: async function* (...args: Parameters<typeof real.readJsonlBatches>) {
+      const gate = hook.gate;
+      hook.gate = undefined;
+      if (gate) await gate;
+      try {
+        yield* real.readJsonlBatches(...args);
+      } finally {
+        const atEnd = hook.atEnd;
+        hook.atEnd = undefined;
+        if (atEnd) await atEnd();
+      }
+    },
+  };
+});
+const { WorkspaceStorage } = await import('../../../src/core/storage/WorkspaceStorage.js');
+const { Outbox } = await import('../../../src/core/messages/Outbox.js');
+
+const T = '2026-01-01T00:00:00.000Z';
+const entry = (n: string, to = 'agent_002') => ({ id: `msg_${n}`, conversationId: `agent_001+${to}`, to, text: n, sentAt: T });
+
+/**
+ * An outbox over a real workspace whose journal holds these messages from an
+ * earlier run, two of them in memory; `frames` records what it sends once online.
+ */
+async function outboxWith(entries: ReturnType<typeof entry>[]) {
+  const storage = await WorkspaceStorage.open({ workspacePath: join(await tempDir(), 'ws'), agentId: 'agent_001' });
+  await storage.outbox.put(entries);
+  const errors: string[] = [];
+  const frames: string[] = [];
+  // Where the socket would be: frames are recorded and count as written at once.
+  const link = {
+    sendOrFail: (frame: { id: string }, written: () => void) => {
+      frames.push(frame.id.slice('msg_'.length));
+      queueMicrotask(written);
+      return true;
+    },
+  };
+  const outbox = new Outbox({
+    storage,
+    agentId: 'agent_001',
+    link: link as never,
+    window: 10,
+    ackTimeoutMs: 10_000,
+    maxAttempts: 3,
+    maxQueuedInMemory: 2,
+    onStatus: () => {},
+    onError: (err) => errors.push(String(err)),
+  });
+  await outbox.start();
+  return { storage, outbox, errors, frames };
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 100));
+
+describe('Outbox read-back races', () => {
+  it('a receipt that finishes a message a refill has just found is not taken for a damaged journal', async () => {
+    const { storage, outbox, errors } = await outboxWith(['e0', 'e1', 'A1', 'A2', 'B'].map((n) => entry(n)));
+    expect(storage.outbox.spilled).toBe(3);
+    // The refill the cancel of e0 starts finds A1; A1's receipt (sent before a restart) lands before it is taken back.
+    hook.atEnd = async () => {
+      await outbox.receipt([{ id: 'msg_A1', conversationId: 'agent_001+agent_002' }], 'agent_002', T);
+    };
+    expect(await outbox.cancel('msg_e0')).toBe(true);
+    expect(await outbox.cancel('msg_e1')).toBe(true);
+    await settle();
+    expect(errors).toEqual([]);
+    expect(storage.outbox.spilled).toBe(0);
+    expect(outbox.stateOf('msg_A2')).toBe('queued');
+    expect(outbox.stateOf('msg_B')).toBe('queued');
+    outbox.stop();
+    await storage.close();
+  });
+
+  it('a refill still waiting when the outbox stops reports nothing', async () => {
+    const { storage, outbox, errors } = await outboxWith(['e0', 'e1', 'A', 'B', 'C'].map((n) => entry(n)));
+    let release: () => void = () => {};
+    hook.gate = new Promise((r) => (release = r));
+    const cancelB = outbox.cancel('msg_B');
+    // The queue drains: a refill waits behind the cancel's read, held.
+    expect(await outbox.cancel('msg_e0')).toBe(true);
+    outbox.stop();
+    release();
+    await cancelB.catch(() => {});
+    await settle();
+    expect(errors).toEqual([]);
+    await storage.close();
+  });
+
+  it('cancels a spilled message read back as the outbox goes online, before anything can send it', async () => {
+    const { storage, outbox, frames } = await outboxWith(['e0', 'e1', 'S1', 'X'].map((n) => entry(n)));
+    const cancelled = outbox.cancel('msg_X');
+    outbox.online();
+    expect(await cancelled).toBe(true);
+    await settle();
+    expect(frames).toEqual(['e0', 'e1', 'S1']);
+    outbox.stop();
+    await storage.close();
+  });
+
+  it('knows the conversation of a queued message read back while it looked in the journal', async () => {
+    const { storage, outbox } = await outboxWith([entry('e0'), entry('e1'), entry('X', 'agent_003')]);
+    let release: () => void = () => {};
+    hook.gate = new Promise((r) => (release = r));
+    const looked = outbox.queuedConversationOf('msg_X');
+    // Meanwhile the queue drains and the refill reads X back.
+    expect(await outbox.cancel('msg_e0')).toBe(true);
+    await settle();
+    expect(outbox.has('msg_X')).toBe(true);
+    release();
+    expect(await looked).toBe('agent_001+agent_003');
+    outbox.stop();
+    await storage.close();
+  });
+});
