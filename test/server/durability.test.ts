@@ -1,4 +1,4 @@
-import { readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { WorkspaceLockedError } from '../../src/errors.js';
@@ -152,6 +152,51 @@ describe('durability of the reference server', () => {
     expect(b2.welcome.inbox).toMatchObject({ latestSeq: 100, ackedUpTo: 100 });
     expect(await b2.drain('deliver', 150)).toEqual([]);
     a2.close();
+    b2.close();
+  });
+
+  it('keeps an inbox whose segment start a crash cut short: the headerless file is removed, the agent logs in', async () => {
+    const dataDir = await tempDir('im-server-');
+    // What a SIGKILL between creating a new inbox's first segment and writing its header leaves.
+    await mkdir(join(dataDir, 'inboxes', 'agent_002'), { recursive: true });
+    await writeFile(join(dataDir, 'inboxes', 'agent_002', '000000000001.jsonl'), '');
+    const server = await startServer({ dataDir });
+    const b = await RawClient.login(server.url, 'agent_002');
+    expect(b.welcome.inbox.epoch).toMatch(/^[0-9a-f]{16}$/);
+    const a = await RawClient.login(server.url, 'agent_001');
+    a.send({ type: 'send', id: msgId(1), to: 'agent_002', text: 'after the crash' });
+    expect((await a.next('ack')).seq).toBe(1);
+    expect((await b.next('deliver')).message.text).toBe('after the crash');
+    a.close();
+    b.close();
+  });
+
+  it('does not start a second segment under the current one\'s name: a refused batch then a trim lose nothing', async () => {
+    const dataDir = await tempDir('im-server-');
+    const options = { dataDir, segmentBytes: 400, maxInboxEntries: 1 };
+    let server = await startServer(options);
+    const a = await RawClient.login(server.url, 'agent_001');
+    const send = (i: number) => {
+      a.send({ type: 'send', id: msgId(i), to: 'agent_002', text: 'x'.repeat(200) });
+      return a.nextOf(['ack', 'nack']);
+    };
+    expect((await send(1)).type).toBe('ack');
+    // The segment is full: a new one is started for the next message, which the full inbox refuses.
+    expect((await send(2)).type).toBe('nack');
+    const b = await RawClient.login(server.url, 'agent_002');
+    await b.next('deliver');
+    // Caught up: the trim would start a fresh segment, with the same name as the one just started.
+    b.send({ type: 'deliver_ack', upTo: 1 });
+    await sleep(200);
+    b.close();
+    expect(await readdir(join(dataDir, 'inboxes', 'agent_002'))).toEqual(['000000000002.jsonl']);
+    expect((await send(3)).type).toBe('ack');
+    a.close();
+    await server.close();
+    server = await startServer(options);
+    const b2 = await RawClient.login(server.url, 'agent_002');
+    expect(b2.welcome.inbox.latestSeq).toBe(2);
+    expect((await b2.next('deliver')).message.id).toBe(msgId(3));
     b2.close();
   });
 

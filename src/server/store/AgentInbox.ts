@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { IMClientError, storageIoError } from '../../errors.js';
+import { fsyncDir } from '../../fs/fsyncDir.js';
 import { JsonlWriter } from '../../fs/JsonlWriter.js';
 import { readJsonl } from '../../fs/readJsonl.js';
 import type { WarningListener } from '../../fs/StorageWarning.js';
@@ -91,10 +92,26 @@ export class AgentInbox {
     }
     for (const name of names) {
       const segment: Segment = { path: join(this.dir, name), lastSeq: 0, messages: [] };
+      let header = false;
+      let records = 0;
       for await (const { value } of readJsonl(segment.path, SegmentRecord, { onWarning: this.#ctx.onWarning })) {
+        if (value.k === 'h') header = true;
+        records++;
         this.#replay(value, segment);
       }
+      if (!header && records === 0) {
+        // A segment whose start a crash or a failed write cut short, before its header was durable:
+        // nothing was stored in it (appends come after the header). It is started again when needed.
+        this.#ctx.onWarning?.({ file: segment.path, offset: 0, reason: 'segment without a header (its start was interrupted): removed' });
+        await unlink(segment.path).catch((err: unknown) => {
+          throw storageIoError(segment.path, err);
+        });
+        continue;
+      }
       this.#segments.push(segment);
+    }
+    if (this.#segments.length > 0 && !this.epoch) {
+      throw storageIoError(this.dir, new Error('no segment of this inbox has a valid header: its epoch is unknown'));
     }
     this.#durableSeq = this.latestSeq;
     this.#dropAcked();
@@ -102,6 +119,10 @@ export class AgentInbox {
       this.epoch = randomBytes(8).toString('hex');
       await mkdir(this.dir, { recursive: true }).catch((err: unknown) => {
         throw storageIoError(this.dir, err);
+      });
+      // The new folder's entry in `inboxes/` is durable before anything stored in it is acknowledged.
+      await fsyncDir(dirname(this.dir)).catch((err: unknown) => {
+        throw storageIoError(dirname(this.dir), err);
       });
       await this.#startSegment();
     } else {
@@ -275,16 +296,26 @@ export class AgentInbox {
   async #startSegment(): Promise<void> {
     const startSeq = this.latestSeq + 1;
     const path = join(this.dir, `${String(startSeq).padStart(12, '0')}.jsonl`);
+    // Nothing stored since the current segment began (a roll before a batch refused whole, say):
+    // it is the segment a new one would be, by name and content. A second writer on the same file
+    // would make two segments of one file, and trimming the first would delete the live one.
+    if (this.#segments.at(-1)?.path === path) return;
     const writer = await JsonlWriter.open(path);
-    await writer.append(
-      JSON.stringify({
-        k: 'h',
-        epoch: this.epoch,
-        createdAt: new Date().toISOString(),
-        latestSeq: this.latestSeq,
-        ackedUpTo: Math.max(this.ackedUpTo, this.#ackingUpTo),
-      } satisfies SegmentRecord),
-    );
+    try {
+      await writer.append(
+        JSON.stringify({
+          k: 'h',
+          epoch: this.epoch,
+          createdAt: new Date().toISOString(),
+          latestSeq: this.latestSeq,
+          ackedUpTo: Math.max(this.ackedUpTo, this.#ackingUpTo),
+        } satisfies SegmentRecord),
+      );
+    } catch (err) {
+      // The file stays without a header: the next attempt appends one, and a restart removes it.
+      await writer.close().catch(() => {});
+      throw err;
+    }
     const previous = this.#writer;
     this.#writer = writer;
     this.#segments.push({ path, lastSeq: this.latestSeq, messages: [] });
