@@ -200,6 +200,32 @@ describe('durability of the reference server', () => {
     b2.close();
   });
 
+  it('remembers the most recent ids across a restart, whatever order the inbox folders are read in', async () => {
+    const dataDir = await tempDir('im-server-');
+    // Room for 4 ids: always the 2 most recent.
+    const options = { dataDir, dedupeMaxEntries: 4 };
+    let server = await startServer(options);
+    await server.store.position('agent_aa');
+    await server.store.position('agent_zz');
+    // The folder read last on start gets the older messages, the one read first the newest.
+    const [readFirst, readLast] = (await readdir(join(dataDir, 'inboxes'))).filter((n) => n.startsWith('agent_'));
+    const s = await RawClient.login(server.url, 'agent_s');
+    const send = async (client: typeof s, i: number, to: string) => {
+      await sleep(5); // each accepted in its own millisecond
+      client.send({ type: 'send', id: msgId(i), to, text: `m${i}` });
+      return client.next('ack');
+    };
+    for (const i of [1, 2, 3]) await send(s, i, readLast!);
+    const newest = await send(s, 4, readFirst!);
+    s.close();
+    await server.close();
+    server = await startServer(options);
+    const s2 = await RawClient.login(server.url, 'agent_s');
+    // The client resends the newest message (its ack was lost): the same ack, not a second copy.
+    expect(await send(s2, 4, readFirst!)).toEqual(newest);
+    s2.close();
+  });
+
   it('refuses a second server on the same data directory, naming the holder', async () => {
     const dataDir = await tempDir('im-server-');
     await startServer({ dataDir });

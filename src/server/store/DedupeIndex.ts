@@ -46,6 +46,14 @@ export class DedupeIndex {
   #currentExpires = 0;
   #oldExpires = 0;
   #writer: JsonlWriter | undefined;
+  /**
+   * While the store opens: everything to remember, from `dedupe.jsonl` and every inbox's
+   * segments, remembered in the order it was accepted once all is read ({@link finishLoad}).
+   * Remembered in the order read instead (inbox by inbox), the cap would keep whatever inboxes
+   * came last, and forget the newest messages of the others: the very ones a client resends
+   * after a restart that lost their acks.
+   */
+  #loading: Array<{ from: string; id: string; accepted: AcceptedMessage }> | undefined;
   /** The last `at` parsed, and its time: messages stored in one batch share their `at`. */
   #lastAt = '';
   #lastAtMs = 0;
@@ -57,18 +65,34 @@ export class DedupeIndex {
     this.#now = options.now ?? Date.now;
   }
 
-  /** Loads `dedupe.jsonl`, keeping what is still inside the window, and rewrites it without the rest. */
+  /**
+   * Loads `dedupe.jsonl`, keeping what is still inside the window, and
+   * rewrites it without the rest. What it and the inboxes' segments hold is
+   * remembered by {@link finishLoad}, oldest first.
+   */
   async load(onWarning?: WarningListener): Promise<void> {
+    this.#loading = [];
     let lines = 0;
+    const kept: DedupeRecord[] = [];
+    const now = this.#now();
     for await (const { value } of readJsonl(this.#path, DedupeRecord, { onWarning })) {
       lines++;
+      if (!(Date.parse(value.at) + this.#windowMs > now)) continue;
+      kept.push(value);
       this.remember(value.from, value.id, value);
     }
-    const kept = this.#records();
     if (lines > kept.length) {
       await atomicWriteFile(this.#path, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
     }
     this.#writer = await JsonlWriter.open(this.#path);
+  }
+
+  /** Remembers what was read while loading, in the order it was accepted (by `at`). */
+  finishLoad(): void {
+    const loading = this.#loading ?? [];
+    this.#loading = undefined;
+    loading.sort((x, y) => (x.accepted.at < y.accepted.at ? -1 : x.accepted.at > y.accepted.at ? 1 : 0));
+    for (const { from, id, accepted } of loading) this.remember(from, id, accepted);
   }
 
   get size(): number {
@@ -93,6 +117,10 @@ export class DedupeIndex {
 
   /** Remembers an accepted message (in memory; durable through its segment or {@link persist}). */
   remember(from: string, id: string, accepted: AcceptedMessage): void {
+    if (this.#loading) {
+      this.#loading.push({ from, id, accepted });
+      return;
+    }
     if (accepted.at !== this.#lastAt) {
       this.#lastAt = accepted.at;
       this.#lastAtMs = Date.parse(accepted.at);
@@ -130,18 +158,6 @@ export class DedupeIndex {
 
   async close(): Promise<void> {
     await this.#writer?.close();
-  }
-
-  /** The entries still inside the window, older generation first. */
-  #records(): DedupeRecord[] {
-    const out: DedupeRecord[] = [];
-    const now = this.#now();
-    for (const generation of [this.#old, this.#current]) {
-      for (const [from, id, v] of generation.entries()) {
-        if (v.expires > now) out.push({ from, id, to: v.to, seq: v.seq, at: v.at, digest: v.digest });
-      }
-    }
-    return out;
   }
 }
 

@@ -68,6 +68,7 @@ export class FileInboxStore implements InboxStore {
         if (!isId('agentId', name)) continue;
         await this.#inbox(name);
       }
+      this.#dedupe.finishLoad();
     } catch (err) {
       await this.#lock.release();
       throw err;

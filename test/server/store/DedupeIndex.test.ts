@@ -51,6 +51,7 @@ describe('DedupeIndex', () => {
     let now = T0;
     const first = new DedupeIndex(path, { windowMs: HOUR, maxEntries: 100, now: () => now });
     await first.load();
+    first.finishLoad();
     first.remember('agent_001', id(1), accepted(1, T0));
     first.remember('agent_001', id(2), accepted(2, T0 + HOUR / 2));
     first.remember('agent_001', id(3), accepted(3, T0));
@@ -68,6 +69,7 @@ describe('DedupeIndex', () => {
     now = T0 + HOUR + 1;
     const second = new DedupeIndex(path, { windowMs: HOUR, maxEntries: 100, now: () => now });
     await second.load();
+    second.finishLoad();
     expect(second.get('agent_001', id(1))).toBeUndefined();
     expect(second.get('agent_001', id(2))).toMatchObject({ seq: 2, digest: 'd2' });
     await second.close();
