@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { storageIoError } from '../../errors.js';
 import { atomicWriteFile } from '../../fs/atomicWriteFile.js';
 import { JsonlWriter } from '../../fs/JsonlWriter.js';
 import { readJsonl } from '../../fs/readJsonl.js';
@@ -20,7 +21,12 @@ type DedupeRecord = z.infer<typeof DedupeRecord>;
 interface Remembered extends AcceptedMessage {
   /** Epoch milliseconds after which the entry is forgotten. */
   expires: number;
+  /** Whether `dedupe.jsonl` holds it (its segment was trimmed). */
+  inFile?: true;
 }
+
+/** Fewest lines in `dedupe.jsonl` before it is checked for rewriting. */
+const COMPACT_MIN_LINES = 4096;
 
 /**
  * Remembers accepted messages by (sender, id) so a resend gets the same ack
@@ -53,7 +59,13 @@ export class DedupeIndex {
    * came last, and forget the newest messages of the others: the very ones a client resends
    * after a restart that lost their acks.
    */
-  #loading: Array<{ from: string; id: string; accepted: AcceptedMessage }> | undefined;
+  #loading: Array<{ from: string; id: string; accepted: AcceptedMessage; inFile: boolean }> | undefined;
+  /** Lines in `dedupe.jsonl`; once past {@link #checkAt}, the file is rewritten if most are expired or forgotten. */
+  #fileLines = 0;
+  #checkAt = COMPACT_MIN_LINES;
+  #compacting: Promise<void> | undefined;
+  /** Set when a rewrite replaced the file but could not reopen it: appends would be lost, so they fail. */
+  #broken: Error | undefined;
   /** The last `at` parsed, and its time: messages stored in one batch share their `at`. */
   #lastAt = '';
   #lastAtMs = 0;
@@ -79,11 +91,13 @@ export class DedupeIndex {
       lines++;
       if (!(Date.parse(value.at) + this.#windowMs > now)) continue;
       kept.push(value);
-      this.remember(value.from, value.id, value);
+      this.#loading.push({ from: value.from, id: value.id, accepted: value, inFile: true });
     }
     if (lines > kept.length) {
       await atomicWriteFile(this.#path, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
     }
+    this.#fileLines = kept.length;
+    this.#checkAt = Math.max(COMPACT_MIN_LINES, 2 * kept.length);
     this.#writer = await JsonlWriter.open(this.#path);
   }
 
@@ -92,7 +106,7 @@ export class DedupeIndex {
     const loading = this.#loading ?? [];
     this.#loading = undefined;
     loading.sort((x, y) => (x.accepted.at < y.accepted.at ? -1 : x.accepted.at > y.accepted.at ? 1 : 0));
-    for (const { from, id, accepted } of loading) this.remember(from, id, accepted);
+    for (const { from, id, accepted, inFile } of loading) this.#remember(from, id, accepted, inFile);
   }
 
   get size(): number {
@@ -117,10 +131,11 @@ export class DedupeIndex {
 
   /** Remembers an accepted message (in memory; durable through its segment or {@link persist}). */
   remember(from: string, id: string, accepted: AcceptedMessage): void {
-    if (this.#loading) {
-      this.#loading.push({ from, id, accepted });
-      return;
-    }
+    if (this.#loading) this.#loading.push({ from, id, accepted, inFile: false });
+    else this.#remember(from, id, accepted, false);
+  }
+
+  #remember(from: string, id: string, accepted: AcceptedMessage, inFile: boolean): void {
     if (accepted.at !== this.#lastAt) {
       this.#lastAt = accepted.at;
       this.#lastAtMs = Date.parse(accepted.at);
@@ -129,6 +144,7 @@ export class DedupeIndex {
     const now = this.#now();
     if (!(expires > now)) return;
     const entry: Remembered = { to: accepted.to, seq: accepted.seq, at: accepted.at, digest: accepted.digest, expires };
+    if (inFile) entry.inFile = true;
     if (this.#old.size > 0 && this.#old.replace(from, id, entry)) {
       if (expires > this.#oldExpires) this.#oldExpires = expires;
       return;
@@ -148,17 +164,70 @@ export class DedupeIndex {
   /** Writes entries still inside the window to `dedupe.jsonl` (before the segment holding them is deleted). */
   async persist(messages: Iterable<{ from: string; id: string }>): Promise<void> {
     const lines: string[] = [];
+    const hits: Remembered[] = [];
     for (const { from, id } of messages) {
       const hit = this.#lookup(from, id);
+      if (!hit) continue;
       // Agent and message ids and times are validated formats that JSON writes as they are (see jsonText.ts).
-      if (hit) lines.push(`{"from":"${from}","id":"${id}","to":"${hit.to}","seq":${hit.seq},"at":"${hit.at}","digest":${quote(hit.digest)}}`);
+      lines.push(recordLine(from, id, hit));
+      hits.push(hit);
     }
-    if (lines.length > 0 && this.#writer) await this.#writer.append(lines);
+    if (lines.length === 0 || !this.#writer) return;
+    while (this.#compacting) await this.#compacting;
+    // Failing keeps the segment (its caller deletes it only after this): its ids stay remembered there.
+    if (this.#broken) throw this.#broken;
+    await this.#writer.append(lines);
+    for (const hit of hits) hit.inFile = true;
+    this.#fileLines += lines.length;
+    if (this.#fileLines >= this.#checkAt) {
+      this.#compacting ??= this.#compact().finally(() => (this.#compacting = undefined));
+      await this.#compacting;
+    }
+  }
+
+  /**
+   * Rewrites `dedupe.jsonl` with only what it holds that is still remembered
+   * (inside the window, not pushed out by the cap), if that is under half of
+   * it: without this, a server that runs for weeks would keep every trimmed
+   * message's line until its next start. Checked again after as many new
+   * lines as it keeps (at least {@link COMPACT_MIN_LINES}), so the rewrites
+   * cost O(1) per line.
+   */
+  async #compact(): Promise<void> {
+    const now = this.#now();
+    const live: string[] = [];
+    for (const generation of [this.#old, this.#current]) {
+      for (const [from, id, v] of generation.entries()) if (v.inFile && v.expires > now) live.push(recordLine(from, id, v));
+    }
+    this.#checkAt = this.#fileLines + Math.max(COMPACT_MIN_LINES, live.length);
+    if (this.#fileLines <= 2 * live.length) return;
+    const old = this.#writer!;
+    try {
+      await old.flush();
+      await atomicWriteFile(this.#path, live.length ? `${live.join('\n')}\n` : '');
+    } catch {
+      return; // The old file stays in use, whole; the next check tries again.
+    }
+    try {
+      this.#writer = await JsonlWriter.open(this.#path);
+    } catch (err) {
+      this.#broken = storageIoError(this.#path, err);
+      return;
+    }
+    this.#fileLines = live.length;
+    this.#checkAt = Math.max(COMPACT_MIN_LINES, 2 * live.length);
+    await old.close().catch(() => {});
   }
 
   async close(): Promise<void> {
+    while (this.#compacting) await this.#compacting;
     await this.#writer?.close();
   }
+}
+
+/** A line of `dedupe.jsonl`: what {@link DedupeRecord} holds, in its order. */
+function recordLine(from: string, id: string, r: AcceptedMessage): string {
+  return `{"from":"${from}","id":"${id}","to":"${r.to}","seq":${r.seq},"at":"${r.at}","digest":${quote(r.digest)}}`;
 }
 
 /**

@@ -75,4 +75,34 @@ describe('DedupeIndex', () => {
     await second.close();
     expect((await readFile(path, 'utf8')).trim().split('\n')).toHaveLength(1);
   });
+
+  it('rewrites dedupe.jsonl while running once most of its lines are expired, keeping what is still remembered', async () => {
+    const path = join(await tempDir(), 'dedupe.jsonl');
+    let now = T0;
+    const index = new DedupeIndex(path, { windowMs: HOUR, maxEntries: 100_000, now: () => now });
+    await index.load();
+    index.finishLoad();
+    // A day of trimmed segments, 100 messages a minute: about 6,000 stay inside the one-hour window.
+    let n = 0;
+    for (let minute = 0; minute < 24 * 60; minute++) {
+      now = T0 + minute * 60_000;
+      const batch = Array.from({ length: 100 }, () => ++n);
+      for (const k of batch) index.remember('agent_001', id(k), accepted(k, now));
+      await index.persist(batch.map((k) => ({ from: 'agent_001', id: id(k) })));
+    }
+    const lines = (await readFile(path, 'utf8')).trim().split('\n');
+    // 144,000 lines written; the file keeps about what is inside the window, at most twice that (plus a check's worth).
+    expect(lines.length).toBeLessThan(3 * 6_100 + 4096);
+    const last = n;
+    expect(index.get('agent_001', id(last))?.seq).toBe(last);
+    await index.close();
+    // Reloaded: what is inside the window is all there.
+    const again = new DedupeIndex(path, { windowMs: HOUR, maxEntries: 100_000, now: () => now });
+    await again.load();
+    again.finishLoad();
+    expect(again.get('agent_001', id(last))?.seq).toBe(last);
+    expect(again.get('agent_001', id(last - 5_900))?.seq).toBe(last - 5_900);
+    expect(again.get('agent_001', id(1))).toBeUndefined();
+    await again.close();
+  });
 });
