@@ -171,6 +171,15 @@ describe('durability of the reference server', () => {
     b.close();
   });
 
+  it('refuses to open over a segment whose lines are unreadable, and leaves it in place', async () => {
+    const dataDir = await tempDir('im-server-');
+    const segment = join(dataDir, 'inboxes', 'agent_002', '000000000001.jsonl');
+    await mkdir(join(dataDir, 'inboxes', 'agent_002'), { recursive: true });
+    await writeFile(segment, 'not a record\nnor this\n');
+    await expect(IMServer.start({ port: 0, dataDir, log: () => {} })).rejects.toMatchObject({ code: 'STORAGE_IO' });
+    expect(await readdir(join(dataDir, 'inboxes', 'agent_002'))).toEqual(['000000000001.jsonl']);
+  });
+
   it('does not start a second segment under the current one\'s name: a refused batch then a trim lose nothing', async () => {
     const dataDir = await tempDir('im-server-');
     const options = { dataDir, segmentBytes: 400, maxInboxEntries: 1 };

@@ -6,7 +6,7 @@ import { IMClientError, storageIoError } from '../../errors.js';
 import { fsyncDir } from '../../fs/fsyncDir.js';
 import { JsonlWriter } from '../../fs/JsonlWriter.js';
 import { readJsonl } from '../../fs/readJsonl.js';
-import type { WarningListener } from '../../fs/StorageWarning.js';
+import type { StorageWarning, WarningListener } from '../../fs/StorageWarning.js';
 import { ReceiptItem } from '../../protocol/delivery.js';
 import type { InboxPosition } from '../../protocol/handshake.js';
 import { WireMessage } from '../../protocol/message.js';
@@ -94,14 +94,21 @@ export class AgentInbox {
       const segment: Segment = { path: join(this.dir, name), lastSeq: 0, messages: [] };
       let header = false;
       let records = 0;
-      for await (const { value } of readJsonl(segment.path, SegmentRecord, { onWarning: this.#ctx.onWarning })) {
+      let unreadable = 0;
+      const onWarning = (w: StorageWarning) => {
+        if (!w.reason.startsWith('torn last line')) unreadable++;
+        this.#ctx.onWarning?.(w);
+      };
+      for await (const { value } of readJsonl(segment.path, SegmentRecord, { onWarning })) {
         if (value.k === 'h') header = true;
         records++;
         this.#replay(value, segment);
       }
       if (!header && records === 0) {
-        // A segment whose start a crash or a failed write cut short, before its header was durable:
-        // nothing was stored in it (appends come after the header). It is started again when needed.
+        // Complete lines that cannot be read are damage, not an interrupted start: left for a person to look at.
+        if (unreadable > 0) throw storageIoError(segment.path, new Error(`segment without a header and with ${unreadable} unreadable lines`));
+        // A segment whose start a crash or a failed write cut short, before its header was durable (empty,
+        // or a torn header): nothing was stored in it (appends come after the header). Started again when needed.
         this.#ctx.onWarning?.({ file: segment.path, offset: 0, reason: 'segment without a header (its start was interrupted): removed' });
         await unlink(segment.path).catch((err: unknown) => {
           throw storageIoError(segment.path, err);

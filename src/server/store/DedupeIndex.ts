@@ -63,6 +63,12 @@ export class DedupeIndex {
   /** Lines in `dedupe.jsonl`; once past {@link #checkAt}, the file is rewritten if most are expired or forgotten. */
   #fileLines = 0;
   #checkAt = COMPACT_MIN_LINES;
+  /**
+   * The entries whose lines are in `dedupe.jsonl` (or being appended), in file order; some may
+   * have expired or been forgotten since (a rewrite leaves those out). A rewrite walks this,
+   * not the whole index, whose entries are mostly still in segments.
+   */
+  #filed: Array<[from: string, id: string, entry: Remembered]> = [];
   #compacting: Promise<void> | undefined;
   /** Set when a rewrite replaced the file but could not reopen it: appends would be lost, so they fail. */
   #broken: Error | undefined;
@@ -78,35 +84,31 @@ export class DedupeIndex {
   }
 
   /**
-   * Loads `dedupe.jsonl`, keeping what is still inside the window, and
-   * rewrites it without the rest. What it and the inboxes' segments hold is
-   * remembered by {@link finishLoad}, oldest first.
+   * Reads `dedupe.jsonl`. What it and the inboxes' segments hold (passed to
+   * {@link remember} meanwhile) is remembered by {@link finishLoad}.
    */
   async load(onWarning?: WarningListener): Promise<void> {
     this.#loading = [];
     let lines = 0;
-    const kept: DedupeRecord[] = [];
-    const now = this.#now();
     for await (const { value } of readJsonl(this.#path, DedupeRecord, { onWarning })) {
       lines++;
-      if (!(Date.parse(value.at) + this.#windowMs > now)) continue;
-      kept.push(value);
       this.#loading.push({ from: value.from, id: value.id, accepted: value, inFile: true });
     }
-    if (lines > kept.length) {
-      await atomicWriteFile(this.#path, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
-    }
-    this.#fileLines = kept.length;
-    this.#checkAt = Math.max(COMPACT_MIN_LINES, 2 * kept.length);
+    this.#fileLines = lines;
     this.#writer = await JsonlWriter.open(this.#path);
   }
 
-  /** Remembers what was read while loading, in the order it was accepted (by `at`). */
-  finishLoad(): void {
+  /**
+   * Remembers what was read while loading, in the order it was accepted (by
+   * `at`), then rewrites `dedupe.jsonl` without what that left out (outside
+   * the window, or beyond the cap).
+   */
+  async finishLoad(): Promise<void> {
     const loading = this.#loading ?? [];
     this.#loading = undefined;
     loading.sort((x, y) => (x.accepted.at < y.accepted.at ? -1 : x.accepted.at > y.accepted.at ? 1 : 0));
     for (const { from, id, accepted, inFile } of loading) this.#remember(from, id, accepted, inFile);
+    if (this.#writer && this.#fileLines > 0) await this.#compact(1);
   }
 
   get size(): number {
@@ -144,7 +146,10 @@ export class DedupeIndex {
     const now = this.#now();
     if (!(expires > now)) return;
     const entry: Remembered = { to: accepted.to, seq: accepted.seq, at: accepted.at, digest: accepted.digest, expires };
-    if (inFile) entry.inFile = true;
+    if (inFile) {
+      entry.inFile = true;
+      this.#filed.push([from, id, entry]);
+    }
     if (this.#old.size > 0 && this.#old.replace(from, id, entry)) {
       if (expires > this.#oldExpires) this.#oldExpires = expires;
       return;
@@ -164,49 +169,69 @@ export class DedupeIndex {
   /** Writes entries still inside the window to `dedupe.jsonl` (before the segment holding them is deleted). */
   async persist(messages: Iterable<{ from: string; id: string }>): Promise<void> {
     const lines: string[] = [];
-    const hits: Remembered[] = [];
+    const filed: Array<[string, string, Remembered]> = [];
     for (const { from, id } of messages) {
       const hit = this.#lookup(from, id);
-      if (!hit) continue;
+      // Already in the file (a trim tried again): once is enough.
+      if (!hit || hit.inFile) continue;
       // Agent and message ids and times are validated formats that JSON writes as they are (see jsonText.ts).
       lines.push(recordLine(from, id, hit));
-      hits.push(hit);
+      filed.push([from, id, hit]);
     }
     if (lines.length === 0 || !this.#writer) return;
     while (this.#compacting) await this.#compacting;
     // Failing keeps the segment (its caller deletes it only after this): its ids stay remembered there.
     if (this.#broken) throw this.#broken;
-    await this.#writer.append(lines);
-    for (const hit of hits) hit.inFile = true;
+    // Counted as in the file from the moment they are appended: a rewrite starting meanwhile
+    // flushes these lines to the old file, so it must write them into the new one.
+    for (const item of filed) {
+      item[2].inFile = true;
+      this.#filed.push(item);
+    }
     this.#fileLines += lines.length;
+    try {
+      await this.#writer.append(lines);
+    } catch (err) {
+      for (const [, , hit] of filed) delete hit.inFile;
+      throw err;
+    }
     if (this.#fileLines >= this.#checkAt) {
-      this.#compacting ??= this.#compact().finally(() => (this.#compacting = undefined));
+      this.#compacting ??= this.#compact(2).finally(() => (this.#compacting = undefined));
       await this.#compacting;
     }
   }
 
   /**
    * Rewrites `dedupe.jsonl` with only what it holds that is still remembered
-   * (inside the window, not pushed out by the cap), if that is under half of
-   * it: without this, a server that runs for weeks would keep every trimmed
-   * message's line until its next start. Checked again after as many new
-   * lines as it keeps (at least {@link COMPACT_MIN_LINES}), so the rewrites
-   * cost O(1) per line.
+   * (inside the window, not pushed out by the cap), if the file has more than
+   * `ratio` times that many lines: without this, a server that runs for weeks
+   * would keep every trimmed message's line until its next start. It walks
+   * only the entries the file holds, and is checked again after as many new
+   * lines as it keeps (at least {@link COMPACT_MIN_LINES}): O(1) per line.
+   * A rewrite that fails leaves the file whole (the old one, or the new one
+   * if only the final directory sync failed), and appends go on into it.
    */
-  async #compact(): Promise<void> {
+  async #compact(ratio: number): Promise<void> {
     const now = this.#now();
-    const live: string[] = [];
-    for (const generation of [this.#old, this.#current]) {
-      for (const [from, id, v] of generation.entries()) if (v.inFile && v.expires > now) live.push(recordLine(from, id, v));
+    const live: Array<[string, string, Remembered]> = [];
+    for (const item of this.#filed) {
+      const [from, id, entry] = item;
+      if (entry.inFile && entry.expires > now && (this.#current.get(from, id) ?? this.#old.get(from, id)) === entry) live.push(item);
     }
+    this.#filed = live;
     this.#checkAt = this.#fileLines + Math.max(COMPACT_MIN_LINES, live.length);
-    if (this.#fileLines <= 2 * live.length) return;
+    if (this.#fileLines <= ratio * live.length) return;
     const old = this.#writer!;
     try {
       await old.flush();
-      await atomicWriteFile(this.#path, live.length ? `${live.join('\n')}\n` : '');
     } catch {
-      return; // The old file stays in use, whole; the next check tries again.
+      return;
+    }
+    let rewritten = true;
+    try {
+      await atomicWriteFile(this.#path, live.map(([from, id, entry]) => `${recordLine(from, id, entry)}\n`).join(''));
+    } catch {
+      rewritten = false; // Before the rename (the old file is in place) or after it (the new one is): reopen either.
     }
     try {
       this.#writer = await JsonlWriter.open(this.#path);
@@ -214,9 +239,11 @@ export class DedupeIndex {
       this.#broken = storageIoError(this.#path, err);
       return;
     }
-    this.#fileLines = live.length;
-    this.#checkAt = Math.max(COMPACT_MIN_LINES, 2 * live.length);
     await old.close().catch(() => {});
+    if (rewritten) {
+      this.#fileLines = live.length;
+      this.#checkAt = Math.max(COMPACT_MIN_LINES, 2 * live.length);
+    }
   }
 
   async close(): Promise<void> {

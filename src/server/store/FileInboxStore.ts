@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { storageIoError } from '../../errors.js';
 import { removeStaleTempFiles } from '../../fs/atomicWriteFile.js';
 import { FileLock } from '../../fs/FileLock.js';
+import { fsyncDir } from '../../fs/fsyncDir.js';
 import type { WarningListener } from '../../fs/StorageWarning.js';
 import type { InboxPosition } from '../../protocol/handshake.js';
 import { assertId, isId } from '../../protocol/ids.js';
@@ -56,6 +57,8 @@ export class FileInboxStore implements InboxStore {
     const inboxesDir = join(this.dataDir, 'inboxes');
     try {
       await mkdir(inboxesDir, { recursive: true });
+      // Its entry in the data directory is durable before any inbox in it is.
+      await fsyncDir(this.dataDir);
     } catch (err) {
       throw storageIoError(inboxesDir, err);
     }
@@ -68,7 +71,7 @@ export class FileInboxStore implements InboxStore {
         if (!isId('agentId', name)) continue;
         await this.#inbox(name);
       }
-      this.#dedupe.finishLoad();
+      await this.#dedupe.finishLoad();
     } catch (err) {
       await this.#lock.release();
       throw err;

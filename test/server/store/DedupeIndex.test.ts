@@ -51,7 +51,7 @@ describe('DedupeIndex', () => {
     let now = T0;
     const first = new DedupeIndex(path, { windowMs: HOUR, maxEntries: 100, now: () => now });
     await first.load();
-    first.finishLoad();
+    await first.finishLoad();
     first.remember('agent_001', id(1), accepted(1, T0));
     first.remember('agent_001', id(2), accepted(2, T0 + HOUR / 2));
     first.remember('agent_001', id(3), accepted(3, T0));
@@ -69,7 +69,7 @@ describe('DedupeIndex', () => {
     now = T0 + HOUR + 1;
     const second = new DedupeIndex(path, { windowMs: HOUR, maxEntries: 100, now: () => now });
     await second.load();
-    second.finishLoad();
+    await second.finishLoad();
     expect(second.get('agent_001', id(1))).toBeUndefined();
     expect(second.get('agent_001', id(2))).toMatchObject({ seq: 2, digest: 'd2' });
     await second.close();
@@ -81,7 +81,7 @@ describe('DedupeIndex', () => {
     let now = T0;
     const index = new DedupeIndex(path, { windowMs: HOUR, maxEntries: 100_000, now: () => now });
     await index.load();
-    index.finishLoad();
+    await index.finishLoad();
     // A day of trimmed segments, 100 messages a minute: about 6,000 stay inside the one-hour window.
     let n = 0;
     for (let minute = 0; minute < 24 * 60; minute++) {
@@ -99,7 +99,7 @@ describe('DedupeIndex', () => {
     // Reloaded: what is inside the window is all there.
     const again = new DedupeIndex(path, { windowMs: HOUR, maxEntries: 100_000, now: () => now });
     await again.load();
-    again.finishLoad();
+    await again.finishLoad();
     expect(again.get('agent_001', id(last))?.seq).toBe(last);
     expect(again.get('agent_001', id(last - 5_900))?.seq).toBe(last - 5_900);
     expect(again.get('agent_001', id(1))).toBeUndefined();
