@@ -207,27 +207,80 @@ describe('pending queue (digital employee)', () => {
 
   it('on close, lets the running handler finish and record its ack, and gives back the claims it had not started', async () => {
     const workspacePath = join(await tempDir('ws-'), 'worker');
-    const { server, worker } = await workerWithJobs(6, { workspacePath });
+    const { server, worker } = await workerWithJobs(8, { workspacePath });
     let finish: () => void = () => {};
     const running = new Promise<void>((r) => (finish = r));
     const seen: string[] = [];
     const draining = worker.drainPendingMessages(async (m) => {
       seen.push(m.text);
-      // Grow the batch to several claims, then hold the third handler until the client is closing.
-      if (m.text === 'job 2') await running;
+      // Batches of 1, 2, 4...: job 3 is the first of a batch of four, held until the client is closing.
+      if (m.text === 'job 3') await running;
     });
-    await eventually(() => seen.length === 3);
+    await eventually(() => seen.length === 4);
+    const claimed = (await worker.getPendingMessages()).filter((m) => m.pending.leaseUntil !== undefined);
+    expect(texts(claimed)).toEqual(['job 3', 'job 4', 'job 5', 'job 6']);
     const closed = worker.close();
     await sleep(50);
     finish();
     await closed;
-    expect(await draining).toBe(3);
+    expect(await draining).toBe(4);
     const again = await makeClient(server.url, 'worker', { mode: 'queue', workspacePath });
     const left = await again.getPendingMessages();
-    // job 2's ack was written; the rest are back in the queue, unclaimed, in order.
-    expect(texts(left)).toEqual(['job 3', 'job 4', 'job 5']);
+    // job 3's ack was written; the batch's unstarted claims are back in the queue, unclaimed, in order.
+    expect(texts(left)).toEqual(['job 4', 'job 5', 'job 6', 'job 7']);
     expect(left.every((m) => m.pending.leaseUntil === undefined)).toBe(true);
-    expect(texts(await again.claimPendingMessages({ max: 10 }))).toEqual(['job 3', 'job 4', 'job 5']);
+  });
+
+  it('on close, gives back at once a message waiting out its retry pause', async () => {
+    const workspacePath = join(await tempDir('ws-'), 'worker');
+    const { server, worker } = await workerWithJobs(1, { workspacePath });
+    let threw = false;
+    const draining = worker.drainPendingMessages(
+      () => {
+        threw = true;
+        throw new Error('transient');
+      },
+      { leaseMs: 60_000 },
+    );
+    await eventually(() => threw);
+    await worker.close();
+    expect(await draining).toBe(0);
+    const again = await makeClient(server.url, 'worker', { mode: 'queue', workspacePath });
+    expect(texts(await again.claimPendingMessages({ max: 1 }))).toEqual(['job 0']);
+  });
+
+  it('lets a handler close the client: close() does not wait for that handler', async () => {
+    const { worker } = await workerWithJobs(1);
+    let closed: Promise<void> | undefined;
+    const draining = worker.drainPendingMessages(async (m) => {
+      // A "shut down" job: acknowledged first, since the client closes under this handler.
+      await worker.ackPendingMessages([m]);
+      closed = worker.close();
+      await closed;
+    });
+    const started = Date.now();
+    await eventually(() => closed !== undefined);
+    await closed;
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(await draining).toBe(1);
+  });
+
+  it('does not acknowledge a message its handler gave back', async () => {
+    const { worker } = await workerWithJobs(1);
+    const controller = new AbortController();
+    const runs: number[] = [];
+    const draining = worker.drainPendingMessages(
+      async (m) => {
+        runs.push(m.pending.attempts);
+        if (runs.length === 1) await worker.releasePendingMessages([m]);
+      },
+      { signal: controller.signal },
+    );
+    await eventually(() => runs.length === 2, 5000, 'run again after being given back');
+    controller.abort();
+    expect(await draining).toBe(1);
+    expect(runs).toEqual([1, 2]);
+    expect(await worker.getPendingMessages()).toEqual([]);
   });
 
   it('does not queue a message twice when its delivery batch is retried after another write failed', async () => {

@@ -86,6 +86,8 @@ export class Inbox {
   readonly #inPending = new Set<string>();
   /** Whether the last batch failed (its error was reported; the retries' are not, until one succeeds). */
   #failing = false;
+  /** Set when the batch being written failed only in its receipts' status writes, which the outbox reports itself. */
+  #receiptsOnly = false;
   #epoch: string | undefined;
   /** Highest sequence durably stored (the cursor). */
   #stored = 0;
@@ -149,6 +151,7 @@ export class Inbox {
       // Intents of the old inbox name sequences that mean nothing in the new one.
       this.#carried = undefined;
       this.#unsure = undefined;
+      this.#inPending.clear();
       void this.#o.storage.cursor.write({ version: 1, epoch, ackedUpTo }).catch((err: unknown) => this.#o.onWarning(String(err)));
     }
     this.#session = { generation, deliveredUpTo: ackedUpTo, ackedUpTo };
@@ -212,8 +215,11 @@ export class Inbox {
       return { count: batch.length, upTo, remaining: this.#buffer.length };
     } catch (err) {
       this.#buffer = [...batch, ...this.#buffer];
-      if (!this.#failing) this.#o.onError(err);
-      this.#failing = true;
+      // Not reported here: a receipt's failure (the outbox reports it), a server reset (a warning says so).
+      const ours = !this.#receiptsOnly && !(err instanceof IMClientError && err.code === 'CONNECTION_LOST');
+      this.#receiptsOnly = false;
+      if (ours && !this.#failing) this.#o.onError(err);
+      if (ours) this.#failing = true;
       throw err;
     }
   }
@@ -284,10 +290,13 @@ export class Inbox {
       adding,
     ]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    const receiptsFrom = writes.size;
+    const own = results.find((r, i): r is PromiseRejectedResult => r.status === 'rejected' && (i < receiptsFrom || i >= receiptsFrom + receipts.length));
     if (failed) {
+      this.#receiptsOnly = own === undefined;
       this.#unsure = intent;
       if (adding && results.at(-1)!.status === 'fulfilled') for (const r of queued) this.#inPending.add(keyOf(r.from, r.id));
-      throw failed.reason;
+      throw (own ?? failed).reason;
     }
     this.#checkEpoch(epoch);
     const carried = this.#carried && this.#carried.toSeq > upTo ? { ...this.#carried, fromSeq: upTo + 1 } : undefined;

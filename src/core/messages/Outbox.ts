@@ -603,6 +603,9 @@ export class Outbox {
     const event = { type: 'RECEIPT', at } as const;
     const writes = this.#collectWrites(() => {
       for (const item of items) {
+        // Delivered while waiting in the journal (sent before a restart): it leaves the queue now, so no
+        // read-back under way can put it back in line to be sent again.
+        this.#journal.forgetSpilled(item.id);
         const actor = this.#actors.get(item.id) ?? this.#spawnIfQueued(item.id);
         // An acked message at rest takes its receipt without an actor, unless inspected.
         if (actor) actor.send(event);

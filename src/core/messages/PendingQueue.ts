@@ -55,6 +55,8 @@ export class PendingQueue {
   readonly #logic: typeof pendingItemMachine;
   readonly #actors = new Map<string, ItemActor>();
   readonly #writes = new Map<string, Writes>();
+  /** Messages given back with {@link release}, by key: the attempts of the claim given back (until claimed again or acknowledged). */
+  readonly #givenBack = new Map<string, number>();
   #waiters: Array<() => void> = [];
 
   constructor(options: PendingQueueOptions) {
@@ -154,6 +156,11 @@ export class PendingQueue {
     return (this.#o.store.get(key)?.attempts ?? attempts) > attempts;
   }
 
+  /** Whether the claim that gave the message `attempts` was given back with {@link release} (not lapsed, not acknowledged). */
+  givenBack(key: string, attempts: number): boolean {
+    return this.#givenBack.get(key) === attempts;
+  }
+
   /** Whether some message is waiting unclaimed. */
   hasUnclaimed(): boolean {
     for (const [key] of this.#o.store.entries()) if (!this.#actors.has(key)) return true;
@@ -175,6 +182,7 @@ export class PendingQueue {
     for (const [key, item] of this.#o.store.entries()) {
       if (claimed.length >= max) break;
       if (this.#actors.has(key)) continue;
+      this.#givenBack.delete(key);
       this.#spawn(key, item).send({ type: 'CLAIM', leaseMs });
       claimed.push(key);
     }
@@ -182,6 +190,11 @@ export class PendingQueue {
       await this.#settle(claimed);
     } catch (err) {
       for (const key of claimed) this.#actors.get(key)?.send({ type: 'RELEASE' });
+      // The caller hears of the failure from this rejection; a give-back that fails too is the same fault.
+      for (const key of claimed) {
+        const writes = this.#writes.get(key);
+        if (writes) writes.awaited = true;
+      }
       throw err;
     }
     return claimed.flatMap((key) => {
@@ -190,23 +203,51 @@ export class PendingQueue {
     });
   }
 
-  /** Marks messages (by key) processed; resolves to how many were still pending. */
+  /**
+   * Marks messages (by key) processed; resolves to how many were still
+   * pending. If that cannot be written, rejects, and each stays as the disk
+   * has it (a claimed one stays claimed until its lease ends).
+   */
   async ack(keys: readonly string[]): Promise<number> {
     let acked = 0;
     for (const key of keys) {
+      this.#givenBack.delete(key);
       const actor = this.#actors.get(key) ?? this.#spawnIfQueued(key);
       if (!actor) continue;
       actor.send({ type: 'ACK' });
       acked++;
     }
-    await this.#settle(keys);
+    try {
+      await this.#settle(keys);
+    } catch (err) {
+      this.#reclaim(keys);
+      throw err;
+    }
     return acked;
+  }
+
+  /** After a failed ack or release: a message the disk still has claimed is claimed in memory again, until its lease ends. */
+  #reclaim(keys: readonly string[]): void {
+    for (const key of keys) {
+      const item = this.#o.store.get(key);
+      if (item?.leaseUntil !== undefined && !this.#actors.has(key)) this.#spawn(key, item).send({ type: 'RESUME_CLAIM', leaseUntil: Date.parse(item.leaseUntil) });
+    }
   }
 
   /** Gives claimed messages (by key) back to the queue unprocessed. */
   async release(keys: readonly string[]): Promise<void> {
-    for (const key of keys) this.#actors.get(key)?.send({ type: 'RELEASE' });
-    await this.#settle(keys);
+    for (const key of keys) {
+      const actor = this.#actors.get(key);
+      if (actor?.getSnapshot().value !== 'claimed') continue;
+      this.#givenBack.set(key, this.#o.store.get(key)?.attempts ?? 0);
+      actor.send({ type: 'RELEASE' });
+    }
+    try {
+      await this.#settle(keys);
+    } catch (err) {
+      this.#reclaim(keys);
+      throw err;
+    }
   }
 
   /** Extends the lease of claimed messages (by key) by `leaseMs` from now. */
@@ -247,6 +288,7 @@ export class PendingQueue {
   stop(): void {
     for (const actor of this.#actors.values()) actor.stop();
     this.#actors.clear();
+    this.#givenBack.clear();
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) w();

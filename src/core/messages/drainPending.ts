@@ -1,5 +1,13 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { deferred } from '../../util/deferred.js';
 import type { PendingMessage, PendingQueue } from './PendingQueue.js';
+
+/**
+ * Set while a drain's handler runs (and in everything it starts): `close()`
+ * called from a handler must not wait for the drains, whose handler is
+ * waiting for it.
+ */
+export const inDrainHandler = new AsyncLocalStorage<true>();
 
 /** Largest batch one worker claims at once. */
 const MAX_DRAIN_BATCH = 64;
@@ -32,6 +40,8 @@ export async function drainPending(pending: PendingQueue, handler: (message: Pen
   const stopped = () => failure !== undefined || settings.stopped();
   // Acks being written: the next claim does not wait for them (they share its fsync); the result does.
   const acking = new Set<Promise<void>>();
+  /** Messages whose handler threw, waiting out their pause before they go back: given back at once if the drain stops. */
+  const pausing = new Map<ReturnType<typeof setTimeout>, () => Promise<void>>();
   let retrying = 0;
   let processed = 0;
   let busy = 0;
@@ -44,25 +54,27 @@ export async function drainPending(pending: PendingQueue, handler: (message: Pen
 
   const run = async (key: string, message: PendingMessage): Promise<void> => {
     try {
-      await handler(message);
+      await inDrainHandler.run(true, () => handler(message));
     } catch (err) {
       // Give it back after a pause that grows with its attempts, so a message that always
       // fails is retried at a bounded pace instead of in a tight loop.
       const pause = Math.min(leaseMs, 250 * 2 ** Math.min(10, message.pending.attempts - 1));
       warn({ kind: 'listener', message: `pending message ${message.id} handler threw: ${String(err)}; retried in ${pause} ms` });
       retrying++;
-      setTimeout(() => {
+      // Only the claim this handler had: if it lapsed meanwhile, the message is back in the queue,
+      // perhaps claimed by another worker, whose claim must not be released under it.
+      const giveBack = () => (pending.holds(key, message.pending.attempts) ? pending.release([key]) : Promise.resolve()).catch(() => {});
+      const timer = setTimeout(() => {
+        pausing.delete(timer);
         retrying--;
-        // Only the claim this handler had: if it lapsed meanwhile, the message is back in the queue,
-        // perhaps claimed by another worker, whose claim must not be released under it.
-        const release = pending.holds(key, message.pending.attempts) ? pending.release([key]) : Promise.resolve();
-        void release.catch(() => {}).finally(signalChange);
+        void giveBack().finally(signalChange);
       }, pause).unref();
+      pausing.set(timer, giveBack);
       return;
     }
-    // Released meanwhile and claimed again (by another worker, or the handler gave it back and
-    // someone took it): that claim holds it now, and acknowledges it when its own handler is done.
-    if (pending.claimedAgain(key, message.pending.attempts)) return;
+    // Given back by the handler ("not now"), or claimed again since (its lease lapsed, or it was
+    // given back, and another took it: that claim acknowledges it when its own handler is done).
+    if (pending.givenBack(key, message.pending.attempts) || pending.claimedAgain(key, message.pending.attempts)) return;
     const ack: Promise<void> = pending
       .ack([key])
       .then(
@@ -102,6 +114,7 @@ export async function drainPending(pending: PendingQueue, handler: (message: Pen
         busy--;
       }
       if (claimed.length === 0) {
+        if (stopped()) break;
         if (untilEmpty && busy === 0 && retrying === 0 && acking.size === 0) return signalChange();
         await Promise.race([changed.promise, pending.waitForUnclaimed(signal).catch(() => {})]);
         continue;
@@ -123,7 +136,14 @@ export async function drainPending(pending: PendingQueue, handler: (message: Pen
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
-  await Promise.all(acking);
+  // Stopped: what waits out a retry pause goes back now, not when its lease ends (after a restart, say).
+  const giveBacks = [...pausing].map(([timer, giveBack]) => {
+    clearTimeout(timer);
+    retrying--;
+    return giveBack();
+  });
+  pausing.clear();
+  await Promise.all([...acking, ...giveBacks]);
   if (failure) throw failure.error;
   return processed;
 }

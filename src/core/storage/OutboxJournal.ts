@@ -135,6 +135,15 @@ export class OutboxJournal {
     return this.#spilled.size;
   }
 
+  /**
+   * Takes a spilled message out of the queue without reading it back (its
+   * receipt came: it was delivered). Its `put` line stays until the status
+   * line that records this is durable ({@link finish}).
+   */
+  forgetSpilled(id: string): boolean {
+    return this.#spilled.delete(id);
+  }
+
   /** Whether the message's entry is only in the file. */
   isSpilled(id: string): boolean {
     return this.#spilled.has(id);

@@ -143,6 +143,8 @@ export class PendingQueueStore {
 
   async #change(records: PendingLogRecord[]): Promise<void> {
     if (records.length === 0) return;
+    // How the items a claim, extension, release or ack touches stood before, to put back if its line fails.
+    const before = records.flatMap((r) => (r.op === 'add' ? [] : this.#items.capture(r)));
     for (const r of records) this.#items.apply(r);
     this.#logLines += records.length;
     try {
@@ -152,8 +154,11 @@ export class PendingQueueStore {
       if (this.#broken) throw this.#broken;
       await this.#log.append(records.map((r) => JSON.stringify(r)));
     } catch (err) {
-      // An add that is not on disk must not be handed out; other changes fail safe (the message stays queued on disk).
+      // Memory goes back to what the disk says: an add that is not on disk must not be handed out,
+      // and an ack, claim, extension or release that is not on disk did not happen (an ack tried
+      // again then acknowledges it; the message goes back to the end of the queue in memory).
       for (const r of records) if (r.op === 'add' && this.#items.byKey.get(keyOf(r.item)) === r.item) this.#items.delete(keyOf(r.item));
+      this.#items.restore(before);
       throw err;
     }
     if (this.#logLines >= COMPACT_MIN_LINES && this.#logLines > this.#items.byKey.size) void this.compact().catch(() => {});
@@ -209,6 +214,14 @@ function keyOf(item: PendingItem): string {
   return pendingKey(item.message.from, item.message.id);
 }
 
+/** An item and the fields a change can move. */
+interface ItemState {
+  item: PendingItem;
+  claimSeq: number | undefined;
+  leaseUntil: string | undefined;
+  attempts: number;
+}
+
 /** The queued items by key, oldest first, with the keys of each message id. */
 class Items {
   readonly byKey = new Map<string, PendingItem>();
@@ -238,6 +251,31 @@ class Items {
     const rest = typeof keys === 'string' ? [] : (keys ?? []).filter((k) => k !== key);
     if (rest.length === 0) this.#byId.delete(id);
     else this.#byId.set(id, rest.length === 1 ? rest[0]! : rest);
+  }
+
+  /** How the items a change names stand now (for {@link restore}). */
+  capture(record: Exclude<PendingLogRecord, { op: 'add' }>): ItemState[] {
+    const out: ItemState[] = [];
+    for (const ref of record.ids) {
+      for (const key of this.#resolve(ref)) {
+        const item = this.byKey.get(key);
+        if (item) out.push({ item, claimSeq: item.claimSeq, leaseUntil: item.leaseUntil, attempts: item.attempts });
+      }
+    }
+    return out;
+  }
+
+  /** Puts items back as {@link capture} found them (an acknowledged one back in the queue, at its end). */
+  restore(states: readonly ItemState[]): void {
+    for (let i = states.length - 1; i >= 0; i--) {
+      const { item, claimSeq, leaseUntil, attempts } = states[i]!;
+      item.attempts = attempts;
+      if (claimSeq === undefined) delete item.claimSeq;
+      else item.claimSeq = claimSeq;
+      if (leaseUntil === undefined) delete item.leaseUntil;
+      else item.leaseUntil = leaseUntil;
+      if (!this.byKey.has(keyOf(item))) this.add(item);
+    }
   }
 
   /** The keys a log line names: a key as it is, a bare message id (older lines) as its items' keys. */

@@ -87,6 +87,24 @@ describe('Outbox read-back races', () => {
     await storage.close();
   });
 
+  it('does not send again a spilled message whose receipt comes as a refill finds it', async () => {
+    const { storage, outbox, errors, frames } = await outboxWith(['e0', 'e1', 'A'].map((n) => entry(n)));
+    let receipted: Promise<void> | undefined;
+    // A (sent before a restart) is receipted just as the refill finds it: its status line is on its way.
+    hook.atEnd = async () => {
+      receipted = outbox.receipt([{ id: 'msg_A', conversationId: 'agent_001+agent_002' }], 'agent_002', T);
+    };
+    expect(await outbox.cancel('msg_e0')).toBe(true);
+    await receipted;
+    outbox.online();
+    await settle();
+    expect(frames).toEqual(['e1']);
+    expect(outbox.has('msg_A')).toBe(false);
+    expect(errors).toEqual([]);
+    outbox.stop();
+    await storage.close();
+  });
+
   it('a refill still waiting when the outbox stops reports nothing', async () => {
     const { storage, outbox, errors } = await outboxWith(['e0', 'e1', 'A', 'B', 'C'].map((n) => entry(n)));
     let release: () => void = () => {};

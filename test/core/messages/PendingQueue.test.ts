@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { PendingQueue } from '../../../src/core/messages/PendingQueue.js';
+import { JsonlWriter } from '../../../src/fs/JsonlWriter.js';
 import { PendingQueueStore } from '../../../src/core/storage/PendingQueueStore.js';
 import type { MessageRecord } from '../../../src/core/storage/records.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -18,29 +19,53 @@ async function open() {
   return { store, queue, errors, snap, log };
 }
 
+/** The next line the queue log appends fails (the disk's fault, which no real file gives on demand here). */
+function failNextLogWrite() {
+  vi.spyOn(JsonlWriter.prototype, 'append').mockImplementationOnce(() => Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' })));
+}
+
+/** What the queue holds in memory, and what a restart would find on disk: the same. */
+async function bothSides(queue: PendingQueue, snap: string, log: string) {
+  const memory = queue.list().map((m) => [m.text, m.pending.attempts, m.pending.leaseUntil !== undefined]);
+  const disk = (await PendingQueueStore.read(snap, log)).map((i) => [i.message.text, i.attempts, i.leaseUntil !== undefined]);
+  return { memory, disk };
+}
+
 describe('PendingQueue', () => {
-  it('rejects a claim, extension, release or ack whose log line could not be written, and reports it once', async () => {
-    const { store, queue, errors } = await open();
+  it('rejects a claim, extension, release or ack whose log line could not be written, and memory stays what the disk says', async () => {
+    const { store, queue, errors, snap, log } = await open();
     await queue.add([message(1), message(2)]);
-    // The disk refuses each kind of line once (a fault no real file gives on demand).
-    const eio = () => Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }));
-    vi.spyOn(store, 'claim').mockImplementationOnce(eio);
+
+    failNextLogWrite();
     await expect(queue.claim(1, 60_000)).rejects.toThrow('EIO');
-    // The claim that did not reach the disk is given back: the message is handed out again.
-    const [claimed] = await queue.claimKeyed(1, 60_000);
-    expect(claimed!.message.id).toBe(message(1).id);
-    vi.spyOn(store, 'extend').mockImplementationOnce(eio);
-    await expect(queue.extend([claimed!.key], 60_000)).rejects.toThrow('EIO');
-    vi.spyOn(store, 'release').mockImplementationOnce(eio);
-    await expect(queue.release([claimed!.key])).rejects.toThrow('EIO');
-    vi.spyOn(store, 'ack').mockImplementationOnce(eio);
-    await expect(queue.ack([claimed!.key])).rejects.toThrow('EIO');
+    // Not claimed on disk, so not in memory either: handed out again, as its first attempt.
+    const [c] = await queue.claimKeyed(1, 60_000);
+    expect([c!.message.text, c!.message.pending.attempts]).toEqual(['m1', 1]);
+
+    const lease = store.get(c!.key)!.leaseUntil;
+    failNextLogWrite();
+    await expect(queue.extend([c!.key], 600_000)).rejects.toThrow('EIO');
+    expect(store.get(c!.key)!.leaseUntil).toBe(lease);
+
+    failNextLogWrite();
+    await expect(queue.ack([c!.key])).rejects.toThrow('EIO');
+    // Still claimed, in memory as on disk (until its lease ends): not handed out to anyone else.
+    expect(await bothSides(queue, snap, log)).toEqual({
+      memory: [['m2', 0, false], ['m1', 1, true]],
+      disk: [['m1', 1, true], ['m2', 0, false]],
+    });
+    const [c2] = await queue.claimKeyed(10, 60_000);
+    expect(c2!.message.text).toBe('m2');
+    failNextLogWrite();
+    await expect(queue.release([c2!.key])).rejects.toThrow('EIO');
+    // Not given back on disk: still claimed here too.
+    expect(queue.holds(c2!.key, 1)).toBe(true);
+    await queue.release([c2!.key]);
+    // Acknowledging again works, and reaches the disk.
+    expect(await queue.ack([c!.key])).toBe(1);
+    expect(await bothSides(queue, snap, log)).toEqual({ memory: [['m2', 1, false]], disk: [['m2', 1, false]] });
     // Each failure went to its caller, not also to the error listener.
     expect(errors).toEqual([]);
-    // Nothing was lost: acknowledging again works.
-    expect(await queue.ack([claimed!.key])).toBe(1);
-    expect(store.has(claimed!.key)).toBe(false);
-    expect(store.size).toBe(1);
     queue.stop();
     await store.close();
   });
