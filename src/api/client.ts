@@ -8,7 +8,7 @@ import { Inbox } from '../core/messages/Inbox.js';
 import { createMessageId } from '../core/messages/messageId.js';
 import { Outbox, type StatusUpdate } from '../core/messages/Outbox.js';
 import { PendingQueue, type PendingMessage, type PendingRef } from '../core/messages/PendingQueue.js';
-import { drainPending, inDrainHandler } from '../core/messages/drainPending.js';
+import { drainPending } from '../core/messages/drainPending.js';
 import { deferred } from '../util/deferred.js';
 import { FifoMap } from '../util/FifoMap.js';
 import { utf8LengthIfOver } from '../util/utf8.js';
@@ -181,8 +181,6 @@ export class IMClient {
    * go back to the queue.
    */
   close(): Promise<void> {
-    // Called from a drain's handler: the drains wait for that handler, which waits for this.
-    const fromHandler = inDrainHandler.getStore() === true;
     this.#closing ??= (async () => {
       this.#waiters.rejectAll(new IMClientError('CLOSED', 'the client was closed'));
       for (const s of [...this.#streams]) s.end();
@@ -196,10 +194,8 @@ export class IMClient {
       await parts.outbox.settled();
       // Drains see the client closing at their next step; idle workers are woken to see it.
       parts.pending.interrupt();
-      if (!fromHandler) {
-        const drains = Promise.allSettled([...this.#drains]);
-        await Promise.race([drains, new Promise((r) => setTimeout(r, CLOSE_DRAIN_WAIT_MS).unref())]);
-      }
+      const drains = Promise.allSettled([...this.#drains]);
+      await Promise.race([drains, new Promise((r) => setTimeout(r, CLOSE_DRAIN_WAIT_MS).unref())]);
       parts.inbox.stop();
       parts.outbox.stop();
       parts.pending.stop();

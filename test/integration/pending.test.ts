@@ -249,20 +249,25 @@ describe('pending queue (digital employee)', () => {
     expect(texts(await again.claimPendingMessages({ max: 1 }))).toEqual(['job 0']);
   });
 
-  it('lets a handler close the client: close() does not wait for that handler', async () => {
-    const { worker } = await workerWithJobs(1);
+  it('lets a handler close the client: the close waits for it to return, and its message is acknowledged', async () => {
+    const workspacePath = join(await tempDir('ws-'), 'worker');
+    const { server, worker } = await workerWithJobs(3, { workspacePath });
+    const errors: string[] = [];
+    worker.on('error', (err) => errors.push(err.message));
     let closed: Promise<void> | undefined;
-    const draining = worker.drainPendingMessages(async (m) => {
-      // A "shut down" job: acknowledged first, since the client closes under this handler.
-      await worker.ackPendingMessages([m]);
-      closed = worker.close();
-      await closed;
+    const draining = worker.drainPendingMessages((m) => {
+      // A "shut down" job: asks for the close and returns (awaiting it here would wait out its bound).
+      if (m.text === 'job 0') closed = worker.close();
     });
-    const started = Date.now();
     await eventually(() => closed !== undefined);
+    const started = Date.now();
     await closed;
     expect(Date.now() - started).toBeLessThan(2000);
     expect(await draining).toBe(1);
+    await sleep(100);
+    expect(errors).toEqual([]);
+    const again = await makeClient(server.url, 'worker', { mode: 'queue', workspacePath });
+    expect(texts(await again.claimPendingMessages({ max: 10 }))).toEqual(['job 1', 'job 2']);
   });
 
   it('does not acknowledge a message its handler gave back', async () => {

@@ -57,6 +57,7 @@ export class PendingQueue {
   readonly #writes = new Map<string, Writes>();
   /** Messages given back with {@link release}, by key: the attempts of the claim given back (until claimed again or acknowledged). */
   readonly #givenBack = new Map<string, number>();
+  #stopped = false;
   #waiters: Array<() => void> = [];
 
   constructor(options: PendingQueueOptions) {
@@ -228,6 +229,7 @@ export class PendingQueue {
 
   /** After a failed ack or release: a message the disk still has claimed is claimed in memory again, until its lease ends. */
   #reclaim(keys: readonly string[]): void {
+    if (this.#stopped) return;
     for (const key of keys) {
       const item = this.#o.store.get(key);
       if (item?.leaseUntil !== undefined && !this.#actors.has(key)) this.#spawn(key, item).send({ type: 'RESUME_CLAIM', leaseUntil: Date.parse(item.leaseUntil) });
@@ -286,6 +288,7 @@ export class PendingQueue {
   }
 
   stop(): void {
+    this.#stopped = true;
     for (const actor of this.#actors.values()) actor.stop();
     this.#actors.clear();
     this.#givenBack.clear();

@@ -1,13 +1,5 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { deferred } from '../../util/deferred.js';
 import type { PendingMessage, PendingQueue } from './PendingQueue.js';
-
-/**
- * Set while a drain's handler runs (and in everything it starts): `close()`
- * called from a handler must not wait for the drains, whose handler is
- * waiting for it.
- */
-export const inDrainHandler = new AsyncLocalStorage<true>();
 
 /** Largest batch one worker claims at once. */
 const MAX_DRAIN_BATCH = 64;
@@ -54,7 +46,7 @@ export async function drainPending(pending: PendingQueue, handler: (message: Pen
 
   const run = async (key: string, message: PendingMessage): Promise<void> => {
     try {
-      await inDrainHandler.run(true, () => handler(message));
+      await handler(message);
     } catch (err) {
       // Give it back after a pause that grows with its attempts, so a message that always
       // fails is retried at a bounded pace instead of in a tight loop.

@@ -43,6 +43,8 @@ export class OutboxJournal {
   readonly #entries: Map<string, OutboxEntry>;
   /** Messages whose entries are only in the file: id to the order key given with {@link spill}. */
   readonly #spilled = new Map<string, number>();
+  /** Spilled messages taken out of the queue by a receipt, until their status line is durable ({@link finish}). */
+  readonly #forgotten = new Set<string>();
   #writer: JsonlWriter;
   #done: number;
   #compacting: Promise<void> | undefined;
@@ -113,7 +115,7 @@ export class OutboxJournal {
    * `Outbox.start`), and the next compaction drops their `put` lines.
    */
   finish(ids: Iterable<string>): void {
-    for (const id of ids) if (this.#entries.delete(id) || this.#spilled.delete(id)) this.#done++;
+    for (const id of ids) if (this.#entries.delete(id) || this.#spilled.delete(id) || this.#forgotten.delete(id)) this.#done++;
     if (this.#done >= COMPACT_MIN_DONE && this.#done > this.#entries.size && this.#spilled.size === 0) this.#compacting ??= this.#compact();
   }
 
@@ -141,7 +143,9 @@ export class OutboxJournal {
    * line that records this is durable ({@link finish}).
    */
   forgetSpilled(id: string): boolean {
-    return this.#spilled.delete(id);
+    if (!this.#spilled.delete(id)) return false;
+    this.#forgotten.add(id);
+    return true;
   }
 
   /** Whether the message's entry is only in the file. */

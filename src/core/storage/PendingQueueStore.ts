@@ -146,6 +146,7 @@ export class PendingQueueStore {
     // How the items a claim, extension, release or ack touches stood before, to put back if its line fails.
     const before = records.flatMap((r) => (r.op === 'add' ? [] : this.#items.capture(r)));
     for (const r of records) this.#items.apply(r);
+    const after = before.map((s) => this.#items.stateOf(s.item));
     this.#logLines += records.length;
     try {
       // A compaction that failed left the log in use: these lines still go to it. (Were its failure
@@ -158,7 +159,8 @@ export class PendingQueueStore {
       // and an ack, claim, extension or release that is not on disk did not happen (an ack tried
       // again then acknowledges it; the message goes back to the end of the queue in memory).
       for (const r of records) if (r.op === 'add' && this.#items.byKey.get(keyOf(r.item)) === r.item) this.#items.delete(keyOf(r.item));
-      this.#items.restore(before);
+      // Only where nothing changed it since (another change to the same item went through meanwhile).
+      this.#items.restore(before, after);
       throw err;
     }
     if (this.#logLines >= COMPACT_MIN_LINES && this.#logLines > this.#items.byKey.size) void this.compact().catch(() => {});
@@ -217,6 +219,8 @@ function keyOf(item: PendingItem): string {
 /** An item and the fields a change can move. */
 interface ItemState {
   item: PendingItem;
+  /** Whether it is in the queue (an acknowledged one is not). */
+  queued: boolean;
   claimSeq: number | undefined;
   leaseUntil: string | undefined;
   attempts: number;
@@ -259,16 +263,27 @@ class Items {
     for (const ref of record.ids) {
       for (const key of this.#resolve(ref)) {
         const item = this.byKey.get(key);
-        if (item) out.push({ item, claimSeq: item.claimSeq, leaseUntil: item.leaseUntil, attempts: item.attempts });
+        if (item) out.push(this.stateOf(item));
       }
     }
     return out;
   }
 
-  /** Puts items back as {@link capture} found them (an acknowledged one back in the queue, at its end). */
-  restore(states: readonly ItemState[]): void {
-    for (let i = states.length - 1; i >= 0; i--) {
-      const { item, claimSeq, leaseUntil, attempts } = states[i]!;
+  stateOf(item: PendingItem): ItemState {
+    return { item, queued: this.byKey.get(keyOf(item)) === item, claimSeq: item.claimSeq, leaseUntil: item.leaseUntil, attempts: item.attempts };
+  }
+
+  /**
+   * Puts items back as {@link capture} found them (an acknowledged one back
+   * in the queue, at its end), each only if it still stands as `after`
+   * (taken right after the change): one changed since keeps its newer state.
+   */
+  restore(before: readonly ItemState[], after: readonly ItemState[]): void {
+    for (let i = before.length - 1; i >= 0; i--) {
+      const now = this.stateOf(before[i]!.item);
+      const then = after[i]!;
+      if (now.queued !== then.queued || now.claimSeq !== then.claimSeq || now.leaseUntil !== then.leaseUntil || now.attempts !== then.attempts) continue;
+      const { item, claimSeq, leaseUntil, attempts } = before[i]!;
       item.attempts = attempts;
       if (claimSeq === undefined) delete item.claimSeq;
       else item.claimSeq = claimSeq;

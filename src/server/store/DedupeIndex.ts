@@ -192,6 +192,10 @@ export class DedupeIndex {
     try {
       await this.#writer.append(lines);
     } catch (err) {
+      // Not in the file after all: a trim tried again appends them again.
+      const failed = new Set(filed);
+      this.#filed = this.#filed.filter((item) => !failed.has(item));
+      this.#fileLines -= lines.length;
       for (const [, , hit] of filed) delete hit.inFile;
       throw err;
     }

@@ -86,4 +86,20 @@ describe('PendingQueue', () => {
     expect(Date.parse(item!.leaseUntil!)).toBeGreaterThan(until + 50_000);
     await store.close();
   });
+
+  it('undoes a failed change only where nothing changed the message since', async () => {
+    const { store, snap, log } = await open();
+    await store.add([{ message: message(1), enqueuedAt: T, attempts: 0 }]);
+    const key = [...store.entries()][0]![0];
+    await store.claim([key], '2026-01-01T00:01:00.000Z');
+    // The give-back's line fails, but only after a new claim of the same message went through.
+    vi.spyOn(JsonlWriter.prototype, 'append').mockImplementationOnce(() => new Promise((_, reject) => setTimeout(() => reject(new Error('EIO: i/o error, write')), 20)));
+    const released = store.release([key]);
+    await store.claim([key], '2026-01-01T00:09:00.000Z');
+    await expect(released).rejects.toThrow('EIO');
+    const [onDisk] = await PendingQueueStore.read(snap, log);
+    expect([store.get(key)!.attempts, store.get(key)!.claimSeq, store.get(key)!.leaseUntil]).toEqual([2, 2, '2026-01-01T00:09:00.000Z']);
+    expect([onDisk!.attempts, onDisk!.claimSeq, onDisk!.leaseUntil]).toEqual([2, 2, '2026-01-01T00:09:00.000Z']);
+    await store.close();
+  });
 });

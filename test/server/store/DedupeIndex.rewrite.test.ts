@@ -18,6 +18,7 @@ vi.mock('../../../src/fs/fsyncDir.js', async (importOriginal) => {
   };
 });
 const { DedupeIndex } = await import('../../../src/server/store/DedupeIndex.js');
+const { JsonlWriter } = await import('../../../src/fs/JsonlWriter.js');
 
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2026, 10, 24, 12);
@@ -84,6 +85,21 @@ describe('dedupe.jsonl rewrites', () => {
     expect(index.get('agent_001', id(20_001))?.seq).toBe(20_001);
     const lines = (await readFile(path, 'utf8')).trim().split('\n');
     expect(lines.length).toBe(index.size);
+    await index.close();
+  });
+
+  it('writes a line once however many times a trim had to try', async () => {
+    const { path, clock, index } = await indexAboutToRewrite();
+    index.remember('agent_001', id(9001), accepted(9001, clock.now));
+    const append = vi.spyOn(JsonlWriter.prototype, 'append');
+    for (let i = 0; i < 5; i++) {
+      append.mockImplementationOnce(() => Promise.reject(new Error('EIO: i/o error, write')));
+      await expect(index.persist([{ from: 'agent_001', id: id(9001) }])).rejects.toThrow('EIO');
+    }
+    append.mockRestore();
+    // The trim that succeeds reaches the check: the rewrite keeps the one live line, once.
+    await index.persist([{ from: 'agent_001', id: id(9001) }]);
+    expect((await readFile(path, 'utf8')).trim().split('\n')).toEqual([expect.stringContaining(id(9001))]);
     await index.close();
   });
 });
