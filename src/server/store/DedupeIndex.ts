@@ -21,9 +21,12 @@ type DedupeRecord = z.infer<typeof DedupeRecord>;
 interface Remembered extends AcceptedMessage {
   /** Epoch milliseconds after which the entry is forgotten. */
   expires: number;
-  /** Whether `dedupe.jsonl` holds it (its segment was trimmed). */
-  inFile?: true;
+  /** Whether `dedupe.jsonl` holds it (its segment was trimmed). Always present: one object shape for every entry. */
+  inFile: boolean;
 }
+
+/** Entries as sender, id and entry, three slots each (no array per entry). */
+type Filed = Array<string | Remembered>;
 
 /** Fewest lines in `dedupe.jsonl` before it is checked for rewriting. */
 const COMPACT_MIN_LINES = 4096;
@@ -68,7 +71,11 @@ export class DedupeIndex {
    * have expired or been forgotten since (a rewrite leaves those out). A rewrite walks this,
    * not the whole index, whose entries are mostly still in segments.
    */
-  #filed: Array<[from: string, id: string, entry: Remembered]> = [];
+  #filed: Filed = [];
+  /** The earliest expiry among {@link #filed}, and how many entries had left the index (a generation dropped, an entry replaced) at the last walk of it. */
+  #filedExpires = Infinity;
+  #left = 0;
+  #leftAtWalk = 0;
   #compacting: Promise<void> | undefined;
   /** Set when a rewrite replaced the file but could not reopen it: appends would be lost, so they fail. */
   #broken: Error | undefined;
@@ -145,38 +152,43 @@ export class DedupeIndex {
     const expires = this.#lastAtMs + this.#windowMs;
     const now = this.#now();
     if (!(expires > now)) return;
-    const entry: Remembered = { to: accepted.to, seq: accepted.seq, at: accepted.at, digest: accepted.digest, expires };
-    if (inFile) {
-      entry.inFile = true;
-      this.#filed.push([from, id, entry]);
-    }
+    const entry: Remembered = { to: accepted.to, seq: accepted.seq, at: accepted.at, digest: accepted.digest, expires, inFile };
+    if (inFile) this.#file(from, id, entry);
     if (this.#old.size > 0 && this.#old.replace(from, id, entry)) {
+      this.#left++;
       if (expires > this.#oldExpires) this.#oldExpires = expires;
       return;
     }
-    this.#current.set(from, id, entry);
+    if (!this.#current.set(from, id, entry)) this.#left++;
     if (expires > this.#currentExpires) this.#currentExpires = expires;
     if (this.#current.size >= this.#generation) {
+      if (this.#old.size > 0) this.#left++;
       this.#old = this.#current;
       this.#oldExpires = this.#currentExpires;
       this.#current = new Generation();
       this.#currentExpires = 0;
     } else if (this.#old.size > 0 && this.#oldExpires <= now) {
+      this.#left++;
       this.#old = new Generation();
     }
+  }
+
+  #file(from: string, id: string, entry: Remembered): void {
+    this.#filed.push(from, id, entry);
+    if (entry.expires < this.#filedExpires) this.#filedExpires = entry.expires;
   }
 
   /** Writes entries still inside the window to `dedupe.jsonl` (before the segment holding them is deleted). */
   async persist(messages: Iterable<{ from: string; id: string }>): Promise<void> {
     const lines: string[] = [];
-    const filed: Array<[string, string, Remembered]> = [];
+    const filed: Filed = [];
     for (const { from, id } of messages) {
       const hit = this.#lookup(from, id);
       // Already in the file (a trim tried again): once is enough.
       if (!hit || hit.inFile) continue;
       // Agent and message ids and times are validated formats that JSON writes as they are (see jsonText.ts).
       lines.push(recordLine(from, id, hit));
-      filed.push([from, id, hit]);
+      filed.push(from, id, hit);
     }
     if (lines.length === 0 || !this.#writer) return;
     while (this.#compacting) await this.#compacting;
@@ -184,19 +196,24 @@ export class DedupeIndex {
     if (this.#broken) throw this.#broken;
     // Counted as in the file from the moment they are appended: a rewrite starting meanwhile
     // flushes these lines to the old file, so it must write them into the new one.
-    for (const item of filed) {
-      item[2].inFile = true;
-      this.#filed.push(item);
+    for (let i = 0; i < filed.length; i += 3) {
+      (filed[i + 2] as Remembered).inFile = true;
+      this.#file(filed[i] as string, filed[i + 1] as string, filed[i + 2] as Remembered);
     }
     this.#fileLines += lines.length;
     try {
       await this.#writer.append(lines);
     } catch (err) {
       // Not in the file after all: a trim tried again appends them again.
-      const failed = new Set(filed);
-      this.#filed = this.#filed.filter((item) => !failed.has(item));
+      const failed = new Set<unknown>();
+      for (let i = 2; i < filed.length; i += 3) {
+        (filed[i] as Remembered).inFile = false;
+        failed.add(filed[i]);
+      }
+      const kept: Filed = [];
+      for (let i = 0; i < this.#filed.length; i += 3) if (!failed.has(this.#filed[i + 2])) kept.push(this.#filed[i]!, this.#filed[i + 1]!, this.#filed[i + 2]!);
+      this.#filed = kept;
       this.#fileLines -= lines.length;
-      for (const [, , hit] of filed) delete hit.inFile;
       throw err;
     }
     if (this.#fileLines >= this.#checkAt) {
@@ -217,14 +234,29 @@ export class DedupeIndex {
    */
   async #compact(ratio: number): Promise<void> {
     const now = this.#now();
-    const live: Array<[string, string, Remembered]> = [];
-    for (const item of this.#filed) {
-      const [from, id, entry] = item;
-      if (entry.inFile && entry.expires > now && (this.#current.get(from, id) ?? this.#old.get(from, id)) === entry) live.push(item);
+    // Nothing filed can have left the index since the last walk (no generation dropped, no entry
+    // replaced, none expired): all of it is live, and a walk would only confirm it.
+    if (this.#left === this.#leftAtWalk && this.#filedExpires > now && this.#fileLines <= ratio * (this.#filed.length / 3)) {
+      this.#checkAt = this.#fileLines + Math.max(COMPACT_MIN_LINES, this.#filed.length / 3);
+      return;
+    }
+    this.#leftAtWalk = this.#left;
+    this.#filedExpires = Infinity;
+    const live: Filed = [];
+    const filed = this.#filed;
+    for (let i = 0; i < filed.length; i += 3) {
+      const from = filed[i] as string;
+      const id = filed[i + 1] as string;
+      const entry = filed[i + 2] as Remembered;
+      if (entry.inFile && entry.expires > now && (this.#current.get(from, id) ?? this.#old.get(from, id)) === entry) {
+        live.push(from, id, entry);
+        if (entry.expires < this.#filedExpires) this.#filedExpires = entry.expires;
+      }
     }
     this.#filed = live;
-    this.#checkAt = this.#fileLines + Math.max(COMPACT_MIN_LINES, live.length);
-    if (this.#fileLines <= ratio * live.length) return;
+    const count = live.length / 3;
+    this.#checkAt = this.#fileLines + Math.max(COMPACT_MIN_LINES, count);
+    if (this.#fileLines <= ratio * count) return;
     const old = this.#writer!;
     try {
       await old.flush();
@@ -233,7 +265,9 @@ export class DedupeIndex {
     }
     let rewritten = true;
     try {
-      await atomicWriteFile(this.#path, live.map(([from, id, entry]) => `${recordLine(from, id, entry)}\n`).join(''));
+      const lines: string[] = [];
+      for (let i = 0; i < live.length; i += 3) lines.push(`${recordLine(live[i] as string, live[i + 1] as string, live[i + 2] as Remembered)}\n`);
+      await atomicWriteFile(this.#path, lines.join(''));
     } catch {
       rewritten = false; // Before the rename (the old file is in place) or after it (the new one is): reopen either.
     }
@@ -245,8 +279,8 @@ export class DedupeIndex {
     }
     await old.close().catch(() => {});
     if (rewritten) {
-      this.#fileLines = live.length;
-      this.#checkAt = Math.max(COMPACT_MIN_LINES, 2 * live.length);
+      this.#fileLines = count;
+      this.#checkAt = Math.max(COMPACT_MIN_LINES, 2 * count);
     }
   }
 
@@ -274,12 +308,14 @@ class Generation {
     return this.#bySender.get(from)?.get(id);
   }
 
-  set(from: string, id: string, entry: Remembered): void {
+  /** Whether the id was not there before (else its entry is replaced). */
+  set(from: string, id: string, entry: Remembered): boolean {
     let ids = this.#bySender.get(from);
     if (!ids) this.#bySender.set(from, (ids = new Map()));
     const before = ids.size;
     ids.set(id, entry);
     this.size += ids.size - before;
+    return ids.size > before;
   }
 
   /** Sets it only if the id is there; whether it was. */

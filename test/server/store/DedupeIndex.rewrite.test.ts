@@ -102,4 +102,18 @@ describe('dedupe.jsonl rewrites', () => {
     expect((await readFile(path, 'utf8')).trim().split('\n')).toEqual([expect.stringContaining(id(9001))]);
     await index.close();
   });
+
+  it('drops from the file, while running, the ids the cap has pushed out', async () => {
+    const path = join(await tempDir(), 'dedupe.jsonl');
+    const index = new DedupeIndex(path, { windowMs: HOUR, maxEntries: 200, now: () => T0 });
+    await index.load();
+    await index.finishLoad();
+    for (let k = 1; k <= 20_000; k++) {
+      index.remember('agent_001', id(k), accepted(k, T0));
+      if (k % 100 === 0) await index.persist(Array.from({ length: 100 }, (_, i) => ({ from: 'agent_001', id: id(k - 99 + i) })));
+    }
+    // All inside the window, but the index keeps at most 200: so does the file, give or take a check.
+    expect((await readFile(path, 'utf8')).trim().split('\n').length).toBeLessThan(2 * 200 + 4096 + 100);
+    await index.close();
+  });
 });
