@@ -183,12 +183,13 @@ export class PendingQueue {
     for (const [key, item] of this.#o.store.entries()) {
       if (claimed.length >= max) break;
       if (this.#actors.has(key)) continue;
-      this.#givenBack.delete(key);
       this.#spawn(key, item).send({ type: 'CLAIM', leaseMs });
       claimed.push(key);
     }
     try {
       await this.#settle(claimed);
+      // Claimed anew (durably): a give-back before this is no longer the story of the message.
+      for (const key of claimed) this.#givenBack.delete(key);
     } catch (err) {
       for (const key of claimed) this.#actors.get(key)?.send({ type: 'RELEASE' });
       // The caller hears of the failure from this rejection; a give-back that fails too is the same fault.
@@ -210,6 +211,7 @@ export class PendingQueue {
    * has it (a claimed one stays claimed until its lease ends).
    */
   async ack(keys: readonly string[]): Promise<number> {
+    if (this.#stopped) throw closed();
     let acked = 0;
     for (const key of keys) {
       this.#givenBack.delete(key);
@@ -238,6 +240,7 @@ export class PendingQueue {
 
   /** Gives claimed messages (by key) back to the queue unprocessed. */
   async release(keys: readonly string[]): Promise<void> {
+    if (this.#stopped) throw closed();
     for (const key of keys) {
       const actor = this.#actors.get(key);
       if (actor?.getSnapshot().value !== 'claimed') continue;
@@ -247,6 +250,8 @@ export class PendingQueue {
     try {
       await this.#settle(keys);
     } catch (err) {
+      // Not given back on disk: still the claimant's, to finish and acknowledge.
+      for (const key of keys) this.#givenBack.delete(key);
       this.#reclaim(keys);
       throw err;
     }
@@ -344,6 +349,10 @@ export class PendingQueue {
     this.#waiters = [];
     for (const w of waiters) w();
   }
+}
+
+function closed(): IMClientError {
+  return new IMClientError('CLOSED', 'the pending queue is closed');
 }
 
 function toPendingMessage(item: PendingItem): PendingMessage {

@@ -1,3 +1,4 @@
+import { IMClientError } from '../../errors.js';
 import { deferred } from '../../util/deferred.js';
 import type { PendingMessage, PendingQueue } from './PendingQueue.js';
 
@@ -73,6 +74,8 @@ export async function drainPending(pending: PendingQueue, handler: (message: Pen
         () => void processed++,
         (err: unknown) => {
           // Not acknowledged on disk: the file still holds it, so it comes back after a restart (at least once).
+          // After close (a handler that outlived close's wait) that is the documented outcome, not news.
+          if (err instanceof IMClientError && err.code === 'CLOSED') return;
           warn({ kind: 'storage', message: `pending message ${message.id} was processed but its ack could not be written: ${String(err)}` });
         },
       )

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { drainPending } from '../../../src/core/messages/drainPending.js';
 import { PendingQueue } from '../../../src/core/messages/PendingQueue.js';
 import { JsonlWriter } from '../../../src/fs/JsonlWriter.js';
 import { PendingQueueStore } from '../../../src/core/storage/PendingQueueStore.js';
@@ -70,6 +71,17 @@ describe('PendingQueue', () => {
     await store.close();
   });
 
+  it('refuses an ack or a give-back once stopped (closed), starting nothing that would outlive the close', async () => {
+    const { store, queue } = await open();
+    await queue.add([message(1)]);
+    const [c] = await queue.claimKeyed(1, 60_000);
+    queue.stop();
+    await expect(queue.ack([c!.key])).rejects.toMatchObject({ code: 'CLOSED' });
+    await expect(queue.release([c!.key])).rejects.toMatchObject({ code: 'CLOSED' });
+    expect(store.get(c!.key)!.leaseUntil).toBeDefined();
+    await store.close();
+  });
+
   it('extends the claim it holds without counting a new attempt, also after a restart', async () => {
     const { store, queue, snap, log } = await open();
     await queue.add([message(1)]);
@@ -100,6 +112,75 @@ describe('PendingQueue', () => {
     const [onDisk] = await PendingQueueStore.read(snap, log);
     expect([store.get(key)!.attempts, store.get(key)!.claimSeq, store.get(key)!.leaseUntil]).toEqual([2, 2, '2026-01-01T00:09:00.000Z']);
     expect([onDisk!.attempts, onDisk!.claimSeq, onDisk!.leaseUntil]).toEqual([2, 2, '2026-01-01T00:09:00.000Z']);
+    await store.close();
+  });
+});
+
+const eio = () => Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }));
+const settings = (stop: { v: boolean }, warns: string[]) => ({ concurrency: 1, leaseMs: 60_000, untilEmpty: false, stopped: () => stop.v, warn: (w: { message: string }) => void warns.push(w.message) });
+
+describe('drainPending against failing writes', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('keeps a message its handler gave back queued, even when someone\'s claim of it then fails', async () => {
+    const { store, queue, snap, log } = await open();
+    await queue.add([message(1)]);
+    const stop = { v: false };
+    const warns: string[] = [];
+    let afterRelease!: () => void;
+    const gate = new Promise<void>((r) => (afterRelease = r));
+    let handlerDone = false;
+    let runs = 0;
+    const draining = drainPending(queue, async (m) => {
+      runs++;
+      if (runs > 1) return;
+      await queue.release(queue.keys([m.id])); // "not now"
+      await gate; // the handler does a bit more before returning
+      handlerDone = true;
+    }, settings(stop, warns));
+    await vi.waitFor(() => expect(runs).toBe(1));
+    await vi.waitFor(() => expect(queue.givenBack(queue.keys([message(1).id])[0]!, 1)).toBe(true));
+    // Someone else tries to take it (claimPendingMessages), and that claim's line fails (transient EIO).
+    // (The drain's single worker is busy in the handler; a user claim plays the second worker.)
+    vi.spyOn(JsonlWriter.prototype, 'append').mockImplementationOnce(eio);
+    await expect(queue.claim(1, 60_000)).rejects.toThrow('EIO');
+    vi.restoreAllMocks();
+    afterRelease();
+    await vi.waitFor(() => expect(handlerDone).toBe(true));
+    stop.v = true;
+    queue.interrupt();
+    const processed = await draining;
+    const disk = await PendingQueueStore.read(snap, log);
+    // The give-back held through the failed claim: not acknowledged when the first run returned, so
+    // the worker ran it again, and that run's acknowledgement is the one that counts.
+    expect({ processed, runs, memory: store.size, disk: disk.length }).toEqual({ processed: 1, runs: 2, memory: 0, disk: 0 });
+    queue.stop();
+    await store.close();
+  });
+
+  it('acknowledges a message whose give-back failed and whose handler then finished it', async () => {
+    const { store, queue, snap, log } = await open();
+    await queue.add([message(1)]);
+    const stop = { v: false };
+    const warns: string[] = [];
+    let done = false;
+    const draining = drainPending(queue, async (m) => {
+      vi.spyOn(JsonlWriter.prototype, 'append').mockImplementationOnce(eio);
+      // Tries to give it back; the write fails, so it still holds the claim, and processes the message after all.
+      await queue.release(queue.keys([m.id])).catch(() => {});
+      vi.restoreAllMocks();
+      expect(queue.holds(queue.keys([m.id])[0]!, m.pending.attempts)).toBe(true);
+      done = true;
+    }, settings(stop, warns));
+    await vi.waitFor(() => expect(done).toBe(true));
+    await new Promise((r) => setTimeout(r, 50));
+    stop.v = true;
+    queue.interrupt();
+    const processed = await draining;
+    const disk = await PendingQueueStore.read(snap, log);
+    // Processed once and acknowledged: the failed give-back left the claim with the handler.
+    expect({ processed, memory: store.size, disk: disk.length }).toEqual({ processed: 1, memory: 0, disk: 0 });
+    queue.stop();
     await store.close();
   });
 });
