@@ -332,11 +332,24 @@ export class PendingQueue {
 
   /** Resolves once the writes of these messages so far are durable; rejects with the first that failed. */
   async #settle(ids: readonly string[]): Promise<void> {
-    const writes = ids.flatMap((id) => this.#writes.get(id) ?? []);
-    for (const w of writes) w.awaited = true;
+    if (ids.length === 1) {
+      // The common case (one message acknowledged, released...): no arrays.
+      const w = this.#writes.get(ids[0]!);
+      if (!w) return;
+      w.awaited = true;
+      await w.done;
+      if (w.error !== undefined) throw w.error;
+      return;
+    }
+    const writes: Writes[] = [];
+    for (const id of ids) {
+      const w = this.#writes.get(id);
+      if (!w) continue;
+      w.awaited = true;
+      writes.push(w);
+    }
     await Promise.all(writes.map((w) => w.done));
-    const failed = writes.find((w) => w.error !== undefined);
-    if (failed) throw failed.error;
+    for (const w of writes) if (w.error !== undefined) throw w.error;
   }
 
   /** Resolves once the writes of these messages so far are settled, failed or not. */

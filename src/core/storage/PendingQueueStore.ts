@@ -144,9 +144,10 @@ export class PendingQueueStore {
   async #change(records: PendingLogRecord[]): Promise<void> {
     if (records.length === 0) return;
     // How the items a claim, extension, release or ack touches stood before, to put back if its line fails.
-    const before = records.flatMap((r) => (r.op === 'add' ? [] : this.#items.capture(r)));
+    let before: ItemState[] | undefined;
+    for (const r of records) if (r.op !== 'add') before = this.#items.capture(r, before);
     for (const r of records) this.#items.apply(r);
-    const after = before.map((s) => this.#items.stateOf(s.item));
+    const after = before?.map((s) => this.#items.stateOf(s.item));
     this.#logLines += records.length;
     try {
       // A compaction that failed left the log in use: these lines still go to it. (Were its failure
@@ -160,7 +161,7 @@ export class PendingQueueStore {
       // again then acknowledges it; the message goes back to the end of the queue in memory).
       for (const r of records) if (r.op === 'add' && this.#items.byKey.get(keyOf(r.item)) === r.item) this.#items.delete(keyOf(r.item));
       // Only where nothing changed it since (another change to the same item went through meanwhile).
-      this.#items.restore(before, after);
+      if (before) this.#items.restore(before, after!);
       throw err;
     }
     if (this.#logLines >= COMPACT_MIN_LINES && this.#logLines > this.#items.byKey.size) void this.compact().catch(() => {});
@@ -258,8 +259,8 @@ class Items {
   }
 
   /** How the items a change names stand now (for {@link restore}). */
-  capture(record: Exclude<PendingLogRecord, { op: 'add' }>): ItemState[] {
-    const out: ItemState[] = [];
+  capture(record: Exclude<PendingLogRecord, { op: 'add' }>, into?: ItemState[]): ItemState[] {
+    const out = into ?? [];
     for (const ref of record.ids) {
       for (const key of this.#resolve(ref)) {
         const item = this.byKey.get(key);
