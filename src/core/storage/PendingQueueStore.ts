@@ -276,21 +276,25 @@ class Items {
 
   /**
    * Puts items back as {@link capture} found them (an acknowledged one back
-   * in the queue, at its end), each only if it still stands as `after`
-   * (taken right after the change): one changed since keeps its newer state.
+   * in the queue, at its end), field by field, each only if it still has the
+   * value the change gave it (`after`, taken right after the change): a field
+   * another change has set since keeps its newer value. Field by field, the
+   * undos of several changes that failed together come out right in any order.
    */
   restore(before: readonly ItemState[], after: readonly ItemState[]): void {
     for (let i = before.length - 1; i >= 0; i--) {
-      const now = this.stateOf(before[i]!.item);
+      const { item, queued, claimSeq, leaseUntil, attempts } = before[i]!;
       const then = after[i]!;
-      if (now.queued !== then.queued || now.claimSeq !== then.claimSeq || now.leaseUntil !== then.leaseUntil || now.attempts !== then.attempts) continue;
-      const { item, claimSeq, leaseUntil, attempts } = before[i]!;
-      item.attempts = attempts;
-      if (claimSeq === undefined) delete item.claimSeq;
-      else item.claimSeq = claimSeq;
-      if (leaseUntil === undefined) delete item.leaseUntil;
-      else item.leaseUntil = leaseUntil;
-      if (!this.byKey.has(keyOf(item))) this.add(item);
+      if (item.attempts === then.attempts) item.attempts = attempts;
+      if (item.claimSeq === then.claimSeq) {
+        if (claimSeq === undefined) delete item.claimSeq;
+        else item.claimSeq = claimSeq;
+      }
+      if (item.leaseUntil === then.leaseUntil) {
+        if (leaseUntil === undefined) delete item.leaseUntil;
+        else item.leaseUntil = leaseUntil;
+      }
+      if (queued && !then.queued && this.byKey.get(keyOf(item)) === undefined) this.add(item);
     }
   }
 

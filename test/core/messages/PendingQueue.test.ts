@@ -82,6 +82,26 @@ describe('PendingQueue', () => {
     await store.close();
   });
 
+  it('undoes two changes of one message that failed in the same write, whichever is undone first', async () => {
+    const { store, queue, snap, log } = await open();
+    await queue.add([message(1)]);
+    const key = queue.keys([message(1).id])[0]!;
+    // A claim and an ack issued together share a write, which fails.
+    vi.spyOn(JsonlWriter.prototype, 'append')
+      .mockImplementationOnce(() => Promise.reject(new Error('EIO: i/o error, write')))
+      .mockImplementationOnce(() => Promise.reject(new Error('EIO: i/o error, write')));
+    const claiming = queue.claim(1, 60_000);
+    const acking = queue.ack([key]);
+    await expect(claiming).rejects.toThrow('EIO');
+    await expect(acking).rejects.toThrow('EIO');
+    vi.restoreAllMocks();
+    expect(await bothSides(queue, snap, log)).toEqual({ memory: [['m1', 0, false]], disk: [['m1', 0, false]] });
+    // Unclaimed in memory as on disk: handed out at once.
+    expect((await queue.claim(1, 60_000)).map((m) => [m.text, m.pending.attempts])).toEqual([['m1', 1]]);
+    queue.stop();
+    await store.close();
+  });
+
   it('extends the claim it holds without counting a new attempt, also after a restart', async () => {
     const { store, queue, snap, log } = await open();
     await queue.add([message(1)]);
