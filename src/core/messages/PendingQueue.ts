@@ -241,17 +241,19 @@ export class PendingQueue {
   /** Gives claimed messages (by key) back to the queue unprocessed. */
   async release(keys: readonly string[]): Promise<void> {
     if (this.#stopped) throw closed();
+    const released: string[] = [];
     for (const key of keys) {
       const actor = this.#actors.get(key);
       if (actor?.getSnapshot().value !== 'claimed') continue;
       this.#givenBack.set(key, this.#o.store.get(key)?.attempts ?? 0);
+      released.push(key);
       actor.send({ type: 'RELEASE' });
     }
     try {
       await this.#settle(keys);
     } catch (err) {
       // Not given back on disk: still the claimant's, to finish and acknowledge.
-      for (const key of keys) this.#givenBack.delete(key);
+      for (const key of released) this.#givenBack.delete(key);
       this.#reclaim(keys);
       throw err;
     }

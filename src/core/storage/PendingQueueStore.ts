@@ -33,6 +33,11 @@ export class PendingQueueStore {
   #compacting: Promise<void> | undefined;
   /** Set when a compaction replaced the log but could not reopen it. */
   #broken: Error | undefined;
+  /** Changes made so far (their order, for undoing them newest first). */
+  #changes = 0;
+  /** Failed changes waiting to be undone together, and the undo that will do it. */
+  #undos: Undo[] = [];
+  #undoing: Promise<void> | undefined;
 
   private constructor(snapshot: JsonFile<typeof PendingFile>, logPath: string, log: JsonlWriter, items: Items, logLines: number) {
     this.#snapshot = snapshot;
@@ -143,28 +148,49 @@ export class PendingQueueStore {
 
   async #change(records: PendingLogRecord[]): Promise<void> {
     if (records.length === 0) return;
+    // Applied only once no compaction runs: a snapshot must not take in a change whose line may yet
+    // fail. A compaction that failed left the log in use, and these lines still go to it.
+    while (this.#compacting) await this.#compacting.catch(() => {});
     // How the items a claim, extension, release or ack touches stood before, to put back if its line fails.
     let before: ItemState[] | undefined;
     for (const r of records) if (r.op !== 'add') before = this.#items.capture(r, before);
     for (const r of records) this.#items.apply(r);
-    const after = before?.map((s) => this.#items.stateOf(s.item));
+    const undo: Undo = { seq: ++this.#changes, records, before, after: before?.map((s) => this.#items.stateOf(s.item)) };
     this.#logLines += records.length;
     try {
-      // A compaction that failed left the log in use: these lines still go to it. (Were its failure
-      // thrown here instead, an add rejected yet still in memory would make its retry a no-op.)
-      while (this.#compacting) await this.#compacting.catch(() => {});
       if (this.#broken) throw this.#broken;
       await this.#log.append(records.map((r) => JSON.stringify(r)));
     } catch (err) {
-      // Memory goes back to what the disk says: an add that is not on disk must not be handed out,
-      // and an ack, claim, extension or release that is not on disk did not happen (an ack tried
-      // again then acknowledges it; the message goes back to the end of the queue in memory).
-      for (const r of records) if (r.op === 'add' && this.#items.byKey.get(keyOf(r.item)) === r.item) this.#items.delete(keyOf(r.item));
-      // Only where nothing changed it since (another change to the same item went through meanwhile).
-      if (before) this.#items.restore(before, after!);
+      await this.#undo(undo);
       throw err;
     }
     if (this.#logLines >= COMPACT_MIN_LINES && this.#logLines > this.#items.byKey.size) void this.compact().catch(() => {});
+  }
+
+  /**
+   * Puts memory back to what the disk says after a change's line failed: an
+   * add that is not on disk must not be handed out, and an ack, claim,
+   * extension or release that is not on disk did not happen (an ack tried
+   * again then acknowledges it; the message goes back to the end of the queue
+   * in memory). The changes of one failed write are undone together, newest
+   * first, once all of them have failed (a macrotask later), each field only
+   * where nothing has changed it since; callers hear of the failure after.
+   */
+  #undo(undo: Undo): Promise<void> {
+    this.#undos.push(undo);
+    this.#undoing ??= new Promise<void>((resolve) =>
+      setImmediate(() => {
+        const undos = this.#undos.sort((a, b) => b.seq - a.seq);
+        this.#undos = [];
+        this.#undoing = undefined;
+        for (const { records, before, after } of undos) {
+          if (before) this.#items.restore(before, after!);
+          for (const r of records) if (r.op === 'add' && this.#items.byKey.get(keyOf(r.item)) === r.item) this.#items.delete(keyOf(r.item));
+        }
+        resolve();
+      }),
+    );
+    return this.#undoing;
   }
 
   /**
@@ -215,6 +241,15 @@ async function exists(path: string): Promise<boolean> {
 
 function keyOf(item: PendingItem): string {
   return pendingKey(item.message.from, item.message.id);
+}
+
+/** A change applied in memory, with what it takes to undo it. */
+interface Undo {
+  /** Order of the change: undone newest first. */
+  seq: number;
+  records: PendingLogRecord[];
+  before: ItemState[] | undefined;
+  after: ItemState[] | undefined;
 }
 
 /** An item and the fields a change can move. */
@@ -278,8 +313,7 @@ class Items {
    * Puts items back as {@link capture} found them (an acknowledged one back
    * in the queue, at its end), field by field, each only if it still has the
    * value the change gave it (`after`, taken right after the change): a field
-   * another change has set since keeps its newer value. Field by field, the
-   * undos of several changes that failed together come out right in any order.
+   * another change has set since keeps its newer value.
    */
   restore(before: readonly ItemState[], after: readonly ItemState[]): void {
     for (let i = before.length - 1; i >= 0; i--) {

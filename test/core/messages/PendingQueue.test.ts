@@ -102,6 +102,41 @@ describe('PendingQueue', () => {
     await store.close();
   });
 
+  it('undoes an extension and a give-back that failed in the same write, newest first', async () => {
+    const { store, queue, snap, log } = await open();
+    await queue.add([message(1)]);
+    const [c] = await queue.claimKeyed(1, 60_000);
+    const onDisk = (await PendingQueueStore.read(snap, log))[0]!.leaseUntil;
+    vi.spyOn(JsonlWriter.prototype, 'append')
+      .mockImplementationOnce(() => Promise.reject(new Error('EIO: i/o error, write')))
+      .mockImplementationOnce(() => Promise.reject(new Error('EIO: i/o error, write')));
+    const extending = queue.extend([c!.key], 600_000);
+    const releasing = queue.release([c!.key]);
+    await expect(extending).rejects.toThrow('EIO');
+    await expect(releasing).rejects.toThrow('EIO');
+    vi.restoreAllMocks();
+    // Claimed until the first deadline, in memory as on disk.
+    expect(store.get(c!.key)!.leaseUntil).toBe(onDisk);
+    expect((await PendingQueueStore.read(snap, log))[0]!.leaseUntil).toBe(onDisk);
+    queue.stop();
+    await store.close();
+  });
+
+  it('takes no change into a snapshot being written before the change\'s own line is durable', async () => {
+    const { store, snap, log } = await open();
+    await store.add([{ message: message(1), enqueuedAt: T, attempts: 0 }]);
+    const key = [...store.entries()][0]![0];
+    const compacting = store.compact();
+    vi.spyOn(JsonlWriter.prototype, 'append').mockImplementationOnce(() => Promise.reject(new Error('EIO: i/o error, write')));
+    await expect(store.ack([key])).rejects.toThrow('EIO');
+    await compacting;
+    vi.restoreAllMocks();
+    // The ack failed: the message is queued, in memory and on disk.
+    expect(store.size).toBe(1);
+    expect(await PendingQueueStore.read(snap, log)).toHaveLength(1);
+    await store.close();
+  });
+
   it('extends the claim it holds without counting a new attempt, also after a restart', async () => {
     const { store, queue, snap, log } = await open();
     await queue.add([message(1)]);
