@@ -154,7 +154,9 @@ export class PendingQueue {
 
   /** Whether the message was claimed again since the claim that gave it `attempts` (released or lapsed, then taken by another). */
   claimedAgain(key: string, attempts: number): boolean {
-    return (this.#o.store.get(key)?.attempts ?? attempts) > attempts;
+    // The actor counts a claim at once; the store once its line is on its way (after a compaction, say).
+    const claiming = this.#actors.get(key)?.getSnapshot().context.attempts ?? attempts;
+    return Math.max(this.#o.store.get(key)?.attempts ?? attempts, claiming) > attempts;
   }
 
   /** Whether the claim that gave the message `attempts` was given back with {@link release} (not lapsed, not acknowledged). */
