@@ -148,16 +148,23 @@ export class PendingQueueStore {
 
   async #change(records: PendingLogRecord[]): Promise<void> {
     if (records.length === 0) return;
-    // Applied only once no compaction runs: a snapshot must not take in a change whose line may yet
-    // fail. A compaction that failed left the log in use, and these lines still go to it.
-    while (this.#compacting) await this.#compacting.catch(() => {});
-    // How the items a claim, extension, release or ack touches stood before, to put back if its line fails.
+    // Applied in memory at once (what is queued and claimed must agree with the actors at every
+    // moment); how the items a claim, extension, release or ack touches stood before is kept, to put
+    // back if its line fails.
     let before: ItemState[] | undefined;
     for (const r of records) if (r.op !== 'add') before = this.#items.capture(r, before);
     for (const r of records) this.#items.apply(r);
-    const undo: Undo = { seq: ++this.#changes, records, before, after: before?.map((s) => this.#items.stateOf(s.item)) };
+    const undo: Undo = {
+      seq: ++this.#changes,
+      records,
+      before,
+      after: before?.map((s) => this.#items.stateOf(s.item)),
+      duringCompaction: this.#compacting !== undefined,
+    };
     this.#logLines += records.length;
     try {
+      // A compaction that failed left the log in use: these lines still go to it.
+      while (this.#compacting) await this.#compacting.catch(() => {});
       if (this.#broken) throw this.#broken;
       await this.#log.append(records.map((r) => JSON.stringify(r)));
     } catch (err) {
@@ -187,6 +194,8 @@ export class PendingQueueStore {
           if (before) this.#items.restore(before, after!);
           for (const r of records) if (r.op === 'add' && this.#items.byKey.get(keyOf(r.item)) === r.item) this.#items.delete(keyOf(r.item));
         }
+        // A change made while a compaction ran may be in the snapshot it wrote: write it again, as memory now is.
+        if (undos.some((u) => u.duringCompaction) && !this.#broken) void this.compact().catch(() => {});
         resolve();
       }),
     );
@@ -250,6 +259,8 @@ interface Undo {
   records: PendingLogRecord[];
   before: ItemState[] | undefined;
   after: ItemState[] | undefined;
+  /** Made while a compaction ran: its snapshot may hold it. */
+  duringCompaction: boolean;
 }
 
 /** An item and the fields a change can move. */

@@ -122,7 +122,7 @@ describe('PendingQueue', () => {
     await store.close();
   });
 
-  it('takes no change into a snapshot being written before the change\'s own line is durable', async () => {
+  it('writes the snapshot again when a change it took in then fails', async () => {
     const { store, snap, log } = await open();
     await store.add([{ message: message(1), enqueuedAt: T, attempts: 0 }]);
     const key = [...store.entries()][0]![0];
@@ -131,8 +131,9 @@ describe('PendingQueue', () => {
     await expect(store.ack([key])).rejects.toThrow('EIO');
     await compacting;
     vi.restoreAllMocks();
-    // The ack failed: the message is queued, in memory and on disk.
+    // The ack failed: the message is queued, in memory and (once the snapshot is written again) on disk.
     expect(store.size).toBe(1);
+    await new Promise((r) => setTimeout(r, 100));
     expect(await PendingQueueStore.read(snap, log)).toHaveLength(1);
     await store.close();
   });
@@ -235,6 +236,18 @@ describe('drainPending against failing writes', () => {
     const disk = await PendingQueueStore.read(snap, log);
     // Processed once and acknowledged: the failed give-back left the claim with the handler.
     expect({ processed, memory: store.size, disk: disk.length }).toEqual({ processed: 1, memory: 0, disk: 0 });
+    queue.stop();
+    await store.close();
+  });
+
+  it('drains a queue to the end across the log\'s compactions', async () => {
+    const { store, queue } = await open();
+    // More changes than a compaction's threshold (4,096 lines): adds, claims and acks.
+    await queue.add(Array.from({ length: 6000 }, (_, i) => message(i + 1)));
+    const stop = { v: false };
+    const drained = await drainPending(queue, () => {}, { ...settings(stop, []), untilEmpty: true });
+    expect(drained).toBe(6000);
+    expect(store.size).toBe(0);
     queue.stop();
     await store.close();
   });
