@@ -1,4 +1,6 @@
 import { access } from 'node:fs/promises';
+// Node's own: a test's fake timers (which replace the global one) do not hold undos back.
+import { setImmediate } from 'node:timers';
 import { atomicWriteFile } from '../../fs/atomicWriteFile.js';
 import { JsonFile } from '../../fs/JsonFile.js';
 import { JsonlWriter } from '../../fs/JsonlWriter.js';
@@ -38,6 +40,7 @@ export class PendingQueueStore {
   /** Failed changes waiting to be undone together, and the undo that will do it. */
   #undos: Undo[] = [];
   #undoing: Promise<void> | undefined;
+  #closing = false;
 
   private constructor(snapshot: JsonFile<typeof PendingFile>, logPath: string, log: JsonlWriter, items: Items, logLines: number) {
     this.#snapshot = snapshot;
@@ -142,6 +145,7 @@ export class PendingQueueStore {
 
   /** Compacts and closes the log, so `pending.json` alone is exact after a clean close. */
   async close(): Promise<void> {
+    this.#closing = true;
     await this.compact();
     await this.#log.close();
   }
@@ -195,7 +199,7 @@ export class PendingQueueStore {
           for (const r of records) if (r.op === 'add' && this.#items.byKey.get(keyOf(r.item)) === r.item) this.#items.delete(keyOf(r.item));
         }
         // A change made while a compaction ran may be in the snapshot it wrote: write it again, as memory now is.
-        if (undos.some((u) => u.duringCompaction) && !this.#broken) void this.compact().catch(() => {});
+        if (undos.some((u) => u.duringCompaction) && !this.#broken && !this.#closing) void this.compact().catch(() => {});
         resolve();
       }),
     );
@@ -211,6 +215,10 @@ export class PendingQueueStore {
     let replaced = false;
     try {
       await this.#log.flush();
+      // A line of that flush may have failed: its change is undone a macrotask later, and the
+      // snapshot must not take it in (a rejected ack would be durable).
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      while (this.#undoing) await this.#undoing;
       await this.#snapshot.write({ version: 1, items: [...this.#items.byKey.values()] });
       // Only now is the log redundant; a crash before this line replays it over the new snapshot harmlessly.
       const old = this.#log;

@@ -1,3 +1,4 @@
+import { open as fsOpen } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { drainPending } from '../../../src/core/messages/drainPending.js';
@@ -238,6 +239,24 @@ describe('drainPending against failing writes', () => {
     expect({ processed, memory: store.size, disk: disk.length }).toEqual({ processed: 1, memory: 0, disk: 0 });
     queue.stop();
     await store.close();
+  });
+
+  it('keeps out of the snapshot a change whose line failed in the batch a close flushed', async () => {
+    const { store, snap, log } = await open();
+    await store.add([{ message: message(1), enqueuedAt: T, attempts: 0 }]);
+    const key = [...store.entries()][0]![0];
+    // The disk refuses the file write itself (below the log's batching), once.
+    const probe = await fsOpen(`${snap}.probe`, 'w');
+    const handle = Object.getPrototypeOf(probe) as { write: () => Promise<unknown> };
+    await probe.close();
+    vi.spyOn(handle, 'write').mockImplementationOnce(() => Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' })));
+    const acking = store.ack([key]);
+    const closing = store.close();
+    await expect(acking).rejects.toThrow('EIO');
+    await closing;
+    vi.restoreAllMocks();
+    expect(store.size).toBe(1);
+    expect(await PendingQueueStore.read(snap, log)).toHaveLength(1);
   });
 
   it('drains a queue to the end across the log\'s compactions', async () => {
