@@ -1,6 +1,7 @@
 import { access } from 'node:fs/promises';
 // Node's own: a test's fake timers (which replace the global one) do not hold undos back.
 import { setImmediate } from 'node:timers';
+import { IMClientError } from '../../errors.js';
 import { atomicWriteFile } from '../../fs/atomicWriteFile.js';
 import { JsonFile } from '../../fs/JsonFile.js';
 import { JsonlWriter } from '../../fs/JsonlWriter.js';
@@ -41,6 +42,8 @@ export class PendingQueueStore {
   #undos: Undo[] = [];
   #undoing: Promise<void> | undefined;
   #closing = false;
+  /** Changes applied and not yet settled (appended, or undone after a failure). */
+  readonly #inflight = new Set<Promise<void>>();
 
   private constructor(snapshot: JsonFile<typeof PendingFile>, logPath: string, log: JsonlWriter, items: Items, logLines: number) {
     this.#snapshot = snapshot;
@@ -145,13 +148,27 @@ export class PendingQueueStore {
 
   /** Compacts and closes the log, so `pending.json` alone is exact after a clean close. */
   async close(): Promise<void> {
+    // No change is made from now on; those already made finish first (appended, or undone), so the
+    // snapshot below holds exactly what the disk does.
     this.#closing = true;
-    await this.compact();
-    await this.#log.close();
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+    try {
+      await this.compact();
+    } finally {
+      await this.#log.close();
+    }
   }
 
-  async #change(records: PendingLogRecord[]): Promise<void> {
-    if (records.length === 0) return;
+  #change(records: PendingLogRecord[]): Promise<void> {
+    if (records.length === 0) return Promise.resolve();
+    if (this.#closing) return Promise.reject(new IMClientError('CLOSED', 'the pending queue is closed'));
+    const change = this.#changeNow(records);
+    this.#inflight.add(change);
+    void change.catch(() => {}).finally(() => this.#inflight.delete(change));
+    return change;
+  }
+
+  async #changeNow(records: PendingLogRecord[]): Promise<void> {
     // Applied in memory at once (what is queued and claimed must agree with the actors at every
     // moment); how the items a claim, extension, release or ack touches stood before is kept, to put
     // back if its line fails.

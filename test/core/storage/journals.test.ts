@@ -212,6 +212,22 @@ describe('PendingQueueStore', () => {
     expect((await PendingQueueStore.read(snap, log)).map((i) => i.message.id)).toEqual([message(1).id]);
   });
 
+  it('refuses changes once closing, and closes with a snapshot exactly as the disk has it', async () => {
+    const dir = await tempDir();
+    const [snap, log] = [join(dir, 'pending.json'), join(dir, 'pending.log.jsonl')];
+    const q = await PendingQueueStore.open(snap, log);
+    await q.add([item(1)]);
+    const acking = q.ack([key(1)]);
+    const closing = q.close();
+    const late = q.add([item(2)]);
+    await expect(late).rejects.toMatchObject({ code: 'CLOSED' });
+    await acking;
+    await closing;
+    // The ack made before the close is in; the add refused after it is not.
+    expect(await PendingQueueStore.read(snap, log)).toEqual([]);
+    expect(await readFile(log, 'utf8')).toBe('');
+  });
+
   it('drains a long queue by appending log lines, folding them into pending.json from time to time', async () => {
     const dir = await tempDir();
     const [snap, log] = [join(dir, 'pending.json'), join(dir, 'pending.log.jsonl')];
