@@ -195,10 +195,7 @@ export class PendingQueue {
     } catch (err) {
       for (const key of claimed) this.#actors.get(key)?.send({ type: 'RELEASE' });
       // The caller hears of the failure from this rejection; a give-back that fails too is the same fault.
-      for (const key of claimed) {
-        const writes = this.#writes.get(key);
-        if (writes) writes.awaited = true;
-      }
+      for (const key of claimed) this.#awaitedWrite(key);
       throw err;
     }
     return claimed.flatMap((key) => {
@@ -338,22 +335,26 @@ export class PendingQueue {
   async #settle(ids: readonly string[]): Promise<void> {
     if (ids.length === 1) {
       // The common case (one message acknowledged, released...): no arrays.
-      const w = this.#writes.get(ids[0]!);
+      const w = this.#awaitedWrite(ids[0]!);
       if (!w) return;
-      w.awaited = true;
       await w.done;
       if (w.error !== undefined) throw w.error;
       return;
     }
     const writes: Writes[] = [];
     for (const id of ids) {
-      const w = this.#writes.get(id);
-      if (!w) continue;
-      w.awaited = true;
-      writes.push(w);
+      const w = this.#awaitedWrite(id);
+      if (w) writes.push(w);
     }
     await Promise.all(writes.map((w) => w.done));
     for (const w of writes) if (w.error !== undefined) throw w.error;
+  }
+
+  /** The message's latest write, marked as awaited by a caller (who gets its failure, rather than the error listener). */
+  #awaitedWrite(id: string): Writes | undefined {
+    const w = this.#writes.get(id);
+    if (w) w.awaited = true;
+    return w;
   }
 
   /** Resolves once the writes of these messages so far are settled, failed or not. */
