@@ -42,7 +42,7 @@ export async function writeConversation(workspacePath: string, count: number): P
       }
     }
     await storage.conversations.append(conversationId, batch);
-    return await storage.conversations.length(conversationId);
+    return await storage.conversations.scanStart(conversationId);
   } finally {
     await storage.close();
   }

@@ -44,6 +44,8 @@ export class JsonlWriter {
   readonly #synced: boolean;
   /** Size the file will have once everything appended so far is written. */
   #length: number;
+  /** Size of the file once the batches so far are written: where the next batch starts. */
+  #written: number;
   #needsNewline: boolean;
   #created: boolean;
   #pending: string[] = [];
@@ -60,6 +62,7 @@ export class JsonlWriter {
     this.path = path;
     this.#fh = fh;
     this.#length = length + (needsNewline ? 1 : 0);
+    this.#written = length;
     this.#needsNewline = needsNewline;
     this.#created = created;
     this.#durable = durable;
@@ -105,6 +108,16 @@ export class JsonlWriter {
    */
   get length(): number {
     return this.#length;
+  }
+
+  /**
+   * Byte length of the file as far as its batches have been written: every
+   * line appended from now on starts at or after it. It starts exactly at
+   * {@link length} unless a batch before it fails, which is taken back out of
+   * the file, so offsets kept to find lines again (scans, intents) take this.
+   */
+  get settledLength(): number {
+    return this.#written;
   }
 
   /**
@@ -175,11 +188,14 @@ export class JsonlWriter {
       this.#pendingBytes = 0;
       this.#waiters = [];
       this.#writing = waiters;
-      const buf = encodeLines(lines, bytes, this.#needsNewline);
+      const newline = this.#needsNewline;
+      const buf = encodeLines(lines, bytes, newline);
+      const start = this.#written;
       try {
         this.#batches++;
         // With O_DSYNC the write returns once its data is durable: one trip to the thread pool, not two.
         await writeAll(this.#fh, buf);
+        this.#written = start + buf.length;
         this.#needsNewline = false;
         if (this.#durable && !this.#synced) await this.#fh.datasync();
         if (this.#created) {
@@ -189,11 +205,7 @@ export class JsonlWriter {
         }
         for (const w of waiters) w.resolve();
       } catch (err) {
-        // Part of the batch may have reached the file: start the next batch on a fresh line,
-        // and recount the length from what is really on disk.
-        this.#needsNewline = true;
-        const onDisk = await this.#fh.stat().then((st) => st.size, () => this.#length - buf.length);
-        this.#length = onDisk + 1 + this.#pendingBytes;
+        await this.#takeBack(start, newline);
         const error = storageIoError(this.path, err);
         for (const w of waiters) w.reject(error);
       } finally {
@@ -201,6 +213,27 @@ export class JsonlWriter {
       }
     }
     this.#running = undefined;
+  }
+
+  /**
+   * Takes a failed batch back out of the file. All or part of it may have
+   * reached the disk (a short write before ENOSPC, a write that landed and
+   * then reported an error, a failed sync), and its appends are rejected, so
+   * none of it may be read back after a restart. If the file cannot be cut
+   * back, the next batch starts on a fresh line (a torn line stays a line of
+   * its own) and the lengths are recounted from what is really on disk.
+   */
+  async #takeBack(start: number, newline: boolean): Promise<void> {
+    try {
+      await this.#fh.truncate(start);
+      if (this.#durable) await this.#fh.datasync();
+      this.#written = start;
+      this.#needsNewline = newline;
+    } catch {
+      this.#needsNewline = true;
+      this.#written = await this.#fh.stat().then((st) => st.size, () => Math.max(start, this.#written));
+    }
+    this.#length = this.#written + (this.#needsNewline ? 1 : 0) + this.#pendingBytes;
   }
 }
 

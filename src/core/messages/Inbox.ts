@@ -269,7 +269,7 @@ export class Inbox {
     let intent: CursorFile['inflight'];
     if (writes.size > 0 || queued.length > 0 || this.#carried !== undefined) {
       const touched = new Set([...writes.keys(), ...receipts.flatMap((r) => r.messages.map((m) => m.conversationId))]);
-      const files = await Promise.all([...touched].map(async (conversationId) => ({ conversationId, offset: await storage.conversations.length(conversationId) })));
+      const files = await Promise.all([...touched].map(async (conversationId) => ({ conversationId, offset: await storage.conversations.scanStart(conversationId) })));
       this.#checkEpoch(epoch);
       intent = mergeIntent(this.#carried, { fromSeq: stored + 1, toSeq: upTo, files });
       // The intent carries the last batch's cursor (ackedUpTo, and the carried intent): that one need not be

@@ -368,7 +368,7 @@ export class Outbox {
       const offsets = new Map<string, number>();
       for (const [conversationId, group] of groups) {
         let offset = offsets.get(conversationId);
-        if (offset === undefined) offsets.set(conversationId, (offset = await conversations.length(conversationId)));
+        if (offset === undefined) offsets.set(conversationId, (offset = await conversations.scanStart(conversationId)));
         for (const item of group.items) {
           // Set, not spread into a copy: V8 gives each `{ ...entry, offset }` a hidden class of its
           // own (about 300 bytes more per queued message).

@@ -81,9 +81,13 @@ export class ConversationStore {
     }
   }
 
-  /** The byte offset at which the next record appended to the conversation will start. */
-  async length(conversationId: string): Promise<number> {
-    return (await this.#writer(conversationId)).length;
+  /**
+   * A byte offset at or before which the next record appended to the
+   * conversation starts (where a scan for it can begin): the file's length
+   * as far as its writes have settled, since a failing write is taken back.
+   */
+  async scanStart(conversationId: string): Promise<number> {
+    return (await this.#writer(conversationId)).settledLength;
   }
 
   /** The ids of every conversation that has a file. */

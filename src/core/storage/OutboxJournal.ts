@@ -233,12 +233,15 @@ export class OutboxJournal {
     await this.#writer.close();
   }
 
-  /** Appends lines; resolves with the offset of the first once they are durable. */
+  /**
+   * Appends lines; resolves once they are durable with an offset at or before
+   * the first (exactly it, unless a batch written before them failed).
+   */
   async #append(lines: string[]): Promise<number> {
     // Nothing may reach the old file once compaction has snapshotted it: its inode is about to be replaced.
     while (this.#compacting) await this.#compacting;
     if (this.#broken) throw this.#broken;
-    const offset = this.#writer.length;
+    const offset = this.#writer.settledLength;
     await this.#writer.append(lines);
     return offset;
   }

@@ -1,0 +1,93 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { JsonlWriter } from '../../src/fs/JsonlWriter.js';
+import { failWritesOf, fileHandlePrototype, ioError } from '../helpers/diskFaults.js';
+import { tempDir } from '../helpers/tmp.js';
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('JsonlWriter under disk faults', () => {
+  it('takes a short write before ENOSPC back out of the file: the rejected lines never read back', async () => {
+    const path = join(await tempDir('jw-'), 'log.jsonl');
+    const log = await JsonlWriter.open(path);
+    await log.append('{"n":1}');
+    await failWritesOf('"n":2', (len) => Math.floor(len / 2));
+    await expect(log.append(['{"n":2}', '{"n":3}'])).rejects.toMatchObject({ code: 'STORAGE_IO', message: expect.stringContaining('ENOSPC') });
+    expect(await readFile(path, 'utf8')).toBe('{"n":1}\n');
+    vi.restoreAllMocks();
+    await log.append('{"n":4}');
+    expect(await readFile(path, 'utf8')).toBe('{"n":1}\n{"n":4}\n');
+    expect(log.length).toBe(Buffer.byteLength('{"n":1}\n{"n":4}\n'));
+    await log.close();
+  });
+
+  it('takes back a batch that landed whole and then reported an error', async () => {
+    const path = join(await tempDir('jw-'), 'log.jsonl');
+    const log = await JsonlWriter.open(path);
+    await log.append('{"n":1}');
+    await failWritesOf('"n":2', (len) => len, 'EIO');
+    await expect(log.append('{"n":2}')).rejects.toMatchObject({ code: 'STORAGE_IO' });
+    vi.restoreAllMocks();
+    expect(await readFile(path, 'utf8')).toBe('{"n":1}\n');
+    await log.append('{"n":3}');
+    expect(await readFile(path, 'utf8')).toBe('{"n":1}\n{"n":3}\n');
+    await log.close();
+  });
+
+  it('keeps a torn last line apart from the next record after a failed batch is taken back', async () => {
+    const path = join(await tempDir('jw-'), 'log.jsonl');
+    await writeFile(path, '{"n":1}\n{"n":2,"te');
+    const log = await JsonlWriter.open(path);
+    await failWritesOf('"n":3', (len) => len, 'EIO');
+    await expect(log.append('{"n":3}')).rejects.toMatchObject({ code: 'STORAGE_IO' });
+    expect(await readFile(path, 'utf8')).toBe('{"n":1}\n{"n":2,"te');
+    vi.restoreAllMocks();
+    await log.append('{"n":4}');
+    expect(await readFile(path, 'utf8')).toBe('{"n":1}\n{"n":2,"te\n{"n":4}\n');
+    await log.close();
+  });
+
+  it('gives offsets that lines appended behind a failing batch land at or after (settledLength)', async () => {
+    const path = join(await tempDir('jw-'), 'log.jsonl');
+    const log = await JsonlWriter.open(path);
+    await log.append('{"n":1}');
+    let release!: () => void;
+    await failWritesOf('"n":2', (len) => len, 'EIO', new Promise<void>((r) => (release = r)));
+    const failing = log.append('{"n":2,"pad":"xxxxxxxxxxxxxxxx"}');
+    await new Promise((r) => setTimeout(r, 10));
+    // Appended while the batch before it is being written: `length` counts that batch in.
+    const expected = log.length;
+    const floor = log.settledLength;
+    const behind = log.append('{"n":3}');
+    release();
+    await expect(failing).rejects.toMatchObject({ code: 'STORAGE_IO' });
+    await behind;
+    const text = await readFile(path, 'utf8');
+    expect(text).toBe('{"n":1}\n{"n":3}\n');
+    const at = text.indexOf('{"n":3}');
+    expect(at).toBeGreaterThanOrEqual(floor);
+    expect(at).toBeLessThan(expected);
+    expect(log.settledLength).toBe(Buffer.byteLength(text));
+    await log.close();
+  });
+
+  it('starts on a fresh line and recounts from the disk when the file cannot be cut back', async () => {
+    const path = join(await tempDir('jw-'), 'log.jsonl');
+    const log = await JsonlWriter.open(path);
+    await log.append('{"n":1}');
+    await failWritesOf('"n":2', () => 5);
+    const proto = await fileHandlePrototype();
+    vi.spyOn(proto, 'truncate').mockRejectedValue(ioError('EIO'));
+    await expect(log.append('{"n":2}')).rejects.toMatchObject({ code: 'STORAGE_IO' });
+    vi.restoreAllMocks();
+    await log.append('{"n":3}');
+    const text = await readFile(path, 'utf8');
+    // The torn part of the rejected batch stays a line of its own, which readers skip.
+    expect(text).toBe('{"n":1}\n{"n":\n{"n":3}\n');
+    expect(log.length).toBe(Buffer.byteLength(text));
+    await log.close();
+  });
+});

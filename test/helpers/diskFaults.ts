@@ -1,0 +1,41 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { vi } from 'vitest';
+import { tempDir } from './tmp.js';
+
+/**
+ * Disk faults, injected under the code at the file handle: the bytes that
+ * "reach the disk" before a fault are really written to the real file, so
+ * what a restart would read back is what the test reads. Undo with
+ * `vi.restoreAllMocks()` (or the returned spy's `mockRestore()`).
+ */
+export async function fileHandlePrototype(): Promise<FileHandle> {
+  const fh = await open(join(await tempDir('proto-'), 'x'), 'w');
+  await fh.close();
+  return Object.getPrototypeOf(fh) as FileHandle;
+}
+
+export function ioError(code: string): Error {
+  return Object.assign(new Error(`${code}: injected fault, write`), { code });
+}
+
+type Write = (...args: unknown[]) => Promise<unknown>;
+
+/**
+ * Makes every write of a buffer containing `marker` write `part(length)` of
+ * its bytes for real, wait for `before` if given, then fail with `code`: a
+ * short write before ENOSPC, or (with the whole length) a write that landed
+ * and then reported an error.
+ */
+export async function failWritesOf(marker: string, part: (length: number) => number, code = 'ENOSPC', before?: Promise<void>) {
+  const proto = await fileHandlePrototype();
+  const real = proto.write as unknown as Write;
+  return vi.spyOn(proto, 'write').mockImplementation(async function (this: FileHandle, ...args: unknown[]) {
+    const [buf, off = 0, len] = args as [Buffer, number?, number?];
+    if (!Buffer.isBuffer(buf) || !buf.includes(marker)) return real.apply(this, args);
+    const n = part(len ?? buf.length - off);
+    if (n > 0) await real.call(this, buf, off, n);
+    await before;
+    throw ioError(code);
+  } as typeof proto.write);
+}
