@@ -44,6 +44,10 @@ export class PendingQueueStore {
   #closing = false;
   /** Changes applied and not yet settled (appended, or undone after a failure). */
   readonly #inflight = new Set<Promise<void>>();
+  /** Lines of changes made while a compaction ran, in the order made: appended when it ends. */
+  #held: HeldLines[] = [];
+  /** The change writing each item's add, while it is written: a second add of it waits for it. */
+  readonly #adding = new Map<string, Promise<void>>();
 
   private constructor(snapshot: JsonFile<typeof PendingFile>, logPath: string, log: JsonlWriter, items: Items, logLines: number) {
     this.#snapshot = snapshot;
@@ -102,9 +106,32 @@ export class PendingQueueStore {
     return this.#items.byKey.size;
   }
 
-  /** Enqueues messages (ignoring those already queued, by sender and id); resolves once durable. */
+  /**
+   * Enqueues messages (ignoring those already queued, by sender and id);
+   * resolves once durable, its own and those of them another add is still
+   * writing (and rejects if that one fails).
+   */
   add(items: readonly PendingItem[]): Promise<void> {
-    return this.#change(items.filter((i) => !this.#items.byKey.has(keyOf(i))).map((item) => ({ op: 'add', item })));
+    const fresh: string[] = [];
+    const records: PendingLogRecord[] = [];
+    let others: Promise<void>[] | undefined;
+    for (const item of items) {
+      const key = keyOf(item);
+      const writing = this.#adding.get(key);
+      if (writing) (others ??= []).push(writing);
+      else if (!this.#items.byKey.has(key)) {
+        fresh.push(key);
+        records.push({ op: 'add', item });
+      }
+    }
+    const change = this.#change(records);
+    if (fresh.length > 0) {
+      for (const key of fresh) this.#adding.set(key, change);
+      void change.catch(() => {}).finally(() => {
+        for (const key of fresh) if (this.#adding.get(key) === change) this.#adding.delete(key);
+      });
+    }
+    return others ? Promise.all([change, ...others]).then(() => {}) : change;
   }
 
   /** Marks items (by key) claimed until `leaseUntil`. */
@@ -184,15 +211,33 @@ export class PendingQueueStore {
     };
     this.#logLines += records.length;
     try {
-      // A compaction that failed left the log in use: these lines still go to it.
-      while (this.#compacting) await this.#compacting.catch(() => {});
-      if (this.#broken) throw this.#broken;
-      await this.#log.append(records.map((r) => JSON.stringify(r)));
+      await this.#append(records.map((r) => JSON.stringify(r)));
     } catch (err) {
       await this.#undo(undo);
       throw err;
     }
     if (this.#logLines >= COMPACT_MIN_LINES && this.#logLines > this.#items.byKey.size) void this.compact().catch(() => {});
+  }
+
+  /**
+   * Appends a change's lines in the order the changes were made: at once, or
+   * (while a compaction runs: nothing may reach the log it is replacing) held
+   * and appended, in order, as soon as it ends, before any later change can.
+   */
+  #append(lines: string[]): Promise<void> {
+    if (this.#compacting) return new Promise<void>((resolve, reject) => this.#held.push({ lines, resolve, reject }));
+    if (this.#broken) return Promise.reject(this.#broken);
+    return this.#log.append(lines);
+  }
+
+  /** Appends the held lines (a compaction that failed left the log in use: they still go to it). */
+  #releaseHeld(): void {
+    const held = this.#held;
+    this.#held = [];
+    for (const { lines, resolve, reject } of held) {
+      if (this.#broken) reject(this.#broken);
+      else this.#log.append(lines).then(resolve, reject);
+    }
   }
 
   /**
@@ -215,8 +260,9 @@ export class PendingQueueStore {
           if (before) this.#items.restore(before, after!);
           for (const r of records) if (r.op === 'add' && this.#items.byKey.get(keyOf(r.item)) === r.item) this.#items.delete(keyOf(r.item));
         }
-        // A change made while a compaction ran may be in the snapshot it wrote: write it again, as memory now is.
-        if (undos.some((u) => u.duringCompaction) && !this.#broken && !this.#closing) void this.compact().catch(() => {});
+        // A change made while a compaction ran may be in the snapshot it wrote: write it again, as
+        // memory now is (which also reopens a log that compaction could not).
+        if ((this.#broken || undos.some((u) => u.duringCompaction)) && !this.#closing) void this.compact().catch(() => {});
         resolve();
       }),
     );
@@ -226,7 +272,8 @@ export class PendingQueueStore {
   /**
    * Writes the snapshot, then empties the log. A failure before the log is
    * replaced leaves the old log in use; a failure to reopen it afterwards
-   * makes later changes fail rather than go to the replaced file.
+   * makes later changes fail rather than go to the replaced file, until a
+   * compaction succeeds (memory and disk agree again).
    */
   async #compact(): Promise<void> {
     let replaced = false;
@@ -242,13 +289,15 @@ export class PendingQueueStore {
       await atomicWriteFile(this.#logPath, '');
       replaced = true;
       this.#log = await JsonlWriter.open(this.#logPath);
+      this.#broken = undefined;
       this.#logLines = 0;
-      await old.close();
+      if (!old.closed) await old.close();
     } catch (err) {
       if (replaced) this.#broken = err instanceof Error ? err : new Error(String(err));
       else throw err;
     } finally {
       this.#compacting = undefined;
+      this.#releaseHeld();
     }
   }
 }
@@ -275,6 +324,13 @@ async function exists(path: string): Promise<boolean> {
 
 function keyOf(item: PendingItem): string {
   return pendingKey(item.message.from, item.message.id);
+}
+
+/** A change's lines waiting for a compaction to end. */
+interface HeldLines {
+  lines: string[];
+  resolve: () => void;
+  reject: (err: unknown) => void;
 }
 
 /** A change applied in memory, with what it takes to undo it. */

@@ -1,9 +1,11 @@
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OutboxJournal } from '../../../src/core/storage/OutboxJournal.js';
 import { PendingQueueStore } from '../../../src/core/storage/PendingQueueStore.js';
+import { JsonlWriter } from '../../../src/fs/JsonlWriter.js';
 import { pendingKey, type MessageRecord, type OutboxEntry, type PendingItem } from '../../../src/core/storage/records.js';
+import { failWritesOf, ioError } from '../../helpers/diskFaults.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const T = '2026-01-01T00:00:00.000Z';
@@ -11,6 +13,10 @@ const entry = (n: number): OutboxEntry => ({ id: `msg_${String(n).padStart(8, '0
 const message = (n: number): MessageRecord => ({ type: 'message', id: `in_${String(n).padStart(8, '0')}`, conversationId: 'agent_001+agent_002', direction: 'in', from: 'agent_002', to: 'agent_001', text: `m${n}`, sentAt: T, seq: n });
 const item = (n: number): PendingItem => ({ message: message(n), enqueuedAt: T, attempts: 0 });
 const key = (n: number) => pendingKey('agent_002', message(n).id);
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
 
 describe('OutboxJournal', () => {
   it('replays to the messages still to send, in send order', async () => {
@@ -239,5 +245,60 @@ describe('PendingQueueStore', () => {
     await q.close();
     expect(JSON.parse(await readFile(snap, 'utf8'))).toEqual({ version: 1, items: [] });
     expect(await readFile(log, 'utf8')).toBe('');
+  });
+
+  it('appends the changes made while a compaction runs ahead of any made after it ends', async () => {
+    const dir = await tempDir();
+    const [snap, log] = [join(dir, 'pending.json'), join(dir, 'pending.log.jsonl')];
+    const q = await PendingQueueStore.open(snap, log);
+    await q.add([item(1)]);
+    // An add made after the compaction wrote its snapshot, as it reopens the log: its line goes to the new log.
+    let added: Promise<void> | undefined;
+    const open = JsonlWriter.open.bind(JsonlWriter);
+    vi.spyOn(JsonlWriter, 'open').mockImplementationOnce((...args) => {
+      added = q.add([item(2)]);
+      return open(...args);
+    });
+    await q.compact();
+    // Acknowledged as soon as the compaction is over: the ack's line must not overtake the add's.
+    const acked = q.ack([key(2)]);
+    await Promise.all([added, acked]);
+    expect([...q.items()].map((i) => i.message.seq)).toEqual([1]);
+    // A crash now: the log replayed over the snapshot gives what memory has.
+    expect((await PendingQueueStore.read(snap, log)).map((i) => i.message.seq)).toEqual([1]);
+    await q.close();
+  });
+
+  it('settles a second add of a message only with the first, which may fail', async () => {
+    const dir = await tempDir();
+    const [snap, log] = [join(dir, 'pending.json'), join(dir, 'pending.log.jsonl')];
+    const q = await PendingQueueStore.open(snap, log);
+    await failWritesOf(message(1).id, (len) => len, 'EIO');
+    const first = q.add([item(1)]);
+    const second = q.add([item(1), item(2)]);
+    await expect(first).rejects.toMatchObject({ code: 'STORAGE_IO' });
+    await expect(second).rejects.toMatchObject({ code: 'STORAGE_IO' });
+    vi.restoreAllMocks();
+    expect([...q.items()].map((i) => i.message.seq)).toEqual([2]);
+    await q.add([item(1)]);
+    expect((await PendingQueueStore.read(snap, log)).map((i) => i.message.seq)).toEqual([2, 1]);
+    await q.close();
+  });
+
+  it('takes changes again once a compaction that could not reopen the log is redone', async () => {
+    const dir = await tempDir();
+    const [snap, log] = [join(dir, 'pending.json'), join(dir, 'pending.log.jsonl')];
+    const q = await PendingQueueStore.open(snap, log);
+    await q.add([item(1)]);
+    vi.spyOn(JsonlWriter, 'open').mockRejectedValueOnce(ioError('EMFILE'));
+    await q.compact();
+    // The log was replaced but not reopened: a change cannot be made durable, and is refused.
+    await expect(q.add([item(2)])).rejects.toThrow('EMFILE');
+    // Its undo compacts again, which reopens the log: changes are taken again.
+    await q.add([item(3)]);
+    await q.ack([key(1)]);
+    expect([...q.items()].map((i) => i.message.seq)).toEqual([3]);
+    expect((await PendingQueueStore.read(snap, log)).map((i) => i.message.seq)).toEqual([3]);
+    await q.close();
   });
 });
