@@ -44,8 +44,13 @@ export class JsonlWriter {
   readonly #synced: boolean;
   /** Size the file will have once everything appended so far is written. */
   #length: number;
-  /** Size of the file once the batches so far are written: where the next batch starts. */
+  /**
+   * Size of the file once the batches so far are written: where the next
+   * batch starts. Always at most the real size; exact unless `#sizeUnknown`.
+   */
   #written: number;
+  /** A failed batch could be neither cut back nor measured: measured again before the next one. */
+  #sizeUnknown = false;
   #needsNewline: boolean;
   #created: boolean;
   #pending: string[] = [];
@@ -181,12 +186,20 @@ export class JsonlWriter {
 
   async #drain(): Promise<void> {
     while (this.#pending.length > 0) {
+      // Where a batch starts must be known to take it back if it fails: appends fail until it is.
+      const unmeasured = this.#sizeUnknown ? await this.#measure().then(() => undefined, (err: unknown) => err) : undefined;
       const lines = this.#pending;
       const waiters = this.#waiters;
       const bytes = this.#pendingBytes;
       this.#pending = [];
       this.#pendingBytes = 0;
       this.#waiters = [];
+      if (unmeasured !== undefined) {
+        this.#length -= bytes;
+        const error = storageIoError(this.path, unmeasured);
+        for (const w of waiters) w.reject(error);
+        continue;
+      }
       this.#writing = waiters;
       const newline = this.#needsNewline;
       const buf = encodeLines(lines, bytes, newline);
@@ -195,14 +208,15 @@ export class JsonlWriter {
         this.#batches++;
         // With O_DSYNC the write returns once its data is durable: one trip to the thread pool, not two.
         await writeAll(this.#fh, buf);
-        this.#written = start + buf.length;
-        this.#needsNewline = false;
         if (this.#durable && !this.#synced) await this.#fh.datasync();
         if (this.#created) {
           // A new file's directory entry must be durable too, or a crash can lose the whole file.
           if (this.#durable) await fsyncDir(dirname(this.path));
           this.#created = false;
         }
+        // Only now: a sync that fails takes the batch back, and `settledLength` must never pass it.
+        this.#written = start + buf.length;
+        this.#needsNewline = false;
         for (const w of waiters) w.resolve();
       } catch (err) {
         await this.#takeBack(start, newline);
@@ -231,9 +245,21 @@ export class JsonlWriter {
       this.#needsNewline = newline;
     } catch {
       this.#needsNewline = true;
-      this.#written = await this.#fh.stat().then((st) => st.size, () => Math.max(start, this.#written));
+      // Never a guess: a size too small would make a later take-back cut acknowledged lines.
+      await this.#measure().catch(() => {
+        this.#written = start;
+        this.#sizeUnknown = true;
+      });
     }
     this.#length = this.#written + (this.#needsNewline ? 1 : 0) + this.#pendingBytes;
+  }
+
+  /** Reads the file's real size into `#written`. */
+  async #measure(): Promise<void> {
+    const { size } = await this.#fh.stat();
+    this.#written = size;
+    this.#sizeUnknown = false;
+    this.#length = size + (this.#needsNewline ? 1 : 0) + this.#pendingBytes;
   }
 }
 

@@ -90,4 +90,66 @@ describe('JsonlWriter under disk faults', () => {
     expect(log.length).toBe(Buffer.byteLength(text));
     await log.close();
   });
+
+  it('never moves settledLength past a batch until its syncs succeed: one whose directory sync fails is taken back', async () => {
+    const path = join(await tempDir('jw-'), 'log.jsonl');
+    // A new file: its first batch also syncs the directory.
+    const log = await JsonlWriter.open(path);
+    const proto = await fileHandlePrototype();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    vi.spyOn(proto, 'sync').mockImplementationOnce(async () => {
+      await gate;
+      throw ioError('EIO');
+    });
+    const first = log.append('{"n":1,"pad":"xxxxxxxxxxxxxxxxxxxxxxxx"}');
+    await new Promise((r) => setTimeout(r, 20));
+    // Its write has landed and its sync is pending: a line appended now may land where it began.
+    const floor = log.settledLength;
+    const second = log.append('{"n":2}');
+    release();
+    await expect(first).rejects.toMatchObject({ code: 'STORAGE_IO' });
+    await second;
+    const text = await readFile(path, 'utf8');
+    expect(text).toBe('{"n":2}\n');
+    expect(text.indexOf('{"n":2}')).toBeGreaterThanOrEqual(floor);
+    await log.close();
+  });
+
+  it('measures the file again before writing when a failed batch could be neither cut back nor measured', async () => {
+    const path = join(await tempDir('jw-'), 'log.jsonl');
+    const log = await JsonlWriter.open(path);
+    await log.append('{"n":1}');
+    const proto = await fileHandlePrototype();
+    await failWritesOf('"n":2', (len) => len, 'EIO');
+    vi.spyOn(proto, 'truncate').mockRejectedValueOnce(ioError('EIO'));
+    vi.spyOn(proto, 'stat').mockRejectedValueOnce(ioError('EIO'));
+    await expect(log.append('{"n":2,"pad":"yyyyyyyyyy"}')).rejects.toMatchObject({ code: 'STORAGE_IO' });
+    vi.restoreAllMocks();
+    await log.append('{"n":3,"acknowledged":true}');
+    // A later failure is taken back to where that batch really began, not past an acknowledged line.
+    await failWritesOf('"n":4', (len) => len, 'EIO');
+    await expect(log.append('{"n":4}')).rejects.toMatchObject({ code: 'STORAGE_IO' });
+    vi.restoreAllMocks();
+    const text = await readFile(path, 'utf8');
+    expect(text).toBe('{"n":1}\n{"n":2,"pad":"yyyyyyyyyy"}\n\n{"n":3,"acknowledged":true}\n');
+    expect(log.length).toBe(Buffer.byteLength(text));
+    await log.close();
+  });
+
+  it('refuses appends while the file cannot be measured, rather than write where it could not take them back', async () => {
+    const path = join(await tempDir('jw-'), 'log.jsonl');
+    const log = await JsonlWriter.open(path);
+    await log.append('{"n":1}');
+    const proto = await fileHandlePrototype();
+    await failWritesOf('"n":2', (len) => len, 'EIO');
+    vi.spyOn(proto, 'truncate').mockRejectedValueOnce(ioError('EIO'));
+    vi.spyOn(proto, 'stat').mockRejectedValue(ioError('EIO'));
+    await expect(log.append('{"n":2}')).rejects.toMatchObject({ code: 'STORAGE_IO' });
+    await expect(log.append('{"n":3}')).rejects.toMatchObject({ code: 'STORAGE_IO' });
+    vi.restoreAllMocks();
+    await log.append('{"n":4}');
+    expect(await readFile(path, 'utf8')).toBe('{"n":1}\n{"n":2}\n\n{"n":4}\n');
+    await log.close();
+  });
 });

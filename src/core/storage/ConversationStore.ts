@@ -116,9 +116,12 @@ export class ConversationStore {
    */
   async history(conversationId: string, query: HistoryQuery): Promise<HistoryPage> {
     const file = this.#paths.conversation(conversationId);
-    await this.#writers.get(conversationId)?.then((w) => w.flush());
+    const writer = await this.#writers.get(conversationId);
+    await writer?.flush();
+    // Where the lines settled so far end: a batch being written past it may still be taken back, and
+    // a page resumed from inside it would start in the middle of a line.
     const length = await stat(file).then(
-      (st) => st.size,
+      (st) => Math.min(st.size, writer?.settledLength ?? Infinity),
       () => 0,
     );
     // Status lines come after their message, so reading backwards meets them first.

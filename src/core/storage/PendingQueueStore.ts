@@ -124,12 +124,13 @@ export class PendingQueueStore {
         records.push({ op: 'add', item });
       }
     }
-    const change = this.#change(records);
+    let change = this.#change(records);
     if (fresh.length > 0) {
-      for (const key of fresh) this.#adding.set(key, change);
-      void change.catch(() => {}).finally(() => {
+      // Forgotten before the caller hears how it went: an add it retries at once is its own.
+      change = change.finally(() => {
         for (const key of fresh) if (this.#adding.get(key) === change) this.#adding.delete(key);
       });
+      for (const key of fresh) this.#adding.set(key, change);
     }
     return others ? Promise.all([change, ...others]).then(() => {}) : change;
   }

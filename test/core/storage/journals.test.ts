@@ -280,8 +280,15 @@ describe('PendingQueueStore', () => {
     await expect(second).rejects.toMatchObject({ code: 'STORAGE_IO' });
     vi.restoreAllMocks();
     expect([...q.items()].map((i) => i.message.seq)).toEqual([2]);
+    // Tried again as soon as the failure is heard of: written, not failed with the first error.
+    const spy = await failWritesOf(message(3).id, (len) => len, 'EIO');
+    await q.add([item(3)]).catch(() => {
+      spy.mockRestore();
+      return q.add([item(3)]);
+    });
+    expect([...q.items()].map((i) => i.message.seq)).toEqual([2, 3]);
     await q.add([item(1)]);
-    expect((await PendingQueueStore.read(snap, log)).map((i) => i.message.seq)).toEqual([2, 1]);
+    expect((await PendingQueueStore.read(snap, log)).map((i) => i.message.seq)).toEqual([2, 3, 1]);
     await q.close();
   });
 
