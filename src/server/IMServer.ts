@@ -96,6 +96,7 @@ export class IMServer {
         segmentBytes: resolved.segmentBytes,
         dedupeWindowMs: resolved.dedupeWindowMs,
         dedupeMaxEntries: resolved.dedupeMaxEntries,
+        maxOpenSegments: resolved.maxOpenSegments,
         onWarning: (w) => resolved.log({ level: 'warn', event: 'storage_warning', ...w }),
       });
     await store.open();

@@ -37,6 +37,7 @@ Options:
   --max-bad-frames N       bad frames tolerated per connection before closing with 1008 (default 20)
   --dedupe-window-ms MS    how long message ids are remembered for deduplication (default 86400000)
   --segment-bytes N        inbox segment file size (default 8388608)
+  --max-open-segments N    most inbox segment files held open at once (default 1024)
   --quiet                  log warnings and errors only
   -h, --help               show this help
 
@@ -82,6 +83,7 @@ async function main(): Promise<void> {
         'max-bad-frames': { type: 'string' },
         'dedupe-window-ms': { type: 'string' },
         'segment-bytes': { type: 'string' },
+        'max-open-segments': { type: 'string' },
         quiet: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -118,6 +120,7 @@ async function main(): Promise<void> {
     ['maxBadFrames', 'max-bad-frames'],
     ['dedupeWindowMs', 'dedupe-window-ms'],
     ['segmentBytes', 'segment-bytes'],
+    ['maxOpenSegments', 'max-open-segments'],
   ];
   for (const [key, flag] of numeric) {
     const n = int(flag, values[flag as keyof typeof values] as string | undefined);

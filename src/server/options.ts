@@ -66,6 +66,8 @@ export interface IMServerOptions {
   dedupeWindowMs?: number;
   /** Most message ids remembered for deduplication; the oldest are forgotten first (file store). @default 1000000 */
   dedupeMaxEntries?: number;
+  /** Most inbox segment files held open at once; the least recently written are closed beyond it (file store). @default 1024 */
+  maxOpenSegments?: number;
   /** A store to use instead of the file store in `dataDir`. */
   store?: InboxStore;
   /** Receives log records; silent by default. */
@@ -92,6 +94,7 @@ export interface ResolvedServerOptions {
   segmentBytes: number;
   dedupeWindowMs: number;
   dedupeMaxEntries: number;
+  maxOpenSegments: number;
   store: InboxStore | undefined;
   log: ServerLogger;
 }
@@ -121,6 +124,7 @@ export function resolveServerOptions(options: IMServerOptions = {}): ResolvedSer
     segmentBytes: positiveInt('segmentBytes', options.segmentBytes, 8 * 1024 * 1024),
     dedupeWindowMs: positiveInt('dedupeWindowMs', options.dedupeWindowMs, 24 * 60 * 60 * 1000),
     dedupeMaxEntries: positiveInt('dedupeMaxEntries', options.dedupeMaxEntries, 1_000_000),
+    maxOpenSegments: positiveInt('maxOpenSegments', options.maxOpenSegments, 1024),
     store: options.store,
     log: options.log ?? (() => {}),
   };

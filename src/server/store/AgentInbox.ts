@@ -11,6 +11,7 @@ import { ReceiptItem } from '../../protocol/delivery.js';
 import type { InboxPosition } from '../../protocol/handshake.js';
 import { WireMessage } from '../../protocol/message.js';
 import { InboxFullError, type InboxEntry } from './InboxStore.js';
+import type { OpenSegments, Parkable } from './OpenSegments.js';
 
 /** Lines of an inbox segment file. */
 export const SegmentRecord = z.discriminatedUnion('k', [
@@ -48,6 +49,8 @@ export interface InboxContext {
   beforeTrim(messages: Array<{ from: string; id: string }>): Promise<void>;
   /** Called for each message found while loading. */
   onLoadedMessage(record: Extract<SegmentRecord, { k: 'm' }>): void;
+  /** The store's bound on open segment files, which may close this inbox's while it is idle. */
+  segments: OpenSegments;
 }
 
 /**
@@ -56,7 +59,7 @@ export interface InboxContext {
  * in them is acknowledged. Unacknowledged entries are also held in memory,
  * as the JSON they are delivered with.
  */
-export class AgentInbox {
+export class AgentInbox implements Parkable {
   readonly agentId: string;
   readonly dir: string;
   readonly #ctx: InboxContext;
@@ -71,7 +74,13 @@ export class AgentInbox {
   #entries: InboxEntry[] = [];
   #head = 0;
   #segments: Segment[] = [];
+  /** The current segment's writer, while its file is open (see {@link park}). */
   #writer: JsonlWriter | undefined;
+  /** The current segment's length when its writer was last closed. */
+  #parkedLength = 0;
+  /** A parked writer finishing its last lines and closing: the file opens again only after. */
+  #parking: Promise<void> | undefined;
+  #reopening: Promise<void> | undefined;
   /** Serialises segment rolls and trims with appends. */
   #rolling: Promise<void> | undefined;
   #closed = false;
@@ -132,9 +141,88 @@ export class AgentInbox {
         throw storageIoError(dirname(this.dir), err);
       });
       await this.#startSegment();
-    } else {
-      this.#writer = await JsonlWriter.open(this.#segments.at(-1)!.path);
     }
+    // An existing segment is opened when first written to: a server that has seen many agents does
+    // not hold a file open for each of them.
+  }
+
+  /**
+   * Closes the current segment's file while the inbox is idle (lines being
+   * written finish first); the next write opens it again. Refused (false)
+   * while the inbox rolls to a new segment or is closed.
+   */
+  park(): boolean {
+    const writer = this.#writer;
+    if (!writer) return true;
+    if (this.#rolling || this.#reopening || this.#closed) return false;
+    this.#writer = undefined;
+    this.#parkedLength = writer.length;
+    const parking: Promise<void> = writer
+      .close()
+      .catch(() => {})
+      .finally(() => {
+        if (this.#parking === parking) this.#parking = undefined;
+      });
+    this.#parking = parking;
+    return true;
+  }
+
+  /**
+   * The current segment's writer, opened again if it was parked, once no roll
+   * to a new segment is under way. The caller appends to it in the step it
+   * resumes in, after checking it was not parked while it resumed
+   * ({@link #writable} does both).
+   */
+  async #current(): Promise<JsonlWriter> {
+    for (;;) {
+      if (this.#closed) throw new IMClientError('CLOSED', `the inbox of ${this.agentId} is closed`);
+      while (this.#rolling) await this.#rolling;
+      const writer = this.#writer;
+      if (writer) {
+        this.#ctx.segments.used(this);
+        return writer;
+      }
+      this.#reopening ??= this.#reopen().finally(() => (this.#reopening = undefined));
+      await this.#reopening;
+    }
+  }
+
+  /**
+   * {@link #current}, again if it was parked by the time the caller resumed;
+   * at once (no await, as before the pool) when the segment is open and not rolling.
+   */
+  #writable(): JsonlWriter | Promise<JsonlWriter> {
+    const writer = this.#writer;
+    if (writer && !this.#rolling && !this.#closed && !writer.closed) {
+      this.#ctx.segments.used(this);
+      return writer;
+    }
+    return this.#writableLater();
+  }
+
+  async #writableLater(): Promise<JsonlWriter> {
+    for (;;) {
+      const writer = await this.#current();
+      if (!writer.closed) return writer;
+    }
+  }
+
+  async #reopen(): Promise<void> {
+    while (this.#parking) await this.#parking;
+    if (this.#closed) throw new IMClientError('CLOSED', `the inbox of ${this.agentId} is closed`);
+    this.#writer = await JsonlWriter.open(this.#segments.at(-1)!.path);
+    this.#ctx.segments.used(this);
+  }
+
+  /** A roll or trim ended: the store may close this inbox's file now if it had to leave it open meanwhile. */
+  #rolled(): void {
+    this.#rolling = undefined;
+    this.#ctx.segments.idle(this);
+  }
+
+  /** The current segment's length, open or parked. */
+  get #segmentLength(): number {
+    return this.#writer?.length ?? this.#parkedLength;
   }
 
   position(): InboxPosition {
@@ -165,11 +253,15 @@ export class AgentInbox {
    * appended in order or not at all past that point), in the same step.
    */
   async appendMany(count: number, build: (i: number, seq: number) => { line: string; entry: InboxEntry }, maxBacklog = Infinity): Promise<{ first: number; count: number }> {
-    if (this.#closed) throw new IMClientError('CLOSED', `the inbox of ${this.agentId} is closed`);
-    while (this.#rolling) await this.#rolling;
-    if (this.#writer!.length >= this.#ctx.segmentBytes) {
-      this.#rolling = this.#startSegment().finally(() => (this.#rolling = undefined));
+    let writer = this.#writable();
+    if (!(writer instanceof JsonlWriter)) writer = await writer;
+    while (writer.length >= this.#ctx.segmentBytes) {
+      this.#rolling ??= this.#startSegment().finally(() => this.#rolled());
       await this.#rolling;
+      // Checked again: appends that waited for the same roll may have filled the new segment already.
+      const next = await this.#writable();
+      if (next === writer) break;
+      writer = next;
     }
     const n = Math.max(0, Math.min(count, maxBacklog - this.backlog));
     const first = this.latestSeq + 1;
@@ -186,7 +278,7 @@ export class AgentInbox {
     segment.lastSeq = this.latestSeq;
     const last = this.latestSeq;
     try {
-      await this.#writer!.append(n === 1 ? lines[0]! : lines);
+      await writer.append(n === 1 ? lines[0]! : lines);
     } catch (err) {
       // Never deliver what may not be on disk; the senders get a retryable nack and resend.
       const i = this.#indexAfter(first - 1);
@@ -239,21 +331,25 @@ export class AgentInbox {
     if (this.#closed) throw new IMClientError('CLOSED', `the inbox of ${this.agentId} is closed`);
     upTo = Math.min(upTo, this.#durableSeq);
     if (upTo <= this.ackedUpTo) return;
-    while (this.#rolling) await this.#rolling;
+    let writer = this.#writable();
+    if (!(writer instanceof JsonlWriter)) writer = await writer;
     this.#ackingUpTo = Math.max(this.#ackingUpTo, upTo);
-    await this.#writer!.append(JSON.stringify({ k: 'a', upTo } satisfies SegmentRecord));
+    await writer.append(JSON.stringify({ k: 'a', upTo } satisfies SegmentRecord));
     if (upTo <= this.ackedUpTo) return;
     this.ackedUpTo = upTo;
     this.#dropAcked();
     if (this.#rolling || this.#closed) return;
-    this.#rolling = this.#trim().finally(() => (this.#rolling = undefined));
+    this.#rolling = this.#trim().finally(() => this.#rolled());
     await this.#rolling;
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     while (this.#rolling) await this.#rolling;
+    await this.#reopening?.catch(() => {});
     await this.#writer?.close();
+    await this.#parking;
+    this.#ctx.segments.closed(this);
   }
 
   #replay(record: SegmentRecord, segment: Segment): void {
@@ -326,6 +422,7 @@ export class AgentInbox {
     const previous = this.#writer;
     this.#writer = writer;
     this.#segments.push({ path, lastSeq: this.latestSeq, messages: [] });
+    this.#ctx.segments.used(this);
     await previous?.close();
   }
 
@@ -336,7 +433,7 @@ export class AgentInbox {
    */
   async #trim(): Promise<void> {
     const current = this.#segments.at(-1)!;
-    if (this.ackedUpTo >= this.latestSeq && current.lastSeq > 0 && this.#writer!.length >= this.#ctx.segmentBytes / 8) {
+    if (this.ackedUpTo >= this.latestSeq && current.lastSeq > 0 && this.#segmentLength >= this.#ctx.segmentBytes / 8) {
       await this.#startSegment();
     }
     while (this.#segments.length > 1 && this.#segments[0]!.lastSeq <= this.ackedUpTo) {

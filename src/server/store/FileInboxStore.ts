@@ -12,6 +12,7 @@ import { quote } from '../../util/jsonText.js';
 import { AgentInbox, type SegmentRecord } from './AgentInbox.js';
 import { DedupeIndex } from './DedupeIndex.js';
 import { InboxFullError, type AcceptedMessage, type InboxEntry, type InboxStore, type ReceiptBody } from './InboxStore.js';
+import { OpenSegments } from './OpenSegments.js';
 
 /** Options of {@link FileInboxStore}. */
 export interface FileInboxStoreOptions {
@@ -23,6 +24,8 @@ export interface FileInboxStoreOptions {
   dedupeWindowMs?: number | undefined;
   /** Most message ids remembered for deduplication. @default 1,000,000 */
   dedupeMaxEntries?: number | undefined;
+  /** Most inbox segment files held open at once; idle ones beyond it are closed until next written. @default 1024 */
+  maxOpenSegments?: number | undefined;
   onWarning?: WarningListener | undefined;
 }
 
@@ -37,6 +40,7 @@ export class FileInboxStore implements InboxStore {
   readonly #segmentBytes: number;
   readonly #onWarning: WarningListener | undefined;
   readonly #dedupe: DedupeIndex;
+  readonly #segments: OpenSegments;
   readonly #inboxes = new Map<string, Promise<AgentInbox>>();
   /** Inboxes that finished loading, for the hot path (no await for an open inbox). */
   readonly #loaded = new Map<string, AgentInbox>();
@@ -46,6 +50,7 @@ export class FileInboxStore implements InboxStore {
     this.dataDir = options.dataDir;
     this.#segmentBytes = options.segmentBytes ?? 8 * 1024 * 1024;
     this.#onWarning = options.onWarning;
+    this.#segments = new OpenSegments(options.maxOpenSegments ?? 1024);
     this.#dedupe = new DedupeIndex(join(this.dataDir, 'dedupe.jsonl'), {
       windowMs: options.dedupeWindowMs ?? 24 * 60 * 60 * 1000,
       maxEntries: options.dedupeMaxEntries ?? 1_000_000,
@@ -164,6 +169,7 @@ export class FileInboxStore implements InboxStore {
       assertId('agentId', agentId);
       const created = new AgentInbox(agentId, join(this.dataDir, 'inboxes', agentId), {
         segmentBytes: this.#segmentBytes,
+        segments: this.#segments,
         onWarning: this.#onWarning,
         beforeTrim: (messages) => this.#dedupe.persist(messages),
         onLoadedMessage: (r: Extract<SegmentRecord, { k: 'm' }>) =>
