@@ -80,7 +80,6 @@ export class AgentInbox implements Parkable {
   #parkedLength = 0;
   /** A parked writer finishing its last lines and closing: the file opens again only after. */
   #parking: Promise<void> | undefined;
-  #reopening: Promise<void> | undefined;
   /** Serialises segment rolls and trims with appends. */
   #rolling: Promise<void> | undefined;
   #closed = false;
@@ -149,47 +148,29 @@ export class AgentInbox implements Parkable {
   /**
    * Closes the current segment's file while the inbox is idle (lines being
    * written finish first); the next write opens it again. Refused (false)
-   * while the inbox rolls to a new segment or is closed.
+   * while the inbox changes its file (rolls to a new segment, trims, opens
+   * the segment again) or is closed.
    */
   park(): boolean {
     const writer = this.#writer;
     if (!writer) return true;
-    if (this.#rolling || this.#reopening || this.#closed) return false;
+    if (this.#rolling || this.#closed) return false;
     this.#writer = undefined;
     this.#parkedLength = writer.length;
-    const parking: Promise<void> = writer
-      .close()
-      .catch(() => {})
-      .finally(() => {
-        if (this.#parking === parking) this.#parking = undefined;
-      });
+    // Every park still closing is waited for, not only the latest.
+    const parking: Promise<void> = Promise.all([this.#parking, writer.close().catch(() => {})]).then(() => {
+      if (this.#parking === parking) this.#parking = undefined;
+    });
     this.#parking = parking;
     return true;
   }
 
   /**
-   * The current segment's writer, opened again if it was parked, once no roll
-   * to a new segment is under way. The caller appends to it in the step it
-   * resumes in, after checking it was not parked while it resumed
-   * ({@link #writable} does both).
-   */
-  async #current(): Promise<JsonlWriter> {
-    for (;;) {
-      if (this.#closed) throw new IMClientError('CLOSED', `the inbox of ${this.agentId} is closed`);
-      while (this.#rolling) await this.#rolling;
-      const writer = this.#writer;
-      if (writer) {
-        this.#ctx.segments.used(this);
-        return writer;
-      }
-      this.#reopening ??= this.#reopen().finally(() => (this.#reopening = undefined));
-      await this.#reopening;
-    }
-  }
-
-  /**
-   * {@link #current}, again if it was parked by the time the caller resumed;
-   * at once (no await, as before the pool) when the segment is open and not rolling.
+   * The current segment's writer, to append to in the step the caller resumes
+   * in: at once (no await, as before the pool) when the segment is open and
+   * nothing changes the inbox's file; otherwise once that is done, opening
+   * the segment again if it was parked. The caller checks it was not parked
+   * while it resumed (`closed`).
    */
   #writable(): JsonlWriter | Promise<JsonlWriter> {
     const writer = this.#writer;
@@ -197,21 +178,29 @@ export class AgentInbox implements Parkable {
       this.#ctx.segments.used(this);
       return writer;
     }
-    return this.#writableLater();
+    return this.#current();
   }
 
-  async #writableLater(): Promise<JsonlWriter> {
+  async #current(): Promise<JsonlWriter> {
     for (;;) {
-      const writer = await this.#current();
-      if (!writer.closed) return writer;
+      if (this.#closed) throw new IMClientError('CLOSED', `the inbox of ${this.agentId} is closed`);
+      // Rolls, trims and reopens all change the inbox's file: one at a time, under `#rolling`.
+      while (this.#rolling) await this.#rolling;
+      const writer = this.#writer;
+      if (writer && !writer.closed) {
+        this.#ctx.segments.used(this);
+        return writer;
+      }
+      if (this.#closed) throw new IMClientError('CLOSED', `the inbox of ${this.agentId} is closed`);
+      this.#rolling = this.#reopen().finally(() => this.#rolled());
     }
   }
 
+  /** Opens the current segment again, once its parked writers have finished and closed. */
   async #reopen(): Promise<void> {
     while (this.#parking) await this.#parking;
-    if (this.#closed) throw new IMClientError('CLOSED', `the inbox of ${this.agentId} is closed`);
+    if (this.#closed || this.#writer) return;
     this.#writer = await JsonlWriter.open(this.#segments.at(-1)!.path);
-    this.#ctx.segments.used(this);
   }
 
   /** A roll or trim ended: the store may close this inbox's file now if it had to leave it open meanwhile. */
@@ -253,15 +242,20 @@ export class AgentInbox implements Parkable {
    * appended in order or not at all past that point), in the same step.
    */
   async appendMany(count: number, build: (i: number, seq: number) => { line: string; entry: InboxEntry }, maxBacklog = Infinity): Promise<{ first: number; count: number }> {
-    let writer = this.#writable();
-    if (!(writer instanceof JsonlWriter)) writer = await writer;
-    while (writer.length >= this.#ctx.segmentBytes) {
+    let writer: JsonlWriter;
+    let rolledFrom: JsonlWriter | undefined;
+    for (;;) {
+      const w = this.#writable();
+      writer = w instanceof JsonlWriter ? w : await w;
+      // From here to the append, one synchronous step: no park, roll or close can come between.
+      // (Parked, or a roll or trim begun, while this call resumed: wait again.)
+      if (writer.closed || this.#rolling) continue;
+      if (this.#closed) throw new IMClientError('CLOSED', `the inbox of ${this.agentId} is closed`);
+      // Checked again after a roll: appends that waited for it may have filled the new segment already.
+      if (writer.length < this.#ctx.segmentBytes || writer === rolledFrom) break;
+      rolledFrom = writer;
       this.#rolling ??= this.#startSegment().finally(() => this.#rolled());
       await this.#rolling;
-      // Checked again: appends that waited for the same roll may have filled the new segment already.
-      const next = await this.#writable();
-      if (next === writer) break;
-      writer = next;
     }
     const n = Math.max(0, Math.min(count, maxBacklog - this.backlog));
     const first = this.latestSeq + 1;
@@ -331,8 +325,11 @@ export class AgentInbox implements Parkable {
     if (this.#closed) throw new IMClientError('CLOSED', `the inbox of ${this.agentId} is closed`);
     upTo = Math.min(upTo, this.#durableSeq);
     if (upTo <= this.ackedUpTo) return;
-    let writer = this.#writable();
-    if (!(writer instanceof JsonlWriter)) writer = await writer;
+    let writer: JsonlWriter;
+    do {
+      const w = this.#writable();
+      writer = w instanceof JsonlWriter ? w : await w;
+    } while (writer.closed || this.#rolling); // parked, or a roll begun, while this call resumed
     this.#ackingUpTo = Math.max(this.#ackingUpTo, upTo);
     await writer.append(JSON.stringify({ k: 'a', upTo } satisfies SegmentRecord));
     if (upTo <= this.ackedUpTo) return;
@@ -345,8 +342,7 @@ export class AgentInbox implements Parkable {
 
   async close(): Promise<void> {
     this.#closed = true;
-    while (this.#rolling) await this.#rolling;
-    await this.#reopening?.catch(() => {});
+    while (this.#rolling) await this.#rolling.catch(() => {});
     await this.#writer?.close();
     await this.#parking;
     this.#ctx.segments.closed(this);

@@ -1,8 +1,10 @@
 import { readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { JsonlWriter } from '../../../src/fs/JsonlWriter.js';
 import { FileInboxStore } from '../../../src/server/store/FileInboxStore.js';
 import { eventually } from '../../helpers/clients.js';
+import { sleep } from '../../helpers/server.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { inboxStoreContract, wire } from './contract.js';
 
@@ -26,6 +28,10 @@ async function openFilesUnder(dir: string): Promise<number> {
   }
   return n;
 }
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
 
 describe('FileInboxStore open segment files', () => {
   it.runIf(process.platform === 'linux')('holds at most maxOpenSegments inbox files open, however many agents it has seen, and loses nothing', async () => {
@@ -54,6 +60,46 @@ describe('FileInboxStore open segment files', () => {
       expect(texts).toEqual(all.slice(acked));
       expect(await store.position(to)).toMatchObject({ latestSeq: 18, ackedUpTo: acked });
     }
+    await store.close();
+  });
+
+  it.runIf(process.platform === 'linux')('never lets a roll and a reopen of the same inbox overlap: a message accepted meanwhile survives a restart', async () => {
+    const dir = join(await tempDir('store-'), 'data');
+    const [a, b] = ['agent_aaa', 'agent_bbb'];
+    const to = (agent: string, n: number) => [{ message: wire(n, 'agent_001', agent), digest: `d${n}` }];
+    let store = new FileInboxStore({ dataDir: dir, segmentBytes: 2000, maxOpenSegments: 1 });
+    await store.open();
+    await store.appendMessages(a, [...to(a, 1), ...to(a, 2)]);
+    await store.appendMessages(b, to(b, 50)); // parks a's segment
+    await store.appendMessages(a, to(a, 3)); // opens it again, parks b's
+    // Slow I/O: the ack line's completion is seen late, and opening a's first segment again is slow.
+    const append = JsonlWriter.prototype.append;
+    vi.spyOn(JsonlWriter.prototype, 'append').mockImplementation(function (this: JsonlWriter, lines) {
+      const done = append.call(this, lines);
+      return typeof lines === 'string' && lines.startsWith('{"k":"a"') ? done.then(() => sleep(100)) : done;
+    });
+    const open = JsonlWriter.open.bind(JsonlWriter);
+    let opens = 0;
+    vi.spyOn(JsonlWriter, 'open').mockImplementation(async (path, options) => {
+      const writer = await open(path, options);
+      if (path.includes(`${a}/000000000001`) && opens++ === 0) await sleep(300);
+      return writer;
+    });
+    // a catches up (its trim would roll to a fresh segment) while its segment is parked and a message to it comes.
+    const acked = store.ack(a, 3);
+    await sleep(20);
+    await store.appendMessages(b, to(b, 51)); // parks a's segment during the ack
+    const fourth = store.appendMessages(a, to(a, 4)); // opens it again, slowly
+    await acked;
+    const [accepted] = await fourth;
+    vi.restoreAllMocks();
+    expect(accepted?.seq).toBe(4);
+    await store.close();
+    expect(await openFilesUnder(join(dir, 'inboxes'))).toBe(0);
+    store = new FileInboxStore({ dataDir: dir, segmentBytes: 2000, maxOpenSegments: 1 });
+    await store.open();
+    expect(await store.position(a)).toMatchObject({ latestSeq: 4, ackedUpTo: 3 });
+    expect((await store.read(a, 0, 100)).map((e) => JSON.parse(e.payload).text)).toEqual(['m4']);
     await store.close();
   });
 });
