@@ -15,6 +15,8 @@ export class OpenSegments {
   readonly #max: number;
   /** Inboxes with an open segment, least recently used first. */
   readonly #open = new Map<Parkable, true>();
+  /** The most recently used: marking it again changes nothing (the common case, a busy inbox). */
+  #last: Parkable | undefined;
 
   constructor(max: number) {
     this.#max = max;
@@ -27,6 +29,8 @@ export class OpenSegments {
 
   /** Marks the inbox's open segment used just now, closing the least recently used others beyond `max`. */
   used(inbox: Parkable): void {
+    if (inbox === this.#last) return;
+    this.#last = inbox;
     if (this.#open.delete(inbox)) {
       this.#open.set(inbox, true);
       return;
@@ -49,12 +53,13 @@ export class OpenSegments {
     if (this.#open.size <= this.#max) return;
     for (const other of this.#open.keys()) {
       if (this.#open.size <= this.#max) break;
-      if (other !== keep && other.park()) this.#open.delete(other);
+      if (other !== keep && other !== this.#last && other.park()) this.#open.delete(other);
     }
   }
 
   /** Forgets an inbox whose segment was closed (the inbox closed). */
   closed(inbox: Parkable): void {
     this.#open.delete(inbox);
+    if (this.#last === inbox) this.#last = undefined;
   }
 }
