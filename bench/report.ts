@@ -57,7 +57,7 @@ export interface Report {
       ratioWarm: number;
       rounds: { small: Array<Omit<HistoryResult, 'fileBytes'>>; big: Array<Omit<HistoryResult, 'fileBytes'>> };
     };
-    pending?: { smallCount: number; bigCount: number; smallUsPerMessage: number; bigUsPerMessage: number; ratio: number; rounds: { small: PendingResult[]; big: PendingResult[] } };
+    pending?: { smallCount: number; bigCount: number; smallUsPerMessage: number; bigUsPerMessage: number; ratio: number; heapPerQueued: number; rounds: { small: PendingResult[]; big: PendingResult[] } };
     statecharts?: { few: number; many: number; fewUsPerMessage: number; manyUsPerMessage: number; ratio: number; rounds: { few: number[]; many: number[] } };
   };
 }
@@ -168,6 +168,7 @@ export function renderMarkdown(report: Report): string {
   }
   if (pending) {
     rows.push([`pending drain, ${n(pending.smallCount)} vs ${n(pending.bigCount)} (per message)`, `${n(pending.smallUsPerMessage, 1)} us`, `${n(pending.bigUsPerMessage, 1)} us`, x(pending.ratio)]);
+    rows.push([`... heap held per message waiting in the pending queue (${n(pending.bigCount)} queued)`, '', `${n(pending.heapPerQueued)} B`, '']);
   }
   if (statecharts) {
     rows.push([`statechart per message, ${n(statecharts.few)} vs ${n(statecharts.many)} in flight`, `${n(statecharts.fewUsPerMessage, 2)} us`, `${n(statecharts.manyUsPerMessage, 2)} us`, x(statecharts.ratio)]);

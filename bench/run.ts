@@ -188,7 +188,8 @@ if (only.has('pending')) {
   }
   const s = median(small.map((x) => x.usPerMessage));
   const b = median(big.map((x) => x.usPerMessage));
-  report.results.pending = { smallCount: sizes.pendingSmall, bigCount: sizes.pendingBig, smallUsPerMessage: s, bigUsPerMessage: b, ratio: b / s, rounds: { small, big } };
+  const heapPerQueued = median(big.map((x) => x.heapPerQueued));
+  report.results.pending = { smallCount: sizes.pendingSmall, bigCount: sizes.pendingBig, smallUsPerMessage: s, bigUsPerMessage: b, ratio: b / s, heapPerQueued, rounds: { small, big } };
 }
 
 if (only.has('statecharts')) {
