@@ -61,6 +61,7 @@ export class JsonlWriter {
   #writing: Waiter[] | undefined;
   #running: Promise<void> | undefined;
   #closed = false;
+  #closing: Promise<void> | undefined;
   #batches = 0;
 
   private constructor(path: string, fh: FileHandle, length: number, needsNewline: boolean, created: boolean, durable: boolean, synced: boolean) {
@@ -176,12 +177,14 @@ export class JsonlWriter {
     await this.#running;
   }
 
-  /** Flushes and closes the file. Later appends reject with code `CLOSED`. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /** Flushes and closes the file. Later appends reject with code `CLOSED`; a second call settles with the first. */
+  close(): Promise<void> {
     this.#closed = true;
-    await this.#running;
-    await this.#fh.close();
+    this.#closing ??= (async () => {
+      await this.#running;
+      await this.#fh.close();
+    })();
+    return this.#closing;
   }
 
   async #drain(): Promise<void> {

@@ -1,8 +1,9 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { JsonlWriter } from '../../src/fs/JsonlWriter.js';
 import { failWritesOf, fileHandlePrototype, ioError } from '../helpers/diskFaults.js';
+import { openFilesUnder } from '../helpers/openFiles.js';
 import { tempDir } from '../helpers/tmp.js';
 
 afterEach(() => {
@@ -151,5 +152,25 @@ describe('JsonlWriter under disk faults', () => {
     await log.append('{"n":4}');
     expect(await readFile(path, 'utf8')).toBe('{"n":1}\n{"n":2}\n\n{"n":4}\n');
     await log.close();
+  });
+
+  it.runIf(process.platform === 'linux')('settles a second close only once the file is closed', async () => {
+    const dir = await tempDir('jw-');
+    const log = await JsonlWriter.open(join(dir, 'log.jsonl'));
+    // The last batch takes a while to be written: the first close waits for it.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const proto = await fileHandlePrototype();
+    const write = proto.write as unknown as (...args: unknown[]) => Promise<unknown>;
+    vi.spyOn(proto, 'write').mockImplementation(async function (this: FileHandle, ...args: unknown[]) {
+      await gate;
+      return write.apply(this, args);
+    } as typeof proto.write);
+    const writing = log.append('{"n":1}');
+    const first = log.close();
+    const second = log.close().then(() => openFilesUnder(dir));
+    setTimeout(release, 20);
+    expect(await second).toBe(0);
+    await Promise.all([writing, first]);
   });
 });

@@ -342,10 +342,13 @@ export class AgentInbox implements Parkable {
 
   async close(): Promise<void> {
     this.#closed = true;
-    while (this.#rolling) await this.#rolling.catch(() => {});
-    await this.#writer?.close();
-    await this.#parking;
-    this.#ctx.segments.closed(this);
+    try {
+      while (this.#rolling) await this.#rolling.catch(() => {});
+      await this.#writer?.close();
+      await this.#parking;
+    } finally {
+      this.#ctx.segments.closed(this);
+    }
   }
 
   #replay(record: SegmentRecord, segment: Segment): void {
@@ -399,6 +402,8 @@ export class AgentInbox implements Parkable {
     // it is the segment a new one would be, by name and content. A second writer on the same file
     // would make two segments of one file, and trimming the first would delete the live one.
     if (this.#segments.at(-1)?.path === path) return;
+    // The current segment's last lines (parked, still being written) go in before the next segment begins.
+    while (this.#parking) await this.#parking;
     const writer = await JsonlWriter.open(path);
     try {
       await writer.append(

@@ -1,6 +1,6 @@
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { storageIoError } from '../../errors.js';
+import { IMClientError, storageIoError } from '../../errors.js';
 import { removeStaleTempFiles } from '../../fs/atomicWriteFile.js';
 import { FileLock } from '../../fs/FileLock.js';
 import { fsyncDir } from '../../fs/fsyncDir.js';
@@ -45,6 +45,7 @@ export class FileInboxStore implements InboxStore {
   /** Inboxes that finished loading, for the hot path (no await for an open inbox). */
   readonly #loaded = new Map<string, AgentInbox>();
   #lock: FileLock | undefined;
+  #closing = false;
 
   constructor(options: FileInboxStoreOptions) {
     this.dataDir = options.dataDir;
@@ -83,11 +84,22 @@ export class FileInboxStore implements InboxStore {
     }
   }
 
+  /**
+   * Closes every inbox (those still loading once loaded; one that failed to
+   * load has nothing open), the dedupe index and the lock, whatever fails.
+   * No inbox is opened once closing has begun.
+   */
   async close(): Promise<void> {
-    const inboxes = await Promise.all(this.#inboxes.values());
-    await Promise.all(inboxes.map((i) => i.close()));
-    await this.#dedupe.close();
-    await this.#lock?.release();
+    this.#closing = true;
+    try {
+      const inboxes = await Promise.allSettled(this.#inboxes.values());
+      const closed = await Promise.allSettled(inboxes.flatMap((i) => (i.status === 'fulfilled' ? [i.value.close()] : [])));
+      await this.#dedupe.close();
+      const failed = closed.find((c) => c.status === 'rejected');
+      if (failed) throw failed.reason;
+    } finally {
+      await this.#lock?.release();
+    }
   }
 
   async position(agentId: string): Promise<InboxPosition> {
@@ -166,6 +178,7 @@ export class FileInboxStore implements InboxStore {
   #inbox(agentId: string): Promise<AgentInbox> {
     let inbox = this.#inboxes.get(agentId);
     if (!inbox) {
+      if (this.#closing) return Promise.reject(new IMClientError('CLOSED', 'the inbox store is closed'));
       assertId('agentId', agentId);
       const created = new AgentInbox(agentId, join(this.dataDir, 'inboxes', agentId), {
         segmentBytes: this.#segmentBytes,

@@ -53,7 +53,10 @@ export class OpenSegments {
     if (this.#open.size <= this.#max) return;
     for (const other of this.#open.keys()) {
       if (this.#open.size <= this.#max) break;
-      if (other !== keep && other !== this.#last && other.park()) this.#open.delete(other);
+      if (other === keep || !other.park()) continue;
+      this.#open.delete(other);
+      // Marked used again, it must be put back in the map: no longer the most recent.
+      if (other === this.#last) this.#last = undefined;
     }
   }
 

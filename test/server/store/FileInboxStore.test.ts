@@ -1,9 +1,10 @@
-import { readdir, readlink } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { JsonlWriter } from '../../../src/fs/JsonlWriter.js';
 import { FileInboxStore } from '../../../src/server/store/FileInboxStore.js';
 import { eventually } from '../../helpers/clients.js';
+import { openFilesUnder } from '../../helpers/openFiles.js';
 import { sleep } from '../../helpers/server.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { inboxStoreContract, wire } from './contract.js';
@@ -18,16 +19,6 @@ inboxStoreContract('FileInboxStore', async (key) => new FileInboxStore({ dataDir
 inboxStoreContract('FileInboxStore, one segment file open at a time', async (key) => new FileInboxStore({ dataDir: await dataDir(`one:${key}`), segmentBytes: 512, maxOpenSegments: 1 }), {
   durable: true,
 });
-
-/** Files this process holds open under `dir` (Linux: /proc/self/fd). */
-async function openFilesUnder(dir: string): Promise<number> {
-  let n = 0;
-  for (const fd of await readdir('/proc/self/fd')) {
-    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
-    if (target.startsWith(dir)) n++;
-  }
-  return n;
-}
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -101,5 +92,50 @@ describe('FileInboxStore open segment files', () => {
     expect(await store.position(a)).toMatchObject({ latestSeq: 4, ackedUpTo: 3 });
     expect((await store.read(a, 0, 100)).map((e) => JSON.parse(e.payload).text)).toEqual(['m4']);
     await store.close();
+  });
+
+  it.runIf(process.platform === 'linux')('closes the files beyond the bound once a roll that kept them open ends, even with one file allowed', async () => {
+    const dir = join(await tempDir('store-'), 'data');
+    const [a, b] = ['agent_aaa', 'agent_bbb'];
+    const to = (agent: string, n: number, text = `m${n}`) => [{ message: { ...wire(n, 'agent_001', agent), text }, digest: `d${n}` }];
+    const store = new FileInboxStore({ dataDir: dir, segmentBytes: 8000, maxOpenSegments: 1 });
+    await store.open();
+    await store.appendMessages(b, to(b, 100));
+    for (let i = 1; i <= 3; i++) await store.appendMessages(a, to(a, i, 'x'.repeat(3000)));
+    // a's roll ends slowly (closing its old segment); b is written meanwhile, while a cannot be closed.
+    const close = JsonlWriter.prototype.close;
+    vi.spyOn(JsonlWriter.prototype, 'close').mockImplementation(async function (this: JsonlWriter) {
+      if (this.path.includes(`${a}/`)) await sleep(100);
+      return close.call(this);
+    });
+    const rolling = store.appendMessages(a, to(a, 4));
+    await sleep(20);
+    await store.appendMessages(b, to(b, 101));
+    await rolling;
+    vi.restoreAllMocks();
+    for (let i = 0; i < 10; i++) await store.appendMessages(i % 2 ? a : b, to(i % 2 ? a : b, 200 + i));
+    await eventually(async () => (await openFilesUnder(join(dir, 'inboxes'))) === 1, 2000, 'one open segment file');
+    await store.close();
+  });
+
+  it.runIf(process.platform === 'linux')('closes every inbox, the dedupe index and the lock even when an inbox failed to load, and opens none after', async () => {
+    const dir = join(await tempDir('store-'), 'data');
+    const store = new FileInboxStore({ dataDir: dir, maxOpenSegments: 4 });
+    await store.open();
+    await store.appendMessages('agent_aaa', [{ message: wire(1, 'agent_001', 'agent_aaa'), digest: 'd1' }]);
+    // An inbox whose only segment is damaged: its load fails.
+    await mkdir(join(dir, 'inboxes', 'agent_bad'));
+    await writeFile(join(dir, 'inboxes', 'agent_bad', '000000000001.jsonl'), 'garbage\n');
+    const bad = store.read('agent_bad', 0, 10).catch((err: unknown) => err);
+    await store.close();
+    await expect(bad).resolves.toMatchObject({ code: 'STORAGE_IO' });
+    await expect(store.read('agent_new', 0, 10)).rejects.toMatchObject({ code: 'CLOSED' });
+    expect(await openFilesUnder(dir)).toBe(0);
+    // The lock is released: the directory opens again (the damaged inbox set aside).
+    await rm(join(dir, 'inboxes', 'agent_bad'), { recursive: true });
+    const again = new FileInboxStore({ dataDir: dir });
+    await again.open();
+    expect((await again.read('agent_aaa', 0, 10)).length).toBe(1);
+    await again.close();
   });
 });
