@@ -63,6 +63,9 @@ export class AgentInbox implements Parkable {
   readonly agentId: string;
   readonly dir: string;
   readonly #ctx: InboxContext;
+  /** Kept by the store's {@link OpenSegments}. */
+  segmentUsedAt = 0;
+  segmentCounted = false;
   epoch = '';
   latestSeq = 0;
   ackedUpTo = 0;

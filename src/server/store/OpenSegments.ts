@@ -2,6 +2,10 @@
 export interface Parkable {
   /** Closes the open segment file if the inbox is idle enough to; false if it is busy (rolling to a new segment). */
   park(): boolean;
+  /** When it was last used, on {@link OpenSegments}' clock (kept by it). */
+  segmentUsedAt: number;
+  /** Whether {@link OpenSegments} counts its file as open (kept by it). */
+  segmentCounted: boolean;
 }
 
 /**
@@ -10,13 +14,16 @@ export interface Parkable {
  * recently used ones beyond `max` are closed, to be opened again on their
  * next write. A server that has seen tens of thousands of agents then holds
  * a bounded number of file descriptors, not one per agent.
+ *
+ * Marking a use is two field writes (every append and ack does it); the
+ * search for the least recently used happens only when a file beyond `max`
+ * is opened, where it costs far less than the opening.
  */
 export class OpenSegments {
   readonly #max: number;
-  /** Inboxes with an open segment, least recently used first. */
-  readonly #open = new Map<Parkable, true>();
-  /** The most recently used: marking it again changes nothing (the common case, a busy inbox). */
-  #last: Parkable | undefined;
+  /** Inboxes with an open segment. */
+  readonly #open = new Set<Parkable>();
+  #clock = 0;
 
   constructor(max: number) {
     this.#max = max;
@@ -29,13 +36,10 @@ export class OpenSegments {
 
   /** Marks the inbox's open segment used just now, closing the least recently used others beyond `max`. */
   used(inbox: Parkable): void {
-    if (inbox === this.#last) return;
-    this.#last = inbox;
-    if (this.#open.delete(inbox)) {
-      this.#open.set(inbox, true);
-      return;
-    }
-    this.#open.set(inbox, true);
+    inbox.segmentUsedAt = ++this.#clock;
+    if (inbox.segmentCounted) return;
+    inbox.segmentCounted = true;
+    this.#open.add(inbox);
     this.#shrink(inbox);
   }
 
@@ -48,21 +52,27 @@ export class OpenSegments {
     this.#shrink(inbox);
   }
 
-  /** Closes the least recently used files beyond `max`, sparing `keep` and those busy. */
-  #shrink(keep: Parkable): void {
-    if (this.#open.size <= this.#max) return;
-    for (const other of this.#open.keys()) {
-      if (this.#open.size <= this.#max) break;
-      if (other === keep || !other.park()) continue;
-      this.#open.delete(other);
-      // Marked used again, it must be put back in the map: no longer the most recent.
-      if (other === this.#last) this.#last = undefined;
-    }
-  }
-
   /** Forgets an inbox whose segment was closed (the inbox closed). */
   closed(inbox: Parkable): void {
     this.#open.delete(inbox);
-    if (this.#last === inbox) this.#last = undefined;
+    inbox.segmentCounted = false;
+  }
+
+  /** Closes the least recently used files beyond `max`, sparing `keep` and those busy. */
+  #shrink(keep: Parkable): void {
+    let busy: Set<Parkable> | undefined;
+    while (this.#open.size > this.#max) {
+      let oldest: Parkable | undefined;
+      for (const other of this.#open) {
+        if (other !== keep && !busy?.has(other) && (oldest === undefined || other.segmentUsedAt < oldest.segmentUsedAt)) oldest = other;
+      }
+      if (oldest === undefined) return;
+      if (oldest.park()) {
+        this.#open.delete(oldest);
+        oldest.segmentCounted = false;
+      } else {
+        (busy ??= new Set()).add(oldest);
+      }
+    }
   }
 }
