@@ -177,10 +177,15 @@ export class JsonlWriter {
     await this.#running;
   }
 
-  /** Flushes and closes the file. Later appends reject with code `CLOSED`; a second call settles with the first. */
+  /**
+   * Flushes and closes the file. Later appends reject with code `CLOSED`. A
+   * second call resolves once the first has settled (its error is the first
+   * call's to report: the file is not open either way).
+   */
   close(): Promise<void> {
+    if (this.#closing) return this.#closing.catch(() => {});
     this.#closed = true;
-    this.#closing ??= (async () => {
+    this.#closing = (async () => {
       await this.#running;
       await this.#fh.close();
     })();

@@ -173,4 +173,25 @@ describe('JsonlWriter under disk faults', () => {
     expect(await second).toBe(0);
     await Promise.all([writing, first]);
   });
+
+  it('lets the first close report its error, and a second close resolve', async () => {
+    // A file handle's close is its own (not its prototype's): caught as the writer opens the file.
+    const proto = await fileHandlePrototype();
+    const stat = proto.stat as unknown as (this: FileHandle, ...args: unknown[]) => Promise<unknown>;
+    vi.spyOn(proto, 'stat').mockImplementationOnce(async function (this: FileHandle, ...args: unknown[]) {
+      const close = this.close.bind(this);
+      // The file is closed, and the close reports an error (as close(2) may after a failed writeback).
+      Object.assign(this, {
+        close: async () => {
+          await close();
+          throw ioError('EIO');
+        },
+      });
+      return stat.apply(this, args);
+    } as typeof proto.stat);
+    const log = await JsonlWriter.open(join(await tempDir('jw-'), 'log.jsonl'));
+    vi.restoreAllMocks();
+    await expect(log.close()).rejects.toThrow('EIO');
+    await expect(log.close()).resolves.toBeUndefined();
+  });
 });

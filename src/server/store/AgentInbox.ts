@@ -348,8 +348,9 @@ export class AgentInbox implements Parkable {
     try {
       while (this.#rolling) await this.#rolling.catch(() => {});
       await this.#writer?.close();
-      await this.#parking;
     } finally {
+      // Parked writers still finishing their last lines, whatever the current one's close did.
+      await this.#parking;
       this.#ctx.segments.closed(this);
     }
   }

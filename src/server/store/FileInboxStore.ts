@@ -79,7 +79,8 @@ export class FileInboxStore implements InboxStore {
       }
       await this.#dedupe.finishLoad();
     } catch (err) {
-      await this.#lock.release();
+      // Nothing the half-open store opened stays open (inboxes loaded so far, the dedupe index).
+      await this.close().catch(() => {});
       throw err;
     }
   }
@@ -94,9 +95,14 @@ export class FileInboxStore implements InboxStore {
     try {
       const inboxes = await Promise.allSettled(this.#inboxes.values());
       const closed = await Promise.allSettled(inboxes.flatMap((i) => (i.status === 'fulfilled' ? [i.value.close()] : [])));
-      await this.#dedupe.close();
+      const dedupe = await this.#dedupe.close().then(
+        () => undefined,
+        (err: unknown) => ({ err }),
+      );
+      // An inbox's failure is reported first; the dedupe index's if it is the only one.
       const failed = closed.find((c) => c.status === 'rejected');
       if (failed) throw failed.reason;
+      if (dedupe) throw dedupe.err;
     } finally {
       await this.#lock?.release();
     }

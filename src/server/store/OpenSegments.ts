@@ -19,6 +19,9 @@ export interface Parkable {
  * search for the least recently used happens only when a file beyond `max`
  * is opened, where it costs far less than the opening.
  */
+/** Busy inboxes met in one search before it gives up until the next use or `idle()`. */
+const MAX_REFUSED = 4;
+
 export class OpenSegments {
   readonly #max: number;
   /** Inboxes with an open segment. */
@@ -58,20 +61,26 @@ export class OpenSegments {
     inbox.segmentCounted = false;
   }
 
-  /** Closes the least recently used files beyond `max`, sparing `keep` and those busy. */
+  /**
+   * Closes the least recently used files beyond `max`, sparing `keep` and
+   * those busy. A busy one is stamped as used now, so the next search does
+   * not meet it first again; a few busy ones in a row end the search (the
+   * excess is closed when they are idle again), so a use never costs more
+   * than a few passes over the set.
+   */
   #shrink(keep: Parkable): void {
-    let busy: Set<Parkable> | undefined;
-    while (this.#open.size > this.#max) {
+    for (let refused = 0; this.#open.size > this.#max && refused < MAX_REFUSED; ) {
       let oldest: Parkable | undefined;
       for (const other of this.#open) {
-        if (other !== keep && !busy?.has(other) && (oldest === undefined || other.segmentUsedAt < oldest.segmentUsedAt)) oldest = other;
+        if (other !== keep && (oldest === undefined || other.segmentUsedAt < oldest.segmentUsedAt)) oldest = other;
       }
       if (oldest === undefined) return;
       if (oldest.park()) {
         this.#open.delete(oldest);
         oldest.segmentCounted = false;
       } else {
-        (busy ??= new Set()).add(oldest);
+        oldest.segmentUsedAt = ++this.#clock;
+        refused++;
       }
     }
   }

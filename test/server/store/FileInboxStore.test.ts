@@ -138,4 +138,19 @@ describe('FileInboxStore open segment files', () => {
     expect((await again.read('agent_aaa', 0, 10)).length).toBe(1);
     await again.close();
   });
+
+  it.runIf(process.platform === 'linux')('leaves no file open and the lock free when opening fails half-way', async () => {
+    const dir = join(await tempDir('store-'), 'data');
+    // An empty inbox folder (loading it starts a segment), then a damaged one (its load fails).
+    await mkdir(join(dir, 'inboxes', 'agent_aaa'), { recursive: true });
+    await mkdir(join(dir, 'inboxes', 'agent_zzz'), { recursive: true });
+    await writeFile(join(dir, 'inboxes', 'agent_zzz', '000000000001.jsonl'), 'garbage\n');
+    const store = new FileInboxStore({ dataDir: dir });
+    await expect(store.open()).rejects.toMatchObject({ code: 'STORAGE_IO' });
+    expect(await openFilesUnder(dir)).toBe(0);
+    await rm(join(dir, 'inboxes', 'agent_zzz'), { recursive: true });
+    const again = new FileInboxStore({ dataDir: dir });
+    await again.open();
+    await again.close();
+  });
 });
