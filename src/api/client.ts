@@ -199,8 +199,12 @@ export class IMClient {
       parts.inbox.stop();
       parts.outbox.stop();
       parts.pending.stop();
-      await parts.recorder?.close();
-      await parts.storage.close();
+      try {
+        await parts.recorder?.close();
+      } finally {
+        // The workspace (its lock, the pending queue's snapshot) is closed whatever the recorder did.
+        await parts.storage.close();
+      }
     })();
     return this.#closing;
   }

@@ -31,14 +31,17 @@ export class FlightRecorder {
   #writer: JsonlWriter;
   readonly #last = new Map<string, string>();
   #rotating: Promise<void> | undefined;
+  readonly #rotateBytes: number;
 
-  private constructor(path: string, writer: JsonlWriter) {
+  private constructor(path: string, writer: JsonlWriter, rotateBytes: number) {
     this.path = path;
     this.#writer = writer;
+    this.#rotateBytes = rotateBytes;
   }
 
-  static async open(path: string): Promise<FlightRecorder> {
-    return new FlightRecorder(path, await JsonlWriter.open(path, { durable: false }));
+  /** Opens (appending to) the record at `path`; it rotates beyond `rotateBytes` (16 MiB). */
+  static async open(path: string, options: { rotateBytes?: number } = {}): Promise<FlightRecorder> {
+    return new FlightRecorder(path, await JsonlWriter.open(path, { durable: false }), options.rotateBytes ?? ROTATE_BYTES);
   }
 
   /** An inspection observer: pass it events and it records state changes. */
@@ -64,21 +67,23 @@ export class FlightRecorder {
   };
 
   async close(): Promise<void> {
-    await this.#rotating;
+    await this.#rotating?.catch(() => {});
     await this.#writer.close();
   }
 
   async #append(line: string): Promise<void> {
-    if (this.#rotating) await this.#rotating;
+    // A rotation that failed is tried again at the next line past the size; records are never worth an error.
+    if (this.#rotating) await this.#rotating.catch(() => {});
     await this.#writer.append(line).catch(() => {});
-    if (this.#writer.length > ROTATE_BYTES && !this.#rotating) {
+    if (this.#writer.length > this.#rotateBytes && !this.#rotating) {
       this.#rotating = this.#rotate().finally(() => (this.#rotating = undefined));
     }
   }
 
   async #rotate(): Promise<void> {
     const old = this.#writer;
-    await old.close();
+    // Not open either way once close has settled: its error is no reason to stop rotating.
+    await old.close().catch(() => {});
     await rename(this.path, this.path.replace(/\.jsonl$/, '.1.jsonl')).catch(() => {});
     this.#writer = await JsonlWriter.open(this.path, { durable: false });
   }

@@ -1,7 +1,9 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { IMClient } from '../../src/api/client.js';
+import { JsonlWriter } from '../../src/fs/JsonlWriter.js';
 import { collect, eventually, makeClient } from '../helpers/clients.js';
-import { failWritesOf } from '../helpers/diskFaults.js';
+import { failWritesOf, ioError } from '../helpers/diskFaults.js';
 import { startServer } from '../helpers/server.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -30,5 +32,30 @@ describe('a failing disk', () => {
     await eventually(() => got.some((m) => m.text === 'after'), 10_000, 'the message after');
     expect(got.map((m) => m.text)).toEqual(['after']);
     expect((await again.getConversationHistory({ contactId: 'bob' })).map((m) => m.text)).toEqual(['after']);
+  });
+
+  it('closes the workspace, freeing it for the next client, even when the flight recorder fails to close', async () => {
+    const server = await startServer();
+    const workspacePath = join(await tempDir('ws-'), 'alice');
+    // The flight record's file is closed, and its close reports an error.
+    const open = JsonlWriter.open.bind(JsonlWriter);
+    vi.spyOn(JsonlWriter, 'open').mockImplementation(async (path, options) => {
+      const writer = await open(path, options);
+      if (path.endsWith('flight.jsonl')) {
+        const close = writer.close.bind(writer);
+        writer.close = async () => {
+          await close();
+          throw ioError('EIO');
+        };
+      }
+      return writer;
+    });
+    const alice = new IMClient({ workspacePath, imServerUrl: server.url, agentId: 'alice', flightRecorder: true });
+    await alice.connect();
+    await expect(alice.close()).rejects.toThrow('EIO');
+    vi.restoreAllMocks();
+    const again = await makeClient(server.url, 'alice', { workspacePath });
+    await again.connect();
+    await again.sendMessage({ to: 'alice', text: 'still mine', waitFor: 'acked' });
   });
 });
