@@ -117,14 +117,26 @@ describe('JsonlWriter under disk faults', () => {
     await log.close();
   });
 
-  it('measures the file again before writing when a failed batch could be neither cut back nor measured', async () => {
+  /**
+   * A log holding `{"n":1}` whose next batch (the line `{"n":2...`) lands and
+   * fails, and can then be neither cut back nor measured (`stat` failing once,
+   * or until restored).
+   */
+  async function unmeasurable(statFails: 'once' | 'always') {
     const path = join(await tempDir('jw-'), 'log.jsonl');
     const log = await JsonlWriter.open(path);
     await log.append('{"n":1}');
     const proto = await fileHandlePrototype();
     await failWritesOf('"n":2', (len) => len, 'EIO');
     vi.spyOn(proto, 'truncate').mockRejectedValueOnce(ioError('EIO'));
-    vi.spyOn(proto, 'stat').mockRejectedValueOnce(ioError('EIO'));
+    const stat = vi.spyOn(proto, 'stat');
+    if (statFails === 'once') stat.mockRejectedValueOnce(ioError('EIO'));
+    else stat.mockRejectedValue(ioError('EIO'));
+    return { path, log };
+  }
+
+  it('measures the file again before writing when a failed batch could be neither cut back nor measured', async () => {
+    const { path, log } = await unmeasurable('once');
     await expect(log.append('{"n":2,"pad":"yyyyyyyyyy"}')).rejects.toMatchObject({ code: 'STORAGE_IO' });
     vi.restoreAllMocks();
     await log.append('{"n":3,"acknowledged":true}');
@@ -139,13 +151,7 @@ describe('JsonlWriter under disk faults', () => {
   });
 
   it('refuses appends while the file cannot be measured, rather than write where it could not take them back', async () => {
-    const path = join(await tempDir('jw-'), 'log.jsonl');
-    const log = await JsonlWriter.open(path);
-    await log.append('{"n":1}');
-    const proto = await fileHandlePrototype();
-    await failWritesOf('"n":2', (len) => len, 'EIO');
-    vi.spyOn(proto, 'truncate').mockRejectedValueOnce(ioError('EIO'));
-    vi.spyOn(proto, 'stat').mockRejectedValue(ioError('EIO'));
+    const { path, log } = await unmeasurable('always');
     await expect(log.append('{"n":2}')).rejects.toMatchObject({ code: 'STORAGE_IO' });
     await expect(log.append('{"n":3}')).rejects.toMatchObject({ code: 'STORAGE_IO' });
     vi.restoreAllMocks();
