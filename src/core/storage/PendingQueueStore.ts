@@ -292,7 +292,7 @@ export class PendingQueueStore {
       this.#log = await JsonlWriter.open(this.#logPath);
       this.#broken = undefined;
       this.#logLines = 0;
-      if (!old.closed) await old.close();
+      await old.close();
     } catch (err) {
       if (replaced) this.#broken = err instanceof Error ? err : new Error(String(err));
       else throw err;

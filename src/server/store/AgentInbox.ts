@@ -206,7 +206,7 @@ export class AgentInbox implements Parkable {
     this.#writer = await JsonlWriter.open(this.#segments.at(-1)!.path);
   }
 
-  /** A roll or trim ended: the store may close this inbox's file now if it had to leave it open meanwhile. */
+  /** A roll, trim or reopen ended: the store may close this inbox's file now if it had to leave it open meanwhile. */
   #rolled(): void {
     this.#rolling = undefined;
     this.#ctx.segments.idle(this);
