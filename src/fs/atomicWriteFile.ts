@@ -9,19 +9,23 @@ const TMP_SUFFIX = '.tmp';
 /**
  * Replaces `file` with `data` so that a crash at any instant leaves either the
  * old or the new content, never a mix: write a temp file beside it, fsync it,
- * rename it over the target, fsync the directory.
+ * rename it over the target, fsync the directory. `data` may be strings made
+ * one after another (a large document written a part at a time, never held
+ * as one string).
  *
  * @example
  * ```ts
  * await atomicWriteFile('/ws/im_client/contacts.json', JSON.stringify(doc));
  * ```
  */
-export async function atomicWriteFile(file: string, data: string | Uint8Array): Promise<void> {
+export async function atomicWriteFile(file: string, data: string | Uint8Array | Iterable<string>): Promise<void> {
   const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}${TMP_SUFFIX}`);
   try {
     const fh = await open(tmp, 'w', 0o644);
     try {
-      await fh.writeFile(data);
+      if (typeof data === 'string' || data instanceof Uint8Array) await fh.writeFile(data);
+      // Each part goes on from where the last ended (writeFile writes at the handle's position, in full).
+      else for (const part of data) await fh.writeFile(part);
       await fh.sync();
     } finally {
       await fh.close();

@@ -67,7 +67,7 @@ export async function* readJsonlBatches<S extends z.ZodType>(
   schema: S,
   options: ReadJsonlOptions = {},
 ): AsyncGenerator<Array<JsonlRecord<z.infer<S>>>> {
-  for await (const lines of readRawLines(file, options.start ?? 0)) {
+  for await (const lines of readLines(file, options.start ?? 0)) {
     const batch: Array<JsonlRecord<z.infer<S>>> = [];
     for (const raw of lines) {
       if (options.select && !options.select(raw.text)) continue;
@@ -102,7 +102,8 @@ export function parseLine<S extends z.ZodType>(text: string, schema: S, trusted?
   return parsed.success ? { ok: true, value: parsed.data } : { ok: false, reason: `invalid record: ${summarizeIssues(parsed.error)}` };
 }
 
-interface RawLine {
+/** A non-empty line of a file, as read by {@link readLines}. */
+export interface RawLine {
   text: string;
   line: number;
   offset: number;
@@ -112,8 +113,11 @@ interface RawLine {
   last: boolean;
 }
 
-/** The lines of the file from `start`, a chunk's worth at a time. */
-async function* readRawLines(file: string, start: number): AsyncGenerator<RawLine[]> {
+/**
+ * The non-empty lines of the file from `start`, a chunk's worth at a time,
+ * never the whole file as one string; nothing for a missing file.
+ */
+export async function* readLines(file: string, start = 0): AsyncGenerator<RawLine[]> {
   const stream = createReadStream(file, { start, highWaterMark: 256 * 1024 });
   let carry: Buffer | undefined;
   let offset = start;

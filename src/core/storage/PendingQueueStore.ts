@@ -3,11 +3,11 @@ import { access } from 'node:fs/promises';
 import { setImmediate } from 'node:timers';
 import { IMClientError } from '../../errors.js';
 import { atomicWriteFile } from '../../fs/atomicWriteFile.js';
-import { JsonFile } from '../../fs/JsonFile.js';
 import { JsonlWriter } from '../../fs/JsonlWriter.js';
 import { readJsonl } from '../../fs/readJsonl.js';
 import type { WarningListener } from '../../fs/StorageWarning.js';
-import { PendingFile, PendingLogRecord, pendingKey, type PendingItem } from './records.js';
+import { PendingSnapshot } from './PendingSnapshot.js';
+import { PendingLogRecord, pendingKey, type PendingItem } from './records.js';
 
 /** Fold the log into the snapshot once it has this many lines and more lines than the queue has items. */
 const COMPACT_MIN_LINES = 4096;
@@ -26,7 +26,7 @@ const COMPACT_MIN_LINES = 4096;
  * unique per sender, so two senders' messages with the same id are two items.
  */
 export class PendingQueueStore {
-  readonly #snapshot: JsonFile<typeof PendingFile>;
+  readonly #snapshotPath: string;
   readonly #logPath: string;
   readonly #items: Items;
   #log: JsonlWriter;
@@ -49,8 +49,8 @@ export class PendingQueueStore {
   /** The change writing each item's add, while it is written: a second add of it waits for it. */
   readonly #adding = new Map<string, Promise<void>>();
 
-  private constructor(snapshot: JsonFile<typeof PendingFile>, logPath: string, log: JsonlWriter, items: Items, logLines: number) {
-    this.#snapshot = snapshot;
+  private constructor(snapshotPath: string, logPath: string, log: JsonlWriter, items: Items, logLines: number) {
+    this.#snapshotPath = snapshotPath;
     this.#logPath = logPath;
     this.#log = log;
     this.#items = items;
@@ -69,9 +69,8 @@ export class PendingQueueStore {
 
   /** Loads the snapshot, replays the log over it and compacts. */
   static async open(snapshotPath: string, logPath: string, onWarning?: WarningListener): Promise<PendingQueueStore> {
-    const snapshot = new JsonFile(snapshotPath, PendingFile);
     const { items, logLines, claimSeq } = await load(snapshotPath, logPath, onWarning);
-    const store = new PendingQueueStore(snapshot, logPath, await JsonlWriter.open(logPath), items, logLines);
+    const store = new PendingQueueStore(snapshotPath, logPath, await JsonlWriter.open(logPath), items, logLines);
     store.#claimSeq = Math.max(store.#claimSeq, claimSeq);
     // Compacting also creates pending.json on first open, so the seed's layout is complete from the start.
     if (logLines > 0 || !(await exists(snapshotPath))) await store.compact();
@@ -284,7 +283,7 @@ export class PendingQueueStore {
       // snapshot must not take it in (a rejected ack would be durable).
       await new Promise<void>((resolve) => setImmediate(resolve));
       while (this.#undoing) await this.#undoing;
-      await this.#snapshot.write({ version: 1, items: [...this.#items.byKey.values()] });
+      await PendingSnapshot.write(this.#snapshotPath, [...this.#items.byKey.values()]);
       // Only now is the log redundant; a crash before this line replays it over the new snapshot harmlessly.
       const old = this.#log;
       await atomicWriteFile(this.#logPath, '');
@@ -305,7 +304,7 @@ export class PendingQueueStore {
 
 async function load(snapshotPath: string, logPath: string, onWarning?: WarningListener) {
   const items = new Items();
-  for (const item of (await new JsonFile(snapshotPath, PendingFile).read())?.items ?? []) items.add(item);
+  for (const item of (await PendingSnapshot.read(snapshotPath)) ?? []) items.add(item);
   let logLines = 0;
   let claimSeq = 0;
   for await (const { value } of readJsonl(logPath, PendingLogRecord, { onWarning })) {
