@@ -34,7 +34,8 @@ export async function atomicWriteFile(file: string, data: string | Uint8Array | 
     await fsyncDir(dirname(file));
   } catch (err) {
     await unlink(tmp).catch(() => {});
-    throw storageIoError(file, err);
+    // A part that could not be made (a bug in the caller's data) is not a disk error.
+    throw typeof (err as NodeJS.ErrnoException).code === 'string' ? storageIoError(file, err) : err;
   }
 }
 

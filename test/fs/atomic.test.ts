@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { StorageCorruptError } from '../../src/errors.js';
-import { removeStaleTempFiles } from '../../src/fs/atomicWriteFile.js';
+import { atomicWriteFile, removeStaleTempFiles } from '../../src/fs/atomicWriteFile.js';
 import { JsonFile } from '../../src/fs/JsonFile.js';
 import { runFixture } from '../helpers/child.js';
 import { sleep } from '../helpers/server.js';
@@ -52,6 +52,23 @@ describe('JsonFile', () => {
     }
     // The temp files of killed writers are cleaned up.
     await removeStaleTempFiles(dir);
+    expect(await readdir(dir)).toEqual(['doc.json']);
+  });
+});
+
+describe('atomicWriteFile', () => {
+  it('writes a document made a part at a time, and leaves the old one whole (and no temp file) when a part cannot be made', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'doc.json');
+    await atomicWriteFile(file, ['{"a":', '1', '}\n']);
+    expect(await readFile(file, 'utf8')).toBe('{"a":1}\n');
+    function* broken(): Generator<string> {
+      yield '{"a":';
+      yield JSON.stringify({ n: 1n });
+    }
+    // The caller's own error, as it is: not reported as a disk error.
+    await expect(atomicWriteFile(file, broken())).rejects.toBeInstanceOf(TypeError);
+    expect(await readFile(file, 'utf8')).toBe('{"a":1}\n');
     expect(await readdir(dir)).toEqual(['doc.json']);
   });
 });

@@ -283,7 +283,7 @@ export class PendingQueueStore {
       // snapshot must not take it in (a rejected ack would be durable).
       await new Promise<void>((resolve) => setImmediate(resolve));
       while (this.#undoing) await this.#undoing;
-      await PendingSnapshot.write(this.#snapshotPath, [...this.#items.byKey.values()]);
+      await PendingSnapshot.write(this.#snapshotPath, this.#items.byKey.values());
       // Only now is the log redundant; a crash before this line replays it over the new snapshot harmlessly.
       const old = this.#log;
       await atomicWriteFile(this.#logPath, '');

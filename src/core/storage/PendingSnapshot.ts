@@ -2,7 +2,8 @@ import { access } from 'node:fs/promises';
 import { StorageCorruptError } from '../../errors.js';
 import { atomicWriteFile } from '../../fs/atomicWriteFile.js';
 import { JsonFile } from '../../fs/JsonFile.js';
-import { parseLine, readLines } from '../../fs/readJsonl.js';
+import { readLines } from '../../fs/readJsonl.js';
+import { summarizeIssues } from '../../validation.js';
 import { PendingFile, PendingItem } from './records.js';
 
 /** The first line of `pending.json` as written here; the last is {@link TAIL}. */
@@ -35,21 +36,37 @@ export const PendingSnapshot = {
     const items: PendingItem[] = [];
     let first = true;
     let closed = false;
+    /** Whether the last item line ended with the comma that must separate it from the next. */
+    let comma = false;
     for await (const lines of readLines(path)) {
-      for (const { text, line } of lines) {
+      for (const raw of lines) {
+        // Line endings and spaces around the layout are allowed (CRLF after an edit on Windows).
+        const text = raw.text.trim();
+        if (text === '') continue;
         if (first) {
           first = false;
           if (text !== HEAD) return readWhole(path);
           continue;
         }
-        if (closed) throw new StorageCorruptError(path, `line ${line}: text after the closing ${TAIL}`);
+        if (closed) throw new StorageCorruptError(path, `line ${raw.line}: text after the closing ${TAIL}`);
         if (text === TAIL) {
+          // A comma after the last item is not JSON: the whole file decides (and refuses it).
+          if (comma) return readWhole(path);
           closed = true;
           continue;
         }
-        const parsed = parseLine(text.endsWith(',') ? text.slice(0, -1) : text, PendingItem);
-        if (!parsed.ok) throw new StorageCorruptError(path, `line ${line}: ${parsed.reason}`);
-        items.push(parsed.value);
+        // Anything but one item a line, commas between, is another layout: read whole, as JSON.
+        if (items.length > 0 && !comma) return readWhole(path);
+        comma = text.endsWith(',');
+        let json: unknown;
+        try {
+          json = JSON.parse(comma ? text.slice(0, -1) : text);
+        } catch {
+          return readWhole(path);
+        }
+        const parsed = PendingItem.safeParse(json);
+        if (!parsed.success) throw new StorageCorruptError(path, `line ${raw.line}: invalid item: ${summarizeIssues(parsed.error)}`);
+        items.push(parsed.data);
       }
     }
     if (first) return (await exists(path)) ? readWhole(path) : undefined;
@@ -57,9 +74,14 @@ export const PendingSnapshot = {
     return items;
   },
 
-  /** Replaces the file (atomically) with these items, a part at a time. */
-  write(path: string, items: readonly PendingItem[]): Promise<void> {
-    return atomicWriteFile(path, parts(items));
+  /**
+   * Replaces the file (atomically) with these items as they are now, a part
+   * at a time (each item is copied here: items change in place while the
+   * parts are written, and the file must hold one moment's queue).
+   */
+  write(path: string, items: Iterable<PendingItem>): Promise<void> {
+    const now = Array.from(items, (item) => ({ ...item }));
+    return atomicWriteFile(path, parts(now));
   },
 };
 

@@ -47,7 +47,7 @@ describe('PendingSnapshot (queue/pending.json)', () => {
     const path = join(dir, 'pending.json');
     await PendingSnapshot.write(path, [item(1), item(2), item(3)]);
     const lines = (await readFile(path, 'utf8')).split('\n');
-    await writeFile(path, [lines[0], lines[1], '{"message":{"type":"message"},', lines[3], lines[4], ''].join('\n'));
+    await writeFile(path, [lines[0], lines[1], '{"message":{"type":"message"}},', lines[3], lines[4], ''].join('\n'));
     await expect(PendingSnapshot.read(path)).rejects.toMatchObject({ code: 'STORAGE_CORRUPT', message: expect.stringContaining('line 3') });
     await writeFile(path, lines.slice(0, 3).join('\n'));
     await expect(PendingSnapshot.read(path)).rejects.toMatchObject({ code: 'STORAGE_CORRUPT', message: expect.stringContaining('cut short') });
@@ -69,5 +69,40 @@ describe('PendingSnapshot (queue/pending.json)', () => {
     const whole = vi.spyOn(JsonFile.prototype, 'read');
     expect(await PendingSnapshot.read(path)).toEqual(items);
     expect(whole).not.toHaveBeenCalled();
+  });
+
+  it('holds one moment\'s queue: items changed in place while the parts are written are written as they were', async () => {
+    const path = join(await tempDir('snap-'), 'pending.json');
+    const items = Array.from({ length: 3000 }, (_, n) => item(n + 1, 'x'.repeat(900)));
+    const before = structuredClone(items);
+    const proto = await fileHandlePrototype();
+    const writeFileOf = proto.writeFile;
+    let calls = 0;
+    vi.spyOn(proto, 'writeFile').mockImplementation(async function (this: typeof proto, ...args: Parameters<typeof proto.writeFile>) {
+      // A claim lands on the last item while the first part is being written.
+      if (calls++ === 0) Object.assign(items.at(-1)!, { claimSeq: 99, leaseUntil: T, attempts: 7 });
+      return writeFileOf.apply(this, args);
+    });
+    await PendingSnapshot.write(path, items);
+    vi.restoreAllMocks();
+    expect(calls).toBeGreaterThan(1);
+    expect(await PendingSnapshot.read(path)).toEqual(before);
+  });
+
+  it('reads edits that are still one item a line (CRLF, spaces), and any other valid JSON whole; refuses what is not JSON', async () => {
+    const path = join(await tempDir('snap-'), 'pending.json');
+    const items = [item(1), item(2)];
+    await PendingSnapshot.write(path, items);
+    const lines = (await readFile(path, 'utf8')).split('\n').filter(Boolean);
+    await writeFile(path, `${lines.map((l) => `${l}  `).join('\r\n')}\r\n`);
+    expect(await PendingSnapshot.read(path)).toEqual(items);
+    // Items indented under the first line: valid JSON in another layout.
+    await writeFile(path, `${lines[0]}\n${JSON.stringify(items, null, 2).slice(1, -1)}\n]}\n`);
+    expect(await PendingSnapshot.read(path)).toEqual(items);
+    // A missing comma, or one after the last item, is not JSON.
+    await writeFile(path, [lines[0], lines[1]!.slice(0, -1), lines[2], lines[3], ''].join('\n'));
+    await expect(PendingSnapshot.read(path)).rejects.toMatchObject({ code: 'STORAGE_CORRUPT' });
+    await writeFile(path, [lines[0], lines[1], `${lines[2]},`, lines[3], ''].join('\n'));
+    await expect(PendingSnapshot.read(path)).rejects.toMatchObject({ code: 'STORAGE_CORRUPT' });
   });
 });
