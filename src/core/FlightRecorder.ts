@@ -18,6 +18,8 @@ export interface FlightRecord {
 
 /** Rotate to `flight.1.jsonl` beyond this size, keeping one previous file. */
 const ROTATE_BYTES = 16 * 1024 * 1024;
+/** After a rotation failed, the next is tried no sooner than this. */
+const ROTATE_RETRY_MS = 10_000;
 
 /**
  * Appends every state change of every actor the client runs to a JSONL file
@@ -30,8 +32,12 @@ export class FlightRecorder {
   readonly path: string;
   #writer: JsonlWriter;
   readonly #last = new Map<string, string>();
-  #rotating: Promise<void> | undefined;
+  /** A rotation under way; it never rejects. */
+  #rotating: Promise<unknown> | undefined;
   readonly #rotateBytes: number;
+  /** No rotation is tried before this time (one failed). */
+  #retryAt = 0;
+  #closed = false;
 
   private constructor(path: string, writer: JsonlWriter, rotateBytes: number) {
     this.path = path;
@@ -66,26 +72,41 @@ export class FlightRecorder {
     void this.#append(JSON.stringify(record));
   };
 
+  /**
+   * Writes what was recorded and closes the file. Never rejects: the record
+   * is a debugging aid written without fsync, and its failures are no reason
+   * for a client's close to fail. Lines recorded from now on are dropped.
+   */
   async close(): Promise<void> {
-    await this.#rotating?.catch(() => {});
-    await this.#writer.close();
+    this.#closed = true;
+    await this.#rotating;
+    await this.#writer.close().catch(() => {});
   }
 
   async #append(line: string): Promise<void> {
-    // A rotation that failed is tried again at the next line past the size; records are never worth an error.
-    if (this.#rotating) await this.#rotating.catch(() => {});
+    if (this.#rotating) await this.#rotating;
+    if (this.#closed) return;
+    // Records are never worth an error: a line that cannot be written is dropped.
     await this.#writer.append(line).catch(() => {});
-    if (this.#writer.length > this.#rotateBytes && !this.#rotating) {
-      this.#rotating = this.#rotate().finally(() => (this.#rotating = undefined));
-    }
+    if (this.#closed || this.#rotating || this.#writer.length <= this.#rotateBytes || Date.now() < this.#retryAt) return;
+    this.#rotating = this.#rotate()
+      // Tried again a while later, not at every line (each try opens and renames files).
+      .catch(() => (this.#retryAt = Date.now() + ROTATE_RETRY_MS))
+      .then(() => (this.#rotating = undefined));
   }
 
+  /** Moves the file to `.1.jsonl` and starts a new one; throws (after reopening what it can) if either step failed. */
   async #rotate(): Promise<void> {
     const old = this.#writer;
     // Not open either way once close has settled: its error is no reason to stop rotating.
     await old.close().catch(() => {});
-    await rename(this.path, this.path.replace(/\.jsonl$/, '.1.jsonl')).catch(() => {});
+    let failed: unknown;
+    // A file already moved by a rotation that failed later is not there to move: that is no failure.
+    await rename(this.path, this.path.replace(/\.jsonl$/, '.1.jsonl')).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') failed = err;
+    });
     this.#writer = await JsonlWriter.open(this.path, { durable: false });
+    if (failed) throw failed;
   }
 }
 

@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, readdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createActor, createMachine } from 'xstate';
 import { FlightRecorder, type FlightRecord } from '../../src/core/FlightRecorder.js';
@@ -56,5 +56,47 @@ describe('FlightRecorder', () => {
     const flips = [...previous, ...current].filter((r) => r.event === 'FLIP');
     // Consecutive records of the two files follow each other: none lost at a rotation.
     for (let i = 1; i < flips.length; i++) expect(flips[i]!.from).toBe(flips[i - 1]!.to);
+  });
+
+  it('survives a rotation that cannot open its new file: no error escapes, and it does not retry at every line', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (err: unknown) => unhandled.push(err);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const path = join(await tempDir('flight-'), 'flight.jsonl');
+      const recorder = await FlightRecorder.open(path, { rotateBytes: 300 });
+      const opens = vi.spyOn(JsonlWriter, 'open').mockRejectedValue(ioError('EMFILE'));
+      const actor = createActor(toggle, { inspect: recorder.observe }).start();
+      for (let i = 0; i < 20; i++) {
+        actor.send({ type: 'FLIP' });
+        await sleep(5);
+      }
+      actor.stop();
+      await recorder.close();
+      await sleep(20);
+      expect(unhandled).toEqual([]);
+      expect(opens.mock.calls.length).toBe(1);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  it('starts no rotation once closing, so no file is opened or moved after close', async () => {
+    const path = join(await tempDir('flight-'), 'flight.jsonl');
+    const recorder = await FlightRecorder.open(path, { rotateBytes: 10 });
+    const open = JsonlWriter.open.bind(JsonlWriter);
+    const opened: JsonlWriter[] = [];
+    vi.spyOn(JsonlWriter, 'open').mockImplementation(async (p, options) => {
+      const writer = await open(p, options);
+      opened.push(writer);
+      return writer;
+    });
+    // The actor's start is recorded (a line past the size) while the recorder closes.
+    const actor = createActor(toggle, { inspect: recorder.observe }).start();
+    await recorder.close();
+    await sleep(50);
+    expect(opened).toEqual([]);
+    expect(await readdir(dirname(path))).toEqual(['flight.jsonl']);
+    actor.stop();
   });
 });

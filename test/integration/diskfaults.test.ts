@@ -52,7 +52,8 @@ describe('a failing disk', () => {
     });
     const alice = new IMClient({ workspacePath, imServerUrl: server.url, agentId: 'alice', flightRecorder: true });
     await alice.connect();
-    await expect(alice.close()).rejects.toThrow('EIO');
+    // The record is a debugging aid: its failure does not fail the client's close.
+    await expect(alice.close()).resolves.toBeUndefined();
     vi.restoreAllMocks();
     const again = await makeClient(server.url, 'alice', { workspacePath });
     await again.connect();
