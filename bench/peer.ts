@@ -103,3 +103,9 @@ process.on('message', (call: Call) => {
 process.on('SIGTERM', () => {
   void Promise.resolve(peer?.close()).finally(() => process.exit(0));
 });
+
+// The orchestrator is gone (killed by a timeout, crashed): a peer left behind would keep its
+// client reconnecting forever.
+process.on('disconnect', () => {
+  void Promise.resolve(peer?.close()).finally(() => process.exit(0));
+});

@@ -19,8 +19,9 @@ export const B = 'bench_b';
 export async function startPair(system: System, options: { window: number; modeB?: 'queue' | 'callback'; connectA?: boolean; nodeArgs?: string[] }): Promise<Pair> {
   const server = system === 'relay' ? await startRelay(options.nodeArgs) : await startImServer([], options.nodeArgs);
   const dirs: string[] = [];
-  const peer = async (agentId: string, mode: 'queue' | 'callback' | undefined, connect: boolean) => {
+  const peer = async (agentId: string, mode: 'queue' | 'callback' | undefined, connect: boolean, started: PeerProcess[]) => {
     const p = PeerProcess.start(options.nodeArgs);
+    started.push(p);
     const workspace = system === 'im' ? await tempDir(`im-bench-${agentId}-`) : undefined;
     if (workspace) dirs.push(workspace);
     await p.call('init', { kind: system, url: server.url, agentId, window: options.window, workspace, mode });
@@ -28,8 +29,19 @@ export async function startPair(system: System, options: { window: number; modeB
     else if (system === 'im') await p.call('open');
     return p;
   };
-  const b = await peer(B, options.modeB, true);
-  const a = await peer(A, undefined, options.connectA ?? true);
+  const started: PeerProcess[] = [];
+  let a: PeerProcess;
+  let b: PeerProcess;
+  try {
+    b = await peer(B, options.modeB, true, started);
+    a = await peer(A, undefined, options.connectA ?? true, started);
+  } catch (err) {
+    // What did start is stopped: a failed start leaves no process behind.
+    await Promise.all(started.map((p) => p.stop()));
+    await server.stop();
+    await Promise.all(dirs.map(removeDir));
+    throw err;
+  }
   return {
     system,
     server,
