@@ -14,6 +14,16 @@ afterEach(() => {
 
 const toggle = createMachine({ id: 'toggle', initial: 'off', states: { off: { on: { FLIP: 'on' } }, on: { on: { FLIP: 'off' } } } });
 
+/** Runs a toggle actor recorded by `recorder` through `count` flips, `gapMs` apart, then stops it. */
+async function flip(recorder: FlightRecorder, count: number, gapMs: number): Promise<void> {
+  const actor = createActor(toggle, { inspect: recorder.observe }).start();
+  for (let i = 0; i < count; i++) {
+    actor.send({ type: 'FLIP' });
+    await sleep(gapMs);
+  }
+  actor.stop();
+}
+
 async function records(path: string): Promise<FlightRecord[]> {
   const text = await readFile(path, 'utf8').catch(() => '');
   return text
@@ -40,12 +50,7 @@ describe('FlightRecorder', () => {
       return writer;
     });
     const recorder = await FlightRecorder.open(path, { rotateBytes: 1500 });
-    const actor = createActor(toggle, { inspect: recorder.observe }).start();
-    for (let i = 0; i < 60; i++) {
-      actor.send({ type: 'FLIP' });
-      await sleep(2);
-    }
-    actor.stop();
+    await flip(recorder, 60, 2);
     await recorder.close();
     // Rotated at least twice (the second after the failed close), and the newest changes are in the current file.
     expect(opened).toBeGreaterThanOrEqual(3);
@@ -66,12 +71,7 @@ describe('FlightRecorder', () => {
       const path = join(await tempDir('flight-'), 'flight.jsonl');
       const recorder = await FlightRecorder.open(path, { rotateBytes: 300 });
       const opens = vi.spyOn(JsonlWriter, 'open').mockRejectedValue(ioError('EMFILE'));
-      const actor = createActor(toggle, { inspect: recorder.observe }).start();
-      for (let i = 0; i < 20; i++) {
-        actor.send({ type: 'FLIP' });
-        await sleep(5);
-      }
-      actor.stop();
+      await flip(recorder, 20, 5);
       await recorder.close();
       await sleep(20);
       expect(unhandled).toEqual([]);
