@@ -126,6 +126,9 @@ export function renderMarkdown(report: Report): string {
     rows.push(['send-to-ack p99', ms(latency.relay.ackP99), ms(latency.im.ackP99), x(latency.ratio.ackP99)]);
     rows.push(['send-to-receive p50', ms(latency.relay.receiveP50), ms(latency.im.receiveP50), x(latency.ratio.receiveP50)]);
     rows.push(['send-to-receive p99', ms(latency.relay.receiveP99), ms(latency.im.receiveP99), x(latency.ratio.receiveP99)]);
+    const settle = n(report.sizes.settle as number);
+    rows.push([`... the same after ${settle} more sends: ack p50 / p99`, `${ms(latency.relay.steadyAckP50)} / ${ms(latency.relay.steadyAckP99)}`, `${ms(latency.im.steadyAckP50)} / ${ms(latency.im.steadyAckP99)}`, `${x(latency.ratio.steadyAckP50)} / ${x(latency.ratio.steadyAckP99)}`]);
+    rows.push([`... receive p50 / p99`, `${ms(latency.relay.steadyReceiveP50)} / ${ms(latency.relay.steadyReceiveP99)}`, `${ms(latency.im.steadyReceiveP50)} / ${ms(latency.im.steadyReceiveP99)}`, `${x(latency.ratio.steadyReceiveP50)} / ${x(latency.ratio.steadyReceiveP99)}`]);
   }
   if (offline) {
     rows.push([

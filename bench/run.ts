@@ -37,8 +37,8 @@ const quick = values.quick === true;
 /** `--max-old-space-size` of the bounded-heap offline drain. */
 const BOUNDED_HEAP_MB = 256;
 const sizes = quick
-  ? { messages: 5_000, warmup: 500, window: 1000, pings: 200, offline: 10_000, stormClients: 10, stormPerClient: 20, historyBig: 100_000, pendingSmall: 1_000, pendingBig: 5_000, machineCount: 5_000, machineInflight: [100, 10_000] }
-  : { messages: 50_000, warmup: 2_000, window: 1000, pings: 2_000, offline: 100_000, stormClients: 50, stormPerClient: 100, historyBig: 1_000_000, pendingSmall: 10_000, pendingBig: 50_000, machineCount: 20_000, machineInflight: [100, 10_000] };
+  ? { messages: 5_000, warmup: 500, window: 1000, pings: 200, settle: 500, offline: 10_000, stormClients: 10, stormPerClient: 20, historyBig: 100_000, pendingSmall: 1_000, pendingBig: 5_000, machineCount: 5_000, machineInflight: [100, 10_000] }
+  : { messages: 50_000, warmup: 2_000, window: 1000, pings: 2_000, settle: 3_000, offline: 100_000, stormClients: 50, stormPerClient: 100, historyBig: 1_000_000, pendingSmall: 10_000, pendingBig: 50_000, machineCount: 20_000, machineInflight: [100, 10_000] };
 const rounds = Number(values.rounds ?? (quick ? 1 : 3));
 const only = new Set<Scenario>(values.only ? (values.only.split(',') as Scenario[]) : SCENARIOS);
 for (const s of only) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario "${s}"; known: ${SCENARIOS.join(', ')}`);
@@ -94,16 +94,17 @@ if (only.has('latency')) {
   const relay: LatencyResult[] = [];
   const im: LatencyResult[] = [];
   for (let r = 0; r < rounds; r++) {
-    relay.push(await latency('relay', sizes.pings, Math.ceil(sizes.pings / 10)));
-    im.push(await latency('im', sizes.pings, Math.ceil(sizes.pings / 10)));
-    log(`latency round ${r + 1}: ack p99 relay ${relay.at(-1)!.ackP99.toFixed(2)} ms, im-client ${im.at(-1)!.ackP99.toFixed(2)} ms`);
+    relay.push(await latency('relay', sizes.pings, Math.ceil(sizes.pings / 10), sizes.settle));
+    im.push(await latency('im', sizes.pings, Math.ceil(sizes.pings / 10), sizes.settle));
+    const [a, b] = [relay.at(-1)!, im.at(-1)!];
+    log(`latency round ${r + 1}: ack p99 relay ${a.ackP99.toFixed(2)} ms, im-client ${b.ackP99.toFixed(2)} ms; steady ${a.steadyAckP99.toFixed(2)} / ${b.steadyAckP99.toFixed(2)} ms`);
   }
-  const med = (list: LatencyResult[], k: keyof LatencyResult) => median(list.map((x) => x[k]));
-  const ratio = (k: keyof LatencyResult) => median(im.map((x, i) => x[k] / relay[i]![k]));
+  const keys = Object.keys(im[0]!) as Array<keyof LatencyResult>;
+  const each = (f: (k: keyof LatencyResult) => number) => Object.fromEntries(keys.map((k) => [k, f(k)])) as unknown as LatencyResult;
   report.results.latency = {
-    relay: { ackP50: med(relay, 'ackP50'), ackP99: med(relay, 'ackP99'), receiveP50: med(relay, 'receiveP50'), receiveP99: med(relay, 'receiveP99') },
-    im: { ackP50: med(im, 'ackP50'), ackP99: med(im, 'ackP99'), receiveP50: med(im, 'receiveP50'), receiveP99: med(im, 'receiveP99') },
-    ratio: { ackP50: ratio('ackP50'), ackP99: ratio('ackP99'), receiveP50: ratio('receiveP50'), receiveP99: ratio('receiveP99') },
+    relay: each((k) => median(relay.map((x) => x[k]))),
+    im: each((k) => median(im.map((x) => x[k]))),
+    ratio: each((k) => median(im.map((x, i) => x[k] / relay[i]![k]))),
     rounds: { relay, im },
   };
 }
