@@ -119,34 +119,51 @@ export interface RawLine {
  */
 export async function* readLines(file: string, start = 0): AsyncGenerator<RawLine[]> {
   const stream = createReadStream(file, { start, highWaterMark: 256 * 1024 });
-  let carry: Buffer | undefined;
+  // The bytes of an unfinished line, kept as the chunks' tails they came in and joined once
+  // its newline arrives: gluing them to each next chunk would copy and re-scan a long line
+  // once per chunk (a 100 MB line: 400 chunks of 256 KiB, 20 GB copied).
+  let parts: Buffer[] = [];
+  let partsLength = 0;
   let offset = start;
   let line = 0;
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
-      let buf = carry ? Buffer.concat([carry, chunk]) : chunk;
       const lines: RawLine[] = [];
       let from = 0;
-      let nl = buf.indexOf(0x0a, from);
+      let nl = chunk.indexOf(0x0a);
       while (nl !== -1) {
         line++;
-        if (nl > from) {
-          lines.push({ text: buf.toString('utf8', from, nl), line, offset, end: offset + nl - from + 1, terminated: true, last: false });
+        const length = partsLength + nl - from;
+        if (length > 0) {
+          const text = partsLength === 0 ? chunk.toString('utf8', from, nl) : joined(parts, chunk.subarray(from, nl), length);
+          lines.push({ text, line, offset, end: offset + length + 1, terminated: true, last: false });
         }
-        offset += nl - from + 1;
+        if (partsLength > 0) {
+          parts = [];
+          partsLength = 0;
+        }
+        offset += length + 1;
         from = nl + 1;
-        nl = buf.indexOf(0x0a, from);
+        nl = chunk.indexOf(0x0a, from);
       }
-      carry = from < buf.length ? buf.subarray(from) : undefined;
-      buf = Buffer.alloc(0);
+      if (from < chunk.length) {
+        parts.push(chunk.subarray(from));
+        partsLength += chunk.length - from;
+      }
       if (lines.length > 0) yield lines;
     }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw storageIoError(file, err);
   }
-  if (carry && carry.length > 0) {
+  if (partsLength > 0) {
     line++;
-    yield [{ text: carry.toString('utf8'), line, offset, end: offset + carry.length, terminated: false, last: true }];
+    yield [{ text: Buffer.concat(parts, partsLength).toString('utf8'), line, offset, end: offset + partsLength, terminated: false, last: true }];
   }
+}
+
+/** The text of a line whose bytes arrived in several chunks. */
+function joined(parts: Buffer[], tail: Buffer, length: number): string {
+  parts.push(tail);
+  return Buffer.concat(parts, length).toString('utf8');
 }

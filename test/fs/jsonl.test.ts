@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { JsonlWriter } from '../../src/fs/JsonlWriter.js';
-import { readJsonl } from '../../src/fs/readJsonl.js';
+import { readJsonl, readLines } from '../../src/fs/readJsonl.js';
 import { readLinesBackward } from '../../src/fs/readLinesBackward.js';
 import type { StorageWarning } from '../../src/fs/StorageWarning.js';
 import { formatStorageWarning } from '../../src/fs/StorageWarning.js';
@@ -187,6 +187,35 @@ describe('readJsonl', () => {
     const tail: number[] = [];
     for await (const r of readJsonl(file, Rec, { start: big.length + 1 })) tail.push(r.value.n);
     expect(tail).toEqual([2]);
+  });
+});
+
+describe('readLines', () => {
+  it('reads lines spanning many chunks byte for byte, split inside characters, with their numbers and offsets', async () => {
+    const file = join(await tempDir(), 'l.jsonl');
+    // A 3 MB line of 3-byte characters crosses twelve 256 KiB chunks, some boundaries inside a
+    // character; short lines and empty ones sit between long ones; the last line is unterminated.
+    const lines = ['a', '', 'é'.repeat(300_001), '€'.repeat(1_000_003), '', '', 'b😀'.repeat(70_000), 'tail €'.repeat(100_000)];
+    const bytes = Buffer.from(lines.join('\n'));
+    await writeFile(file, bytes);
+    const expected: Array<{ text: string; line: number; offset: number; end: number; terminated: boolean }> = [];
+    let offset = 0;
+    lines.forEach((text, i) => {
+      const length = Buffer.byteLength(text);
+      const terminated = i < lines.length - 1;
+      if (length > 0) expected.push({ text, line: i + 1, offset, end: offset + length + (terminated ? 1 : 0), terminated });
+      offset += length + 1;
+    });
+    const read: typeof expected = [];
+    for await (const batch of readLines(file)) for (const { text, line, offset, end, terminated } of batch) read.push({ text, line, offset, end, terminated });
+    expect(read.map((r) => ({ ...r, text: r.text.length }))).toEqual(expected.map((r) => ({ ...r, text: r.text.length })));
+    expect(read.every((r, i) => r.text === expected[i]!.text)).toBe(true);
+    // From a line's start, the numbers count from there.
+    const from = expected[3]!;
+    const tail: typeof expected = [];
+    for await (const batch of readLines(file, from.offset)) for (const { text, line, offset, end, terminated } of batch) tail.push({ text, line, offset, end, terminated });
+    expect(tail.map((r) => [r.line, r.offset, r.end])).toEqual(expected.slice(3).map((r) => [r.line - from.line + 1, r.offset, r.end]));
+    expect(tail[0]!.text === from.text).toBe(true);
   });
 });
 
