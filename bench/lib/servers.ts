@@ -16,7 +16,7 @@ export interface BenchServer {
 /** The baseline relay (`relay/server.ts`) in a child process. */
 export async function startRelay(nodeArgs: string[] = []): Promise<BenchServer> {
   const { path, execArgv } = benchScript('../relay/server');
-  const child = spawn(process.execPath, [...nodeArgs, ...execArgv, path, '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeArgs, ...execArgv, path, '0'], { stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';

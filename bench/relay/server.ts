@@ -32,3 +32,7 @@ wss.on('listening', () => {
 });
 
 process.on('SIGTERM', () => wss.close(() => process.exit(0)));
+// Started with stdin piped from the orchestrator: when it goes, even SIGKILLed, so does the relay.
+process.stdin.on('close', () => process.exit(0));
+process.stdin.on('error', () => process.exit(0));
+process.stdin.resume();

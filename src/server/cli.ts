@@ -38,6 +38,9 @@ Options:
   --dedupe-window-ms MS    how long message ids are remembered for deduplication (default 86400000)
   --segment-bytes N        inbox segment file size (default 8388608)
   --max-open-segments N    most inbox segment files held open at once (default 1024)
+  --stop-on-stdin-close    shut down as on SIGTERM once standard input closes: started with
+                           stdin piped from its parent, the server stops when the parent
+                           goes, however it goes (a test runner or benchmark killed with -9)
   --quiet                  log warnings and errors only
   -h, --help               show this help
 
@@ -84,6 +87,7 @@ async function main(): Promise<void> {
         'dedupe-window-ms': { type: 'string' },
         'segment-bytes': { type: 'string' },
         'max-open-segments': { type: 'string' },
+        'stop-on-stdin-close': { type: 'boolean' },
         quiet: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -152,6 +156,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  if (values['stop-on-stdin-close'] === true) {
+    process.stdin.on('close', () => stop('stdin closed'));
+    process.stdin.on('error', () => stop('stdin closed'));
+    process.stdin.resume();
+  }
 }
 
 void main();

@@ -19,6 +19,8 @@ export interface ServerProcessOptions {
 /**
  * The reference server in a child process, as in production: tests can
  * SIGKILL it mid-stream and start it again over the same data directory.
+ * It stops when the process that started it exits, however that exits
+ * (`--stop-on-stdin-close`), so a killed test run leaves no server behind.
  *
  * @example
  * ```ts
@@ -46,9 +48,13 @@ export class ServerProcess {
 
   static async start(options: ServerProcessOptions): Promise<ServerProcess> {
     const { command, args } = cliCommand();
-    const child = spawn(command, [...(options.nodeArgs ?? []), ...args, '--port', String(options.port ?? 0), '--data-dir', options.dataDir, ...(options.args ?? [])], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    // The server's stdin is a pipe from this process it never reads data from: when this process
+    // goes, even SIGKILLed, the pipe closes and the server shuts down instead of living on.
+    const child = spawn(
+      command,
+      [...(options.nodeArgs ?? []), ...args, '--port', String(options.port ?? 0), '--data-dir', options.dataDir, '--stop-on-stdin-close', ...(options.args ?? [])],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
     const output: string[] = [];
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
       child.once('exit', (code, signal) => resolve({ code, signal })),

@@ -1,7 +1,9 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { ServerProcess } from '../../src/testing/ServerProcess.js';
+import { runFixture } from '../helpers/child.js';
 import { RawClient } from '../helpers/RawClient.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -41,4 +43,38 @@ describe('npm run server', () => {
     expect(c.welcome).toMatchObject({ heartbeatMs: 4321, limits: { maxInflightDeliveries: 7 } });
     c.close();
   });
+
+  it('shuts down when the process that started it is SIGKILLed, leaving no server behind', async () => {
+    const parent = runFixture('serverParent.ts', [await tempDir()]);
+    const [, pid, url] = await parent.waitFor(/server (\d+) (\S+)\n/);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    parent.process.kill('SIGKILL');
+    await parent.exited;
+    // The server reads end-of-file on the stdin it was given and stops as on SIGTERM.
+    while (isAlive(Number(pid))) await new Promise((resolve) => setTimeout(resolve, 20));
+    await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+  });
+
+  it('shuts down cleanly when its standard input closes with --stop-on-stdin-close', async () => {
+    const server = await ServerProcess.start({ dataDir: await tempDir() });
+    onTestFinished(() => server.kill('SIGKILL').then(() => {}));
+    server.child.stdin!.end();
+    expect(await server.exited).toEqual({ code: 0, signal: null });
+    expect(server.output.join('')).toContain('stdin closed: shutting down');
+  });
 });
+
+/** Whether `pid` still runs: an exited process nobody has reaped yet (a zombie) does not. */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return process.platform !== 'linux';
+  }
+}
