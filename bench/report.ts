@@ -27,13 +27,27 @@ export interface Report {
       relayMsgPerSec: number;
       imMsgPerSec: number;
       ratio: number;
+      /**
+       * The relay that syncs each batch to a file before relaying it: its rate,
+       * its ratio to the raw relay, and im-client's ratio to it (medians of the
+       * rounds' ratios).
+       */
+      durableRelay: { msgPerSec: number; toRelay: number; imRatio: number };
       /** The sender's peak RSS growth over the burst (bytes, medians): its working set under load. */
       senderPeakRssGrowth: { relay: number; im: number; ratio: number };
       /** Median CPU microseconds per message of each process, where the platform tells. */
       cpu?: { relay: CpuSplit; im: CpuSplit };
-      rounds: { relay: ThroughputResult[]; im: ThroughputResult[] };
+      rounds: { relay: ThroughputResult[]; durableRelay: ThroughputResult[]; im: ThroughputResult[] };
     };
-    latency?: { relay: Latency; im: Latency; ratio: Latency; rounds: { relay: LatencyResult[]; im: LatencyResult[] } };
+    latency?: {
+      relay: Latency;
+      im: Latency;
+      ratio: Latency;
+      /** The relay that syncs each batch before relaying it, and im-client's ratios to it. */
+      durableRelay: Latency;
+      durableRatio: Latency;
+      rounds: { relay: LatencyResult[]; durableRelay: LatencyResult[]; im: LatencyResult[] };
+    };
     offline?: {
       count: number;
       drainMsgPerSec: number;
@@ -118,6 +132,8 @@ export function renderMarkdown(report: Report): string {
       const total = (c: CpuSplit) => c.sender + c.server + c.receiver;
       rows.push(['... CPU per message: sender / server / receiver', split(relay), split(im), x(total(im) / total(relay))]);
     }
+    const d = throughput.durableRelay;
+    rows.push([`... against a relay that syncs each batch before relaying (${x(d.toRelay)} the raw relay)`, `${n(d.msgPerSec)} msg/s`, `${n(throughput.imMsgPerSec)} msg/s`, x(d.imRatio)]);
     const rss = throughput.senderPeakRssGrowth;
     rows.push(['... sender peak RSS growth over the burst', mib(rss.relay), mib(rss.im), x(rss.ratio)]);
   }
@@ -129,6 +145,9 @@ export function renderMarkdown(report: Report): string {
     const settle = n(report.sizes.settle as number);
     rows.push([`... the same after ${settle} more sends: ack p50 / p99`, `${ms(latency.relay.steadyAckP50)} / ${ms(latency.relay.steadyAckP99)}`, `${ms(latency.im.steadyAckP50)} / ${ms(latency.im.steadyAckP99)}`, `${x(latency.ratio.steadyAckP50)} / ${x(latency.ratio.steadyAckP99)}`]);
     rows.push([`... receive p50 / p99`, `${ms(latency.relay.steadyReceiveP50)} / ${ms(latency.relay.steadyReceiveP99)}`, `${ms(latency.im.steadyReceiveP50)} / ${ms(latency.im.steadyReceiveP99)}`, `${x(latency.ratio.steadyReceiveP50)} / ${x(latency.ratio.steadyReceiveP99)}`]);
+    const { durableRelay: d, durableRatio: dr } = latency;
+    rows.push(['... against a relay that syncs each batch before relaying: ack p50 / p99', `${ms(d.ackP50)} / ${ms(d.ackP99)}`, `${ms(latency.im.ackP50)} / ${ms(latency.im.ackP99)}`, `${x(dr.ackP50)} / ${x(dr.ackP99)}`]);
+    rows.push([`... ... after ${settle} more sends`, `${ms(d.steadyAckP50)} / ${ms(d.steadyAckP99)}`, `${ms(latency.im.steadyAckP50)} / ${ms(latency.im.steadyAckP99)}`, `${x(dr.steadyAckP50)} / ${x(dr.steadyAckP99)}`]);
   }
   if (offline) {
     rows.push([

@@ -70,34 +70,44 @@ const report: Report = {
 
 if (only.has('throughput')) {
   const relay: ThroughputResult[] = [];
+  const durable: ThroughputResult[] = [];
   const im: ThroughputResult[] = [];
   for (let r = 0; r < rounds; r++) {
     relay.push(await throughput('relay', sizes.messages, sizes.window, sizes.warmup));
+    durable.push(await throughput('durable-relay', sizes.messages, sizes.window, sizes.warmup));
     im.push(await throughput('im', sizes.messages, sizes.window, sizes.warmup));
-    log(`throughput round ${r + 1}: relay ${relay.at(-1)!.msgPerSec.toFixed(0)} msg/s, im-client ${im.at(-1)!.msgPerSec.toFixed(0)} msg/s`);
+    log(`throughput round ${r + 1}: relay ${relay.at(-1)!.msgPerSec.toFixed(0)} msg/s, durable relay ${durable.at(-1)!.msgPerSec.toFixed(0)} msg/s, im-client ${im.at(-1)!.msgPerSec.toFixed(0)} msg/s`);
   }
   report.results.throughput = {
     relayMsgPerSec: median(relay.map((x) => x.msgPerSec)),
     imMsgPerSec: median(im.map((x) => x.msgPerSec)),
     ratio: median(im.map((x, i) => x.msgPerSec / relay[i]!.msgPerSec)),
+    durableRelay: {
+      msgPerSec: median(durable.map((x) => x.msgPerSec)),
+      toRelay: median(durable.map((x, i) => x.msgPerSec / relay[i]!.msgPerSec)),
+      imRatio: median(im.map((x, i) => x.msgPerSec / durable[i]!.msgPerSec)),
+    },
     senderPeakRssGrowth: {
       relay: median(relay.map((x) => x.senderPeakRssGrowth)),
       im: median(im.map((x) => x.senderPeakRssGrowth)),
       ratio: median(im.map((x, i) => x.senderPeakRssGrowth / Math.max(1, relay[i]!.senderPeakRssGrowth))),
     },
     ...(relay.every((x) => x.cpuUsPerMessage) && im.every((x) => x.cpuUsPerMessage) ? { cpu: { relay: cpuMedian(relay), im: cpuMedian(im) } } : {}),
-    rounds: { relay, im },
+    rounds: { relay, durableRelay: durable, im },
   };
 }
 
 if (only.has('latency')) {
   const relay: LatencyResult[] = [];
+  const durable: LatencyResult[] = [];
   const im: LatencyResult[] = [];
   for (let r = 0; r < rounds; r++) {
     relay.push(await latency('relay', sizes.pings, Math.ceil(sizes.pings / 10), sizes.settle));
+    durable.push(await latency('durable-relay', sizes.pings, Math.ceil(sizes.pings / 10), sizes.settle));
     im.push(await latency('im', sizes.pings, Math.ceil(sizes.pings / 10), sizes.settle));
-    const [a, b] = [relay.at(-1)!, im.at(-1)!];
-    log(`latency round ${r + 1}: ack p99 relay ${a.ackP99.toFixed(2)} ms, im-client ${b.ackP99.toFixed(2)} ms; steady ${a.steadyAckP99.toFixed(2)} / ${b.steadyAckP99.toFixed(2)} ms`);
+    const [a, d, b] = [relay.at(-1)!, durable.at(-1)!, im.at(-1)!];
+    const p99s = (x: LatencyResult) => `${x.ackP99.toFixed(2)} / ${x.steadyAckP99.toFixed(2)}`;
+    log(`latency round ${r + 1}: ack p99 (first / steady) relay ${p99s(a)} ms, durable relay ${p99s(d)} ms, im-client ${p99s(b)} ms`);
   }
   const keys = Object.keys(im[0]!) as Array<keyof LatencyResult>;
   const each = (f: (k: keyof LatencyResult) => number) => Object.fromEntries(keys.map((k) => [k, f(k)])) as unknown as LatencyResult;
@@ -105,7 +115,9 @@ if (only.has('latency')) {
     relay: each((k) => median(relay.map((x) => x[k]))),
     im: each((k) => median(im.map((x) => x[k]))),
     ratio: each((k) => median(im.map((x, i) => x[k] / relay[i]![k]))),
-    rounds: { relay, im },
+    durableRelay: each((k) => median(durable.map((x) => x[k]))),
+    durableRatio: each((k) => median(im.map((x, i) => x[k] / durable[i]![k]))),
+    rounds: { relay, durableRelay: durable, im },
   };
 }
 

@@ -1,7 +1,8 @@
 import { PeerProcess } from './PeerProcess.js';
 import { removeDir, startImServer, startRelay, tempDir, type BenchServer } from './servers.js';
 
-export type System = 'relay' | 'im';
+/** The raw relay, the relay that syncs each batch to a file before relaying it, or im-client end to end. */
+export type System = 'relay' | 'durable-relay' | 'im';
 
 /** A server and two peers in three processes: `a` sends to `b`. */
 export interface Pair {
@@ -17,14 +18,14 @@ export const B = 'bench_b';
 
 /** Starts a server of `system` and two connected peers (IMClients get fresh workspaces). */
 export async function startPair(system: System, options: { window: number; modeB?: 'queue' | 'callback'; connectA?: boolean; nodeArgs?: string[] }): Promise<Pair> {
-  const server = system === 'relay' ? await startRelay(options.nodeArgs) : await startImServer([], options.nodeArgs);
+  const server = system === 'im' ? await startImServer([], options.nodeArgs) : await startRelay(options.nodeArgs, system === 'durable-relay');
   const dirs: string[] = [];
   const peer = async (agentId: string, mode: 'queue' | 'callback' | undefined, connect: boolean, started: PeerProcess[]) => {
     const p = PeerProcess.start(options.nodeArgs);
     started.push(p);
     const workspace = system === 'im' ? await tempDir(`im-bench-${agentId}-`) : undefined;
     if (workspace) dirs.push(workspace);
-    await p.call('init', { kind: system, url: server.url, agentId, window: options.window, workspace, mode });
+    await p.call('init', { kind: system === 'im' ? 'im' : 'relay', url: server.url, agentId, window: options.window, workspace, mode });
     if (connect) await p.call('connect');
     else if (system === 'im') await p.call('open');
     return p;

@@ -13,10 +13,16 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
-/** The baseline relay (`relay/server.ts`) in a child process. */
-export async function startRelay(nodeArgs: string[] = []): Promise<BenchServer> {
+/**
+ * The baseline relay (`relay/server.ts`) in a child process; `durable`, it
+ * appends and syncs every send to a file in a fresh directory (removed on
+ * stop) before relaying it.
+ */
+export async function startRelay(nodeArgs: string[] = [], durable = false): Promise<BenchServer> {
   const { path, execArgv } = benchScript('../relay/server');
-  const child = spawn(process.execPath, [...nodeArgs, ...execArgv, path, '0'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const dir = durable ? await tempDir('im-bench-relay-') : undefined;
+  const args = [...nodeArgs, ...execArgv, path, '0', ...(dir ? [join(dir, 'sends.jsonl')] : [])];
+  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
@@ -26,6 +32,9 @@ export async function startRelay(nodeArgs: string[] = []): Promise<BenchServer> 
       if (m) resolve(m[1]!);
     });
     void exited.then(() => reject(new Error(`relay exited before listening: ${out}`)));
+  }).catch(async (err: unknown) => {
+    if (dir) await removeDir(dir);
+    throw err;
   });
   return {
     url,
@@ -33,6 +42,7 @@ export async function startRelay(nodeArgs: string[] = []): Promise<BenchServer> 
     async stop() {
       child.kill('SIGTERM');
       await exited;
+      if (dir) await removeDir(dir);
     },
   };
 }

@@ -1,25 +1,60 @@
 /**
- * The baseline: a minimal WebSocket relay with JSON acks and no persistence.
+ * The baseline: a minimal WebSocket relay with JSON acks.
  * `ws://host:port/?id=agent` registers a peer; a `{"type":"send","id","to","text"}`
  * frame is forwarded to `to` as `{"type":"deliver","id","from","text"}` and
- * acked to the sender with `{"type":"ack","id"}`. Nothing is stored, nothing
- * redelivered: it is the floor of what any messaging layer costs on loopback.
+ * acked to the sender with `{"type":"ack","id"}`. Nothing is redelivered.
+ *
+ * `server.js PORT` stores nothing: the floor of what any messaging layer costs
+ * on loopback. `server.js PORT FILE` is the simplest durable relay: the sends
+ * that arrive while a write is under way are appended to FILE as JSON lines
+ * with one write and one `fdatasync` (group commit), and only then forwarded
+ * and acked. No client persists anything in either mode.
  *
  * Run as a child process: prints `listening on ws://127.0.0.1:PORT`.
  */
+import { open, type FileHandle } from 'node:fs/promises';
 import { WebSocketServer, type WebSocket } from 'ws';
 
+interface Send {
+  from: string;
+  socket: WebSocket;
+  frame: { type: string; id: string; to: string; text: string };
+}
+
 const peers = new Map<string, WebSocket>();
+const file: FileHandle | undefined = process.argv[3] ? await open(process.argv[3], 'a') : undefined;
+let batch: Send[] = [];
+let writing = false;
+
+function relay(send: Send): void {
+  peers.get(send.frame.to)?.send(JSON.stringify({ type: 'deliver', id: send.frame.id, from: send.from, text: send.frame.text }));
+  send.socket.send(JSON.stringify({ type: 'ack', id: send.frame.id }));
+}
+
+/** Writes and syncs what has arrived, relays it, and goes on while more came meanwhile. */
+async function commit(handle: FileHandle): Promise<void> {
+  writing = true;
+  while (batch.length > 0) {
+    const sends = batch;
+    batch = [];
+    await handle.write(sends.map((s) => `${JSON.stringify({ from: s.from, ...s.frame })}\n`).join(''));
+    await handle.datasync();
+    for (const s of sends) relay(s);
+  }
+  writing = false;
+}
+
 const wss = new WebSocketServer({ host: '127.0.0.1', port: Number(process.argv[2] ?? 0) });
 
 wss.on('connection', (socket, request) => {
   const id = new URL(request.url ?? '/', 'ws://x').searchParams.get('id') ?? '';
   peers.set(id, socket);
   socket.on('message', (data) => {
-    const frame = JSON.parse(String(data)) as { type: string; id: string; to: string; text: string };
+    const frame = JSON.parse(String(data)) as Send['frame'];
     if (frame.type !== 'send') return;
-    peers.get(frame.to)?.send(JSON.stringify({ type: 'deliver', id: frame.id, from: id, text: frame.text }));
-    socket.send(JSON.stringify({ type: 'ack', id: frame.id }));
+    if (!file) return relay({ from: id, socket, frame });
+    batch.push({ from: id, socket, frame });
+    if (!writing) void commit(file);
   });
   socket.on('close', () => {
     if (peers.get(id) === socket) peers.delete(id);
