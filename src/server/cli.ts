@@ -40,7 +40,8 @@ Options:
   --max-open-segments N    most inbox segment files held open at once (default 1024)
   --stop-on-stdin-close    shut down as on SIGTERM once standard input closes: started with
                            stdin piped from its parent, the server stops when the parent
-                           goes, however it goes (a test runner or benchmark killed with -9)
+                           goes, however it goes (a test runner or benchmark killed with -9);
+                           with stdin from /dev/null it stops at once
   --quiet                  log warnings and errors only
   -h, --help               show this help
 
@@ -157,6 +158,10 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   if (values['stop-on-stdin-close'] === true) {
+    // The parent gone, its ends of stdout and stderr are likely gone too: the shutdown's log
+    // lines fail (EPIPE) and are dropped, rather than crash the server before it has drained.
+    process.stdout.on('error', () => {});
+    process.stderr.on('error', () => {});
     process.stdin.on('close', () => stop('stdin closed'));
     process.stdin.on('error', () => stop('stdin closed'));
     process.stdin.resume();

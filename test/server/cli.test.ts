@@ -44,13 +44,18 @@ describe('npm run server', () => {
     c.close();
   });
 
-  it('shuts down when the process that started it is SIGKILLed, leaving no server behind', async () => {
+  it('shuts down gracefully when the process that started it is SIGKILLed, leaving no server behind', async () => {
     const parent = runFixture('serverParent.ts', [await tempDir()]);
     const [, pid, url] = await parent.waitFor(/server (\d+) (\S+)\n/);
-    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    onTestFinished(() => {
+      if (isAlive(Number(pid))) process.kill(Number(pid), 'SIGKILL');
+    });
+    const client = await RawClient.login(url!, 'agent_001');
     parent.process.kill('SIGKILL');
     await parent.exited;
-    // The server reads end-of-file on the stdin it was given and stops as on SIGTERM.
+    // The server reads end-of-file on the stdin it was given and shuts down as on SIGTERM, though
+    // the stdout and stderr it logs to are gone with the parent: sessions are closed with 1001.
+    expect((await client.closed).code).toBe(1001);
     while (isAlive(Number(pid))) await new Promise((resolve) => setTimeout(resolve, 20));
     await expect(fetch(`${url}/healthz`)).rejects.toThrow();
   });
