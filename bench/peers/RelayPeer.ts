@@ -9,6 +9,8 @@ export class RelayPeer implements Peer {
   #socket: WebSocket | undefined;
   #onAck: ((id: string) => void) | undefined;
   #onReceive: ((index: number, at: number) => void) | undefined;
+  /** Fails the burst or send under way: a relay that goes away fails the run instead of hanging it. */
+  #onClose: ((err: Error) => void) | undefined;
 
   constructor(url: string, agentId: string, window: number) {
     this.#url = `${url}/?id=${agentId}`;
@@ -22,6 +24,7 @@ export class RelayPeer implements Peer {
       if (frame.type === 'ack') this.#onAck?.(frame.id);
       else if (frame.type === 'deliver') this.#onReceive?.(indexOf(frame.text), now());
     });
+    socket.on('close', () => this.#onClose?.(new Error('the relay closed the connection')));
     await new Promise<void>((resolve, reject) => {
       socket.once('open', resolve);
       socket.once('error', reject);
@@ -34,7 +37,8 @@ export class RelayPeer implements Peer {
     const startedAt = now();
     let sent = 0;
     let acked = 0;
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
+      this.#onClose = reject;
       const fill = () => {
         while (sent < count && sent - acked < this.#window) {
           socket.send(JSON.stringify({ type: 'send', id: `m${sent}`, to, text: bodyOf(sent) }));
@@ -51,7 +55,8 @@ export class RelayPeer implements Peer {
   }
 
   sendOne(to: string, index: number): Promise<{ sentAt: number; ackedAt: number }> {
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
+      this.#onClose = reject;
       const sentAt = now();
       this.#onAck = () => resolve({ sentAt, ackedAt: now() });
       this.#socket!.send(JSON.stringify({ type: 'send', id: `p${index}`, to, text: bodyOf(index) }));

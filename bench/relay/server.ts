@@ -7,11 +7,14 @@
  * `server.js PORT` stores nothing: the floor of what any messaging layer costs
  * on loopback. `server.js PORT FILE` is the simplest durable relay: the sends
  * that arrive while a write is under way are appended to FILE as JSON lines
- * with one write and one `fdatasync` (group commit), and only then forwarded
- * and acked. No client persists anything in either mode.
+ * with one synced write (group commit), and only then forwarded and acked. As
+ * im-client's files, FILE is opened with `O_DSYNC` on Linux (one trip to the
+ * thread pool per batch), elsewhere written and then `fdatasync`ed. No client
+ * persists anything in either mode.
  *
  * Run as a child process: prints `listening on ws://127.0.0.1:PORT`.
  */
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { WebSocketServer, type WebSocket } from 'ws';
 
@@ -22,7 +25,9 @@ interface Send {
 }
 
 const peers = new Map<string, WebSocket>();
-const file: FileHandle | undefined = process.argv[3] ? await open(process.argv[3], 'a') : undefined;
+const synced = process.platform === 'linux' && typeof constants.O_DSYNC === 'number' && constants.O_DSYNC !== 0;
+const flags = synced ? constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC : 'a';
+const file: FileHandle | undefined = process.argv[3] ? await open(process.argv[3], flags, 0o644) : undefined;
 let batch: Send[] = [];
 let writing = false;
 
@@ -37,8 +42,9 @@ async function commit(handle: FileHandle): Promise<void> {
   while (batch.length > 0) {
     const sends = batch;
     batch = [];
-    await handle.write(sends.map((s) => `${JSON.stringify({ from: s.from, ...s.frame })}\n`).join(''));
-    await handle.datasync();
+    // appendFile writes until all is written (a short write goes on where it stopped).
+    await handle.appendFile(sends.map((s) => `${JSON.stringify({ from: s.from, ...s.frame })}\n`).join(''));
+    if (!synced) await handle.datasync();
     for (const s of sends) relay(s);
   }
   writing = false;
@@ -54,7 +60,13 @@ wss.on('connection', (socket, request) => {
     if (frame.type !== 'send') return;
     if (!file) return relay({ from: id, socket, frame });
     batch.push({ from: id, socket, frame });
-    if (!writing) void commit(file);
+    if (!writing) {
+      commit(file).catch((err: unknown) => {
+        // A relay that cannot store fails the run loudly rather than leave its peers waiting.
+        console.error('relay: write failed:', err);
+        process.exit(1);
+      });
+    }
   });
   socket.on('close', () => {
     if (peers.get(id) === socket) peers.delete(id);
