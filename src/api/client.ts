@@ -499,6 +499,7 @@ export class IMClient {
       workspacePath: o.workspacePath,
       agentId: o.agentId,
       imServerUrl: o.imServerUrl,
+      maxQueuedInMemory: o.maxQueuedInMemory,
       onWarning: (w) => warn('storage', formatStorageWarning(w), { file: w.file, ...(w.line === undefined ? {} : { line: w.line }) }),
     });
     const recorder = o.flightRecorder ? await FlightRecorder.open(storage.paths.flight).catch(async (err: unknown) => {

@@ -33,10 +33,13 @@ export interface IMClientOptions {
   /** Most messages awaiting the server's ack at once. @default 1000 */
   window?: number | undefined;
   /**
-   * Most queued (unsent) messages whose text stays in memory. A longer queue
-   * (a long time offline) keeps the rest in `outbox.jsonl` only, about 100
-   * bytes of memory each, and reads them back in order as the queue drains.
-   * Keep it above `window`, or the send window cannot be filled. @default 10000
+   * Most queued messages whose text stays in memory, in each queue. A longer
+   * outbox (a long time offline) keeps the rest of its unsent messages in
+   * `outbox.jsonl` only, about 100 bytes of memory each, and reads them back
+   * in order as the queue drains; keep it above `window`, or the send window
+   * cannot be filled. A longer pending queue (queue mode) keeps the rest in
+   * `queue/pending.json` and its log, about 250 bytes each, read back as they
+   * are claimed. @default 10000
    */
   maxQueuedInMemory?: number | undefined;
   /** Resend a message (same id) when its ack takes longer than this. @default 10000 */

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { storageIoError } from '../errors.js';
+import { IMClientError, storageIoError } from '../errors.js';
 import { fsyncDir } from './fsyncDir.js';
 
 const TMP_SUFFIX = '.tmp';
@@ -10,22 +10,22 @@ const TMP_SUFFIX = '.tmp';
  * Replaces `file` with `data` so that a crash at any instant leaves either the
  * old or the new content, never a mix: write a temp file beside it, fsync it,
  * rename it over the target, fsync the directory. `data` may be strings made
- * one after another (a large document written a part at a time, never held
- * as one string).
+ * one after another, at once or as they are read from elsewhere (a large
+ * document written a part at a time, never held as one string).
  *
  * @example
  * ```ts
  * await atomicWriteFile('/ws/im_client/contacts.json', JSON.stringify(doc));
  * ```
  */
-export async function atomicWriteFile(file: string, data: string | Uint8Array | Iterable<string>): Promise<void> {
+export async function atomicWriteFile(file: string, data: string | Uint8Array | Iterable<string> | AsyncIterable<string>): Promise<void> {
   const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}${TMP_SUFFIX}`);
   try {
     const fh = await open(tmp, 'w', 0o644);
     try {
       if (typeof data === 'string' || data instanceof Uint8Array) await fh.writeFile(data);
       // Each part goes on from where the last ended (writeFile writes at the handle's position, in full).
-      else for (const part of data) await fh.writeFile(part);
+      else for await (const part of data) await fh.writeFile(part);
       await fh.sync();
     } finally {
       await fh.close();
@@ -34,8 +34,9 @@ export async function atomicWriteFile(file: string, data: string | Uint8Array | 
     await fsyncDir(dirname(file));
   } catch (err) {
     await unlink(tmp).catch(() => {});
-    // A part that could not be made (a bug in the caller's data) is not a disk error.
-    throw typeof (err as NodeJS.ErrnoException).code === 'string' ? storageIoError(file, err) : err;
+    // A part that could not be made (a bug in the caller's data, a source file that failed or is
+    // corrupt) is not an error of this file: it is thrown as it is.
+    throw typeof (err as NodeJS.ErrnoException).code === 'string' && !(err instanceof IMClientError) ? storageIoError(file, err) : err;
   }
 }
 

@@ -5,6 +5,7 @@ import { SimulatedClock } from 'xstate';
 import type { IMMessage } from '../../src/index.js';
 import { collect, eventually, makeClient } from '../helpers/clients.js';
 import { startServer } from '../helpers/server.js';
+import { tempDir } from '../helpers/tmp.js';
 
 /** Texts received per sender, in arrival order. */
 function texts(got: IMMessage[], from: string): string[] {
@@ -117,5 +118,29 @@ describe('a queue longer than maxQueuedInMemory', () => {
     await eventually(() => gotB.length === 30, 10_000, 'the 30 new messages delivered');
     expect(gotB.map((m) => m.text)).toEqual(Array.from({ length: 30 }, (_, i) => `new ${i}`));
     expect(errors).toEqual([]);
+  });
+});
+
+describe('a pending queue longer than maxQueuedInMemory', () => {
+  it('keeps the rest in its files, across a restart, and a digital employee works through all of it in order', async () => {
+    const server = await startServer();
+    const boss = await makeClient(server.url, 'boss');
+    const workspacePath = join(await tempDir('ws-'), 'worker');
+    const worker = await makeClient(server.url, 'worker', { mode: 'queue', maxQueuedInMemory: 10, workspacePath });
+    await Promise.all([boss.connect(), worker.connect()]);
+    const jobs = Array.from({ length: 60 }, (_, i) => `job ${i} ${'ü'.repeat(i % 4)}`);
+    for (const text of jobs.slice(0, 40)) await boss.sendMessage({ to: 'worker', text });
+    await eventually(async () => (await worker.getPendingMessages()).length === 40, 10_000, 'first jobs queued');
+    await worker.close();
+    // Restarted: what was queued is read from the snapshot (most of it left there), more arrives into the log.
+    const again = await makeClient(server.url, 'worker', { mode: 'queue', maxQueuedInMemory: 10, workspacePath });
+    await again.connect();
+    for (const text of jobs.slice(40)) await boss.sendMessage({ to: 'worker', text });
+    await eventually(async () => (await again.getPendingMessages()).length === 60, 10_000, 'every job queued');
+    expect((await again.getPendingMessages({ limit: 60 })).map((m) => m.text)).toEqual(jobs);
+    const done: string[] = [];
+    expect(await again.drainPendingMessages((m) => void done.push(m.text), { untilEmpty: true })).toBe(60);
+    expect(done).toEqual(jobs);
+    expect(await again.getPendingMessages()).toEqual([]);
   });
 });

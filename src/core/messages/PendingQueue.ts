@@ -3,8 +3,8 @@ import type { Clock } from '../Clock.js';
 import { pendingItemMachine } from '../../../machines/pendingItem.js';
 import { IMClientError, InvalidOptionError } from '../../errors.js';
 import { messageFromRecord, type IMMessage } from '../IMMessage.js';
-import type { PendingQueueStore } from '../storage/PendingQueueStore.js';
-import { pendingKey, type MessageRecord, type PendingItem } from '../storage/records.js';
+import type { PendingBody, PendingQueueStore, QueueItem } from '../storage/PendingQueueStore.js';
+import { pendingKey, type MessageRecord } from '../storage/records.js';
 import { createLifecycle, type Lifecycle } from '../statecharts/lifecycle.js';
 
 type ItemActor = Lifecycle<typeof pendingItemMachine>;
@@ -113,14 +113,22 @@ export class PendingQueue {
     this.#wake();
   }
 
-  /** Every message not yet acknowledged, oldest first (claimed ones included). */
-  list(limit = Infinity): PendingMessage[] {
-    const out: PendingMessage[] = [];
-    for (const item of this.#o.store.items()) {
-      if (out.length >= limit) break;
-      out.push(toPendingMessage(item));
+  /**
+   * Every message not yet acknowledged, oldest first (claimed ones included),
+   * as they stand now: one acknowledged while a spilled message is read is
+   * left out.
+   */
+  async list(limit = Infinity): Promise<PendingMessage[]> {
+    const head: Array<{ key: string; state: ClaimState }> = [];
+    for (const [key, item] of this.#o.store.entries()) {
+      if (head.length >= limit) break;
+      head.push({ key, state: { attempts: item.attempts, leaseUntil: item.leaseUntil } });
     }
-    return out;
+    const bodies = await this.#o.store.peek(head.map((h) => h.key));
+    return head.flatMap(({ key, state }) => {
+      const body = bodies.get(key);
+      return body ? [toPendingMessage(body, state)] : [];
+    });
   }
 
   /**
@@ -188,10 +196,13 @@ export class PendingQueue {
       this.#spawn(key, item).send({ type: 'CLAIM', leaseMs });
       claimed.push(key);
     }
+    let bodies: Map<string, PendingBody>;
     try {
       await this.#settle(claimed);
       // Claimed anew (durably): a give-back before this is no longer the story of the message.
       for (const key of claimed) this.#givenBack.delete(key);
+      // The messages of a long queue's tail are read back from its files as their turn comes.
+      bodies = await this.#o.store.load(claimed);
     } catch (err) {
       for (const key of claimed) this.#actors.get(key)?.send({ type: 'RELEASE' });
       // The caller hears of the failure from this rejection; a give-back that fails too is the same fault.
@@ -200,7 +211,8 @@ export class PendingQueue {
     }
     return claimed.flatMap((key) => {
       const item = this.#o.store.get(key);
-      return item ? [{ key, message: toPendingMessage(item) }] : [];
+      const body = bodies.get(key);
+      return item && body ? [{ key, message: toPendingMessage(body, item) }] : [];
     });
   }
 
@@ -308,7 +320,7 @@ export class PendingQueue {
     return item ? this.#spawn(key, item) : undefined;
   }
 
-  #spawn(id: string, item: PendingItem): ItemActor {
+  #spawn(id: string, item: QueueItem): ItemActor {
     const actor = createLifecycle(this.#logic, {
       id: `pending:${id}`,
       input: { id, attempts: item.attempts },
@@ -373,9 +385,15 @@ function closed(): IMClientError {
   return new IMClientError('CLOSED', 'the pending queue is closed');
 }
 
-function toPendingMessage(item: PendingItem): PendingMessage {
+/** Where a pending item's claim stands. */
+interface ClaimState {
+  attempts: number;
+  leaseUntil: string | undefined;
+}
+
+function toPendingMessage(body: PendingBody, state: ClaimState): PendingMessage {
   return {
-    ...messageFromRecord(item.message),
-    pending: { attempts: item.attempts, ...(item.leaseUntil === undefined ? {} : { leaseUntil: item.leaseUntil }) },
+    ...messageFromRecord(body.message),
+    pending: { attempts: state.attempts, ...(state.leaseUntil === undefined ? {} : { leaseUntil: state.leaseUntil }) },
   };
 }

@@ -33,11 +33,36 @@ const PART_CHARS = 1 << 20;
 export const PendingSnapshot = {
   /** The items, oldest first, or `undefined` when the file does not exist. Throws `StorageCorruptError` if invalid. */
   async read(path: string): Promise<PendingItem[] | undefined> {
-    const items: PendingItem[] = [];
+    let items: PendingItem[] = [];
+    const layout = await PendingSnapshot.each(
+      path,
+      (item) => items.push(item),
+      () => (items = []),
+    );
+    return layout === 'missing' ? undefined : items;
+  },
+
+  /**
+   * Hands each item to `visit`, oldest first, with the byte offset of its
+   * line (or -1 when the file is in another layout, read whole: its items
+   * cannot be found again by offset). A file that turns out part-way to be
+   * in another layout is then read whole: `reset` is called first, to forget
+   * the items visited so far. Resolves with the layout found, or `'missing'`.
+   * Throws `StorageCorruptError` if the file is invalid.
+   */
+  async each(path: string, visit: (item: PendingItem, offset: number) => void, reset: () => void): Promise<'lines' | 'whole' | 'missing'> {
+    let visited = 0;
     let first = true;
     let closed = false;
     /** Whether the last item line ended with the comma that must separate it from the next. */
     let comma = false;
+    const whole = async () => {
+      if (visited > 0) reset();
+      const items = await readWhole(path);
+      if (items === undefined) return 'missing';
+      for (const item of items) visit(item, -1);
+      return 'whole';
+    };
     for await (const lines of readLines(path)) {
       for (const raw of lines) {
         // Line endings and spaces around the layout are allowed (CRLF after an edit on Windows).
@@ -45,55 +70,67 @@ export const PendingSnapshot = {
         if (text === '') continue;
         if (first) {
           first = false;
-          if (text !== HEAD) return readWhole(path);
+          if (text !== HEAD) return whole();
           continue;
         }
         if (closed) throw new StorageCorruptError(path, `line ${raw.line}: text after the closing ${TAIL}`);
         if (text === TAIL) {
           // A comma after the last item is not JSON: the whole file decides (and refuses it).
-          if (comma) return readWhole(path);
+          if (comma) return whole();
           closed = true;
           continue;
         }
         // Anything but one item a line, commas between, is another layout: read whole, as JSON.
-        if (items.length > 0 && !comma) return readWhole(path);
+        if (visited > 0 && !comma) return whole();
         comma = text.endsWith(',');
         let json: unknown;
         try {
           json = JSON.parse(comma ? text.slice(0, -1) : text);
         } catch {
-          return readWhole(path);
+          return whole();
         }
         const parsed = PendingItem.safeParse(json);
         if (!parsed.success) throw new StorageCorruptError(path, `line ${raw.line}: invalid item: ${summarizeIssues(parsed.error)}`);
-        items.push(parsed.data);
+        visit(parsed.data, raw.offset);
+        visited++;
       }
     }
-    if (first) return (await exists(path)) ? readWhole(path) : undefined;
+    if (first) return (await exists(path)) ? whole() : 'missing';
     if (!closed) throw new StorageCorruptError(path, `no closing ${TAIL}: the file is cut short`);
-    return items;
+    return 'lines';
   },
 
   /**
-   * Replaces the file (atomically) with these items as they are now, a part
-   * at a time (each item is copied here: items change in place while the
-   * parts are written, and the file must hold one moment's queue).
+   * Replaces the file (atomically) with these items, a part at a time. The
+   * caller hands over items that no longer change (a moment's queue, copied)
+   * and may make them as the file is written (read from elsewhere); an item
+   * may come as its JSON, copied from a line of these files. `onLine` learns
+   * the byte offset of each item's line, in order.
    */
-  write(path: string, items: Iterable<PendingItem>): Promise<void> {
-    const now = Array.from(items, (item) => ({ ...item }));
-    return atomicWriteFile(path, parts(now));
+  write(path: string, items: Iterable<PendingItem | string> | AsyncIterable<PendingItem | string>, onLine?: (offset: number) => void): Promise<void> {
+    return atomicWriteFile(path, parts(items, onLine));
   },
+
 };
 
-function* parts(items: readonly PendingItem[]): Generator<string> {
+async function* parts(items: Iterable<PendingItem | string> | AsyncIterable<PendingItem | string>, onLine?: (offset: number) => void): AsyncGenerator<string> {
   let part = `${HEAD}\n`;
-  for (let i = 0; i < items.length; i++) {
-    part += `${JSON.stringify(items[i])}${i === items.length - 1 ? '' : ','}\n`;
+  let offset = Buffer.byteLength(part);
+  /** The line of the item before, written once it is known whether another follows (the comma). */
+  let held: string | undefined;
+  for await (const item of items) {
+    if (held !== undefined) {
+      part += `${held},\n`;
+      offset += Buffer.byteLength(held) + 2;
+    }
+    onLine?.(offset);
+    held = typeof item === 'string' ? item : JSON.stringify(item);
     if (part.length >= PART_CHARS) {
       yield part;
       part = '';
     }
   }
+  if (held !== undefined) part += `${held}\n`;
   yield `${part}${TAIL}\n`;
 }
 

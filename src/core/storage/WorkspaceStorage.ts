@@ -23,6 +23,8 @@ export interface WorkspaceStorageOptions {
   imServerUrl?: string | undefined;
   /** Receives a warning for each torn or corrupt line skipped while reading. */
   onWarning?: WarningListener | undefined;
+  /** Most pending-queue items whose messages stay in memory (the rest wait in the queue's files). @default 10000 */
+  maxQueuedInMemory?: number | undefined;
 }
 
 /**
@@ -96,7 +98,7 @@ export class WorkspaceStorage {
       const config = await openConfig(paths.config, options.agentId, options.imServerUrl);
       const contacts = await ContactsStore.open(paths.contacts);
       outbox = await OutboxJournal.open(paths.outbox, options.onWarning);
-      pending = await PendingQueueStore.open(paths.pending, paths.pendingLog, options.onWarning);
+      pending = await PendingQueueStore.open(paths.pending, paths.pendingLog, { onWarning: options.onWarning, maxInMemory: options.maxQueuedInMemory });
       // Opening validates it: a corrupt cursor must stop the client before it acks anything.
       cursor = await LoggedJsonFile.open(paths.cursor, paths.cursorLog, CursorFile, { onWarning: options.onWarning });
       const conversations = new ConversationStore(paths, { onWarning: options.onWarning });

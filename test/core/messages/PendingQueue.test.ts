@@ -28,7 +28,7 @@ function failNextLogWrite() {
 
 /** What the queue holds in memory, and what a restart would find on disk: the same. */
 async function bothSides(queue: PendingQueue, snap: string, log: string) {
-  const memory = queue.list().map((m) => [m.text, m.pending.attempts, m.pending.leaseUntil !== undefined]);
+  const memory = (await queue.list()).map((m) => [m.text, m.pending.attempts, m.pending.leaseUntil !== undefined]);
   const disk = (await PendingQueueStore.read(snap, log)).map((i) => [i.message.text, i.attempts, i.leaseUntil !== undefined]);
   return { memory, disk };
 }

@@ -71,22 +71,26 @@ describe('PendingSnapshot (queue/pending.json)', () => {
     expect(whole).not.toHaveBeenCalled();
   });
 
-  it('holds one moment\'s queue: items changed in place while the parts are written are written as they were', async () => {
+  it('writes items as they come (read from elsewhere) and tells the offset of each line, where the item can be read again', async () => {
     const path = join(await tempDir('snap-'), 'pending.json');
-    const items = Array.from({ length: 3000 }, (_, n) => item(n + 1, 'x'.repeat(900)));
-    const before = structuredClone(items);
-    const proto = await fileHandlePrototype();
-    const writeFileOf = proto.writeFile;
-    let calls = 0;
-    vi.spyOn(proto, 'writeFile').mockImplementation(async function (this: typeof proto, ...args: Parameters<typeof proto.writeFile>) {
-      // A claim lands on the last item while the first part is being written.
-      if (calls++ === 0) Object.assign(items.at(-1)!, { claimSeq: 99, leaseUntil: T, attempts: 7 });
-      return writeFileOf.apply(this, args);
-    });
-    await PendingSnapshot.write(path, items);
-    vi.restoreAllMocks();
-    expect(calls).toBeGreaterThan(1);
-    expect(await PendingSnapshot.read(path)).toEqual(before);
+    const items = Array.from({ length: 3000 }, (_, n) => item(n + 1, n % 7 === 0 ? 'é'.repeat(900) : 'x'.repeat(n % 50)));
+    async function* slowly() {
+      for (const i of items) {
+        if (Math.random() < 0.01) await new Promise((resolve) => setImmediate(resolve));
+        yield i;
+      }
+    }
+    const offsets: number[] = [];
+    await PendingSnapshot.write(path, slowly(), (offset) => offsets.push(offset));
+    expect(offsets).toHaveLength(items.length);
+    const bytes = await readFile(path);
+    const seen: number[] = [];
+    expect(await PendingSnapshot.each(path, (_, offset) => seen.push(offset), () => {})).toBe('lines');
+    expect(seen).toEqual(offsets);
+    for (const k of [0, 1, 7, 1499, 2999]) {
+      const end = bytes.indexOf(0x0a, offsets[k]);
+      expect(JSON.parse(bytes.subarray(offsets[k], end).toString('utf8').replace(/,$/, ''))).toEqual(items[k]);
+    }
   });
 
   it('reads edits that are still one item a line (CRLF, spaces), and any other valid JSON whole; refuses what is not JSON', async () => {

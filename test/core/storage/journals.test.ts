@@ -13,6 +13,8 @@ const entry = (n: number): OutboxEntry => ({ id: `msg_${String(n).padStart(8, '0
 const message = (n: number): MessageRecord => ({ type: 'message', id: `in_${String(n).padStart(8, '0')}`, conversationId: 'agent_001+agent_002', direction: 'in', from: 'agent_002', to: 'agent_001', text: `m${n}`, sentAt: T, seq: n });
 const item = (n: number): PendingItem => ({ message: message(n), enqueuedAt: T, attempts: 0 });
 const key = (n: number) => pendingKey('agent_002', message(n).id);
+/** The items a store holds in memory, as the files hold them (messages all in memory here). */
+const held = (q: PendingQueueStore): PendingItem[] => [...q.items()].map(({ place: _, ...item }) => item as PendingItem);
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -130,7 +132,7 @@ describe('PendingQueueStore', () => {
     await q.release([key(2)]);
     await q.ack([key(1)]);
     await q.claim([key(2)], '2031-01-01T00:00:00.000Z');
-    const expected = structuredClone([...q.items()]);
+    const expected = structuredClone(held(q));
     expect(expected[0]).toMatchObject({ attempts: 2, leaseUntil: '2031-01-01T00:00:00.000Z' });
     // A crash after the snapshot was written but before the log was emptied: keep the old log.
     await copyFile(log, `${log}.old`);
@@ -138,7 +140,7 @@ describe('PendingQueueStore', () => {
     expect(JSON.parse(await readFile(snap, 'utf8')).items).toEqual(expected);
     await copyFile(`${log}.old`, log);
     const again = await PendingQueueStore.open(snap, log);
-    expect([...again.items()]).toEqual(expected);
+    expect(held(again)).toEqual(expected);
     await again.close();
   });
 
@@ -149,12 +151,12 @@ describe('PendingQueueStore', () => {
     const fromOther = (n: number): PendingItem => ({ ...item(n), message: { ...message(n), from: 'agent_003', conversationId: 'agent_001+agent_003', seq: 100 + n } });
     await q.add([item(1)]);
     await q.add([item(1), item(2), fromOther(1)]);
-    expect([...q.items()].map((i) => i.message.seq)).toEqual([1, 2, 101]);
+    expect(held(q).map((i) => i.message.seq)).toEqual([1, 2, 101]);
     expect(q.keysOf(message(1).id)).toEqual([key(1), pendingKey('agent_003', message(1).id)]);
     await q.ack([key(1)]);
     await q.close();
     const again = await PendingQueueStore.open(snap, log);
-    expect([...again.items()].map((i) => `${i.message.from} ${i.message.seq}`)).toEqual(['agent_002 2', 'agent_003 101']);
+    expect(held(again).map((i) => `${i.message.from} ${i.message.seq}`)).toEqual(['agent_002 2', 'agent_003 101']);
     await again.close();
   });
 
@@ -169,7 +171,7 @@ describe('PendingQueueStore', () => {
     ];
     await writeFile(log, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
     const q = await PendingQueueStore.open(snap, log);
-    expect([...q.items()].map((i) => [i.message.seq, i.attempts, i.leaseUntil ?? null])).toEqual([
+    expect(held(q).map((i) => [i.message.seq, i.attempts, i.leaseUntil ?? null])).toEqual([
       [2, 1, null],
       [3, 0, null],
     ]);
@@ -263,7 +265,7 @@ describe('PendingQueueStore', () => {
     // Acknowledged as soon as the compaction is over: the ack's line must not overtake the add's.
     const acked = q.ack([key(2)]);
     await Promise.all([added, acked]);
-    expect([...q.items()].map((i) => i.message.seq)).toEqual([1]);
+    expect(held(q).map((i) => i.message.seq)).toEqual([1]);
     // A crash now: the log replayed over the snapshot gives what memory has.
     expect((await PendingQueueStore.read(snap, log)).map((i) => i.message.seq)).toEqual([1]);
     await q.close();
@@ -279,14 +281,14 @@ describe('PendingQueueStore', () => {
     await expect(first).rejects.toMatchObject({ code: 'STORAGE_IO' });
     await expect(second).rejects.toMatchObject({ code: 'STORAGE_IO' });
     vi.restoreAllMocks();
-    expect([...q.items()].map((i) => i.message.seq)).toEqual([2]);
+    expect(held(q).map((i) => i.message.seq)).toEqual([2]);
     // Tried again as soon as the failure is heard of: written, not failed with the first error.
     const spy = await failWritesOf(message(3).id, (len) => len, 'EIO');
     await q.add([item(3)]).catch(() => {
       spy.mockRestore();
       return q.add([item(3)]);
     });
-    expect([...q.items()].map((i) => i.message.seq)).toEqual([2, 3]);
+    expect(held(q).map((i) => i.message.seq)).toEqual([2, 3]);
     await q.add([item(1)]);
     expect((await PendingQueueStore.read(snap, log)).map((i) => i.message.seq)).toEqual([2, 3, 1]);
     await q.close();
@@ -304,7 +306,7 @@ describe('PendingQueueStore', () => {
     // Its undo compacts again, which reopens the log: changes are taken again.
     await q.add([item(3)]);
     await q.ack([key(1)]);
-    expect([...q.items()].map((i) => i.message.seq)).toEqual([3]);
+    expect(held(q).map((i) => i.message.seq)).toEqual([3]);
     expect((await PendingQueueStore.read(snap, log)).map((i) => i.message.seq)).toEqual([3]);
     await q.close();
   });
