@@ -10,6 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, platform, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { claimBenchDirs } from './lib/servers.js';
 import { median, round } from './lib/stats.js';
 import { renderMarkdown, renderTargets, type CpuSplit, type Report } from './report.js';
 import { conversationWorkspace, historyQuery, removeDir } from './scenarios/history.js';
@@ -39,9 +40,16 @@ const BOUNDED_HEAP_MB = 256;
 const sizes = quick
   ? { messages: 5_000, warmup: 500, window: 1000, pings: 200, settle: 500, offline: 10_000, stormClients: 10, stormPerClient: 20, historyBig: 100_000, pendingSmall: 1_000, pendingBig: 5_000, machineCount: 5_000, machineInflight: [100, 10_000] }
   : { messages: 50_000, warmup: 2_000, window: 1000, pings: 2_000, settle: 3_000, offline: 100_000, stormClients: 50, stormPerClient: 100, historyBig: 1_000_000, pendingSmall: 10_000, pendingBig: 50_000, machineCount: 20_000, machineInflight: [100, 10_000] };
+/** A command line that cannot run: said plainly, before anything starts. */
+function usage(problem: string): never {
+  console.error(`npm run bench: ${problem}`);
+  process.exit(2);
+}
 const rounds = Number(values.rounds ?? (quick ? 1 : 3));
+// Every figure is a median of rounds: none, or a fraction, would leave nothing to report.
+if (!Number.isInteger(rounds) || rounds < 1) usage(`--rounds must be a whole number of at least 1, not "${values.rounds}"`);
 const only = new Set<Scenario>(values.only ? (values.only.split(',') as Scenario[]) : SCENARIOS);
-for (const s of only) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario "${s}"; known: ${SCENARIOS.join(', ')}`);
+for (const s of only) if (!SCENARIOS.includes(s)) usage(`unknown scenario "${s}"; known: ${SCENARIOS.join(', ')}`);
 const outDir = values.out ?? join(process.cwd(), 'bench', 'results');
 
 /** The median CPU split of rounds that all measured it. */
@@ -52,6 +60,9 @@ function cpuMedian(rounds: ThroughputResult[]): CpuSplit {
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const started = Date.now();
+// This run's directories carry its process id; those of runs killed before they cleaned up go now.
+const swept = await claimBenchDirs();
+if (swept > 0) log(`removed ${swept} director${swept === 1 ? 'y' : 'ies'} left by earlier runs that were killed`);
 
 const report: Report = {
   date: new Date().toISOString(),

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ServerProcess } from '../../src/testing/index.js';
@@ -83,8 +83,46 @@ export async function cpuMicros(pid: number | undefined): Promise<number | undef
 /** Linux's USER_HZ: 100 on every mainstream platform. */
 const CLOCK_TICKS_PER_SECOND = 100;
 
+/** Names the run a bench directory belongs to: the orchestrator's process id, inherited by its children. */
+const OWNER_ENV = 'IM_BENCH_OWNER';
+const OWNED = /^im-bench-(\d+)-/;
+
+/**
+ * A fresh directory for one part of a run (a workspace, a server's data),
+ * named after the run's orchestrator (`im-bench-{pid}-{prefix}...`), so that
+ * what a run killed with `kill -9` leaves behind can be told from the
+ * directories of runs still going ({@link removeStaleBenchDirs}).
+ */
 export function tempDir(prefix: string): Promise<string> {
-  return mkdtemp(join(tmpdir(), prefix));
+  const owner = process.env[OWNER_ENV] ?? String(process.pid);
+  return mkdtemp(join(tmpdir(), `im-bench-${owner}-${prefix.replace(/^im-bench-/, '')}`));
+}
+
+/**
+ * Makes this process the owner of the run's directories (its children
+ * inherit it) and removes those of earlier runs whose orchestrator is gone
+ * (killed before it could clean up). Returns how many it removed.
+ */
+export async function claimBenchDirs(): Promise<number> {
+  process.env[OWNER_ENV] = String(process.pid);
+  let removed = 0;
+  for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
+    const pid = Number(OWNED.exec(name)?.[1]);
+    if (!pid || pid === process.pid || isAlive(pid)) continue;
+    await removeDir(join(tmpdir(), name));
+    removed++;
+  }
+  return removed;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: alive, someone else's.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 export async function removeDir(dir: string): Promise<void> {
