@@ -115,8 +115,8 @@ export class PendingQueue {
 
   /**
    * Every message not yet acknowledged, oldest first (claimed ones included),
-   * as they stand now: one acknowledged while a spilled message is read is
-   * left out.
+   * as they stand when the spilled ones have been read: one acknowledged
+   * meanwhile is left out.
    */
   async list(limit = Infinity): Promise<PendingMessage[]> {
     const head: Array<{ key: string; state: ClaimState }> = [];
@@ -127,7 +127,7 @@ export class PendingQueue {
     const bodies = await this.#o.store.peek(head.map((h) => h.key));
     return head.flatMap(({ key, state }) => {
       const body = bodies.get(key);
-      return body ? [toPendingMessage(body, state)] : [];
+      return body && this.#o.store.has(key) ? [toPendingMessage(body, state)] : [];
     });
   }
 

@@ -388,6 +388,12 @@ export class PendingQueueStore {
         }
       }
     }
+    // One acknowledged while the files were read is not missing: it is no longer asked for.
+    for (const key of wanted) {
+      const item = this.#items.byKey.get(key);
+      if (item?.place === IN_MEMORY) found.set(key, item as PendingBody);
+      if (item?.place !== SNAPSHOT && item?.place !== LOG) wanted.delete(key);
+    }
     if (wanted.size > 0) {
       const [key] = wanted;
       throw new StorageCorruptError(this.#snapshotPath, `the message of pending item ${key} is in neither ${this.#snapshotPath} nor ${this.#logPath}`);

@@ -79,6 +79,23 @@ describe('PendingQueueStore: a long queue waits in its files', () => {
     await store.close();
   });
 
+  it('shows the queue as it stands when a message is acknowledged while the spilled ones are read', async () => {
+    const { snap, log } = await files();
+    const { store, queue } = await openQueue(snap, log, 5);
+    // About 2 MB spilled: the read takes several chunks, and the ack lands while it goes on.
+    await queue.add(range(1, 200).map((n) => message(n, `m${n} ${'y'.repeat(10_000)}`)));
+    const listing = queue.list();
+    const acked = new Promise<number>((resolve) => setImmediate(() => resolve(queue.ack([key(200)]))));
+    const listed = await listing;
+    expect(await acked).toBe(1);
+    expect(listed.map((m) => m.seq)).toEqual(range(1, 199));
+    // A claim reading back meanwhile fares the same.
+    const claiming = queue.claimKeyed(50, 60_000);
+    await new Promise<void>((resolve) => setImmediate(() => void queue.ack([key(30)]).then(() => resolve())));
+    expect((await claiming).map((c) => c.message.seq)).toEqual(range(1, 50).filter((n) => n !== 30));
+    await store.close();
+  });
+
   it('compacts a spilled queue into a snapshot that holds every message, and reads on from it', async () => {
     const { snap, log } = await files();
     const { store, queue, errors } = await openQueue(snap, log, 20);
