@@ -83,8 +83,14 @@ export class PendingQueueStore {
   #compacting: Promise<void> | undefined;
   /** Read-backs and compactions, one at a time. */
   #io: Promise<void> = Promise.resolve();
-  /** Spills into the log so far: a read-back of the log during which one happened must not move its start past it. */
-  #logSpills = 0;
+  /**
+   * Per place, how often its read-back start was moved back (a spill into
+   * the log, an item put back by an undo, a compaction that failed): a
+   * read-back during which that happened must not move the start forward.
+   */
+  readonly #rewinds: [unused: number, snapshot: number, log: number] = [0, 0, 0];
+  /** Spilled items removed by changes made during a compaction, until their lines are durable (or undone). */
+  readonly #removing = new Map<QueueItem, string>();
   /** Set when a compaction replaced the log but could not reopen it. */
   #broken: Error | undefined;
   /** Changes made so far (their order, for undoing them newest first). */
@@ -289,6 +295,17 @@ export class PendingQueueStore {
       after: before?.map((s) => this.#items.stateOf(s.key, s.item)),
       duringCompaction: this.#compacting !== undefined,
     };
+    // A spilled item acknowledged while a compaction runs keeps its line in the new snapshot until the
+    // acknowledgement is durable: undone, the item comes back, and its message must be somewhere.
+    let removing: QueueItem[] | undefined;
+    if (undo.duringCompaction) {
+      for (const { key, item, queued } of before ?? []) {
+        if (queued && item.place !== IN_MEMORY && this.#items.byKey.get(key) !== item && !this.#removing.has(item)) {
+          this.#removing.set(item, key);
+          (removing ??= []).push(item);
+        }
+      }
+    }
     this.#logLines += records.length;
     let offset: number;
     try {
@@ -296,6 +313,8 @@ export class PendingQueueStore {
     } catch (err) {
       await this.#undo(undo);
       throw err;
+    } finally {
+      for (const item of removing ?? []) this.#removing.delete(item);
     }
     if (added) this.#spillAdded(added, offset);
     if (this.#logLines >= COMPACT_MIN_LINES && this.#logLines > this.#items.byKey.size) void this.compact().catch(() => {});
@@ -320,8 +339,7 @@ export class PendingQueueStore {
         continue;
       }
       // At or before its line (a read-back under way may have passed the line before it spilled).
-      this.#from[LOG] = this.#items.spilledIn[LOG] === 0 ? offset : Math.min(this.#from[LOG], offset);
-      this.#logSpills++;
+      this.#rewind(LOG, this.#items.spilledIn[LOG] === 0 ? offset : Math.min(this.#from[LOG], offset));
       this.#items.spill(item, LOG);
     }
   }
@@ -334,6 +352,12 @@ export class PendingQueueStore {
       () => {},
     );
     return run;
+  }
+
+  /** Moves a file's read-back start back to `offset` (at or before a line that is spilled now). */
+  #rewind(place: File, offset: number): void {
+    this.#from[place] = offset;
+    this.#rewinds[place]++;
   }
 
   #bodies(keys: readonly string[], keep: boolean): Promise<Map<string, PendingBody>> {
@@ -364,7 +388,7 @@ export class PendingQueueStore {
       if (item?.place !== SNAPSHOT && item?.place !== LOG) wanted.delete(key);
     }
     const done = () => wanted.size === 0 && (!keep || this.#items.loaded >= this.#max || this.#items.spilled === 0);
-    const logSpills = this.#logSpills;
+    const rewinds = [...this.#rewinds];
     read: for (const place of [SNAPSHOT, LOG] as const) {
       if (done()) break;
       if (this.#items.spilledIn[place] === 0) continue;
@@ -381,8 +405,8 @@ export class PendingQueueStore {
             if (keep) this.#items.unspill(item, body);
           }
           // Every spilled line before this one is back in memory: the next read-back starts after
-          // it (unless an add spilled into the log meanwhile: its line may be behind this one).
-          if (keep && (place === SNAPSHOT || this.#logSpills === logSpills)) this.#from[place] = raw.end;
+          // it (unless the start was moved back meanwhile: a line behind this one is spilled now).
+          if (keep && this.#rewinds[place] === rewinds[place]) this.#from[place] = raw.end;
           if (done()) break read;
           if (this.#items.spilledIn[place] === 0) break file;
         }
@@ -446,7 +470,7 @@ export class PendingQueueStore {
         this.#undoing = undefined;
         for (const { added, before, after } of undos) {
           // An acknowledgement undone brings a spilled item back: a read-back may have passed its line since.
-          if (before) for (const place of this.#items.restore(before, after!)) this.#from[place] = 0;
+          if (before) for (const place of this.#items.restore(before, after!)) this.#rewind(place, 0);
           for (const [key, item] of added ?? []) if (this.#items.byKey.get(key) === item) this.#items.delete(key);
         }
         // A change made while a compaction ran may be in the snapshot it wrote: write it again, as
@@ -472,10 +496,20 @@ export class PendingQueueStore {
       // snapshot must not take it in (a rejected ack would be durable).
       await new Promise<void>((resolve) => setImmediate(resolve));
       while (this.#undoing) await this.#undoing;
-      // One moment's queue: items change in place while the file is written.
+      // One moment's queue: items change in place while the file is written. It is the queue the
+      // disk will hold once the changes waiting for this compaction are appended to the new log: a
+      // spilled item they acknowledge is still in it (their lines take it out on replay).
       const rows = Array.from(this.#items.byKey, ([key, item]): Row => ({ key, item, copy: { ...item } }));
+      for (const [item, key] of this.#removing) if (!this.#items.byKey.has(key)) rows.push({ key, item, copy: { ...item } });
       const offsets: number[] = [];
-      await PendingSnapshot.write(this.#snapshotPath, this.#withMessages(rows), (offset) => offsets.push(offset));
+      try {
+        await PendingSnapshot.write(this.#snapshotPath, this.#withMessages(rows), (offset) => offsets.push(offset));
+      } catch (err) {
+        // The new snapshot may have replaced the old one after all (the directory's sync failed):
+        // either way every spilled line of the snapshot is in the one there now, at offsets unknown.
+        this.#rewind(SNAPSHOT, 0);
+        throw err;
+      }
       this.#moved(rows, offsets);
       // Only now is the log redundant; a crash before this line replays it over the new snapshot harmlessly.
       const old = this.#log;
@@ -555,7 +589,11 @@ export class PendingQueueStore {
     let kept = 0;
     for (let i = 0; i < rows.length; i++) {
       const { key, item } = rows[i]!;
-      if (this.#items.byKey.get(key) !== item) continue;
+      if (this.#items.byKey.get(key) !== item) {
+        // Acknowledged, durably or not yet: should an undo bring it back, its line is this one.
+        if (item.place !== IN_MEMORY) item.place = SNAPSHOT;
+        continue;
+      }
       if (item.place !== IN_MEMORY) {
         this.#items.move(item, SNAPSHOT);
         from = Math.min(from, offsets[i]!);
@@ -566,8 +604,8 @@ export class PendingQueueStore {
         from = Math.min(from, offsets[i]!);
       }
     }
-    this.#from[SNAPSHOT] = from === Infinity ? 0 : from;
-    this.#from[LOG] = 0;
+    this.#rewind(SNAPSHOT, from === Infinity ? 0 : from);
+    this.#rewind(LOG, 0);
   }
 }
 
@@ -618,6 +656,7 @@ const ADD_PREFIX = '{"op":"add","item":';
 const ITEM_PREFIX = '{"message":{"type":"message","id":"';
 /** Where the sender follows in it (`conversationId` and `direction` come between: no quotes in their values). */
 const FROM = ',"from":"';
+const BETWEEN_ID_AND_FROM = /^","conversationId":"[^"\\]*","direction":"(?:in|out)"$/;
 
 /** An item's line in one of the files: its key, and the item's JSON as written there. */
 interface ItemLine {
@@ -637,7 +676,15 @@ function itemLine(raw: string, place: File): ItemLine | undefined {
   const text = raw.trim();
   let json: string;
   if (place === LOG) {
-    if (!text.startsWith(ADD_PREFIX) || !text.endsWith('}')) return undefined;
+    if (!text.startsWith(ADD_PREFIX) || !text.endsWith('}')) {
+      // An `add` line in another layout (a hand edit): parsed, and its item written as this store would.
+      try {
+        const record = JSON.parse(text) as { op?: unknown; item?: PendingItem };
+        return record.op === 'add' && record.item ? { key: keyOf(record.item), json: JSON.stringify(record.item) } : undefined;
+      } catch {
+        return undefined;
+      }
+    }
     json = text.slice(ADD_PREFIX.length, -1);
   } else {
     if (!text.startsWith('{')) return undefined;
@@ -645,9 +692,10 @@ function itemLine(raw: string, place: File): ItemLine | undefined {
   }
   if (json.startsWith(ITEM_PREFIX)) {
     const idEnd = json.indexOf('"', ITEM_PREFIX.length);
-    const from = json.indexOf(FROM, idEnd);
+    const from = idEnd === -1 ? -1 : json.indexOf(FROM, idEnd);
     const fromEnd = from === -1 ? -1 : json.indexOf('"', from + FROM.length);
-    if (idEnd !== -1 && fromEnd !== -1) return { key: pendingKey(json.slice(from + FROM.length, fromEnd), json.slice(ITEM_PREFIX.length, idEnd)), json };
+    // Only the two fields this store writes between them: a line laid out otherwise is parsed.
+    if (fromEnd !== -1 && BETWEEN_ID_AND_FROM.test(json.slice(idEnd, from))) return { key: pendingKey(json.slice(from + FROM.length, fromEnd), json.slice(ITEM_PREFIX.length, idEnd)), json };
   }
   try {
     const item = JSON.parse(json) as PendingItem;
