@@ -20,6 +20,7 @@ const TMP_SUFFIX = '.tmp';
  */
 export async function atomicWriteFile(file: string, data: string | Uint8Array | Iterable<string> | AsyncIterable<string>): Promise<void> {
   const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}${TMP_SUFFIX}`);
+  let renamed = false;
   try {
     const fh = await open(tmp, 'w', 0o644);
     try {
@@ -31,13 +32,29 @@ export async function atomicWriteFile(file: string, data: string | Uint8Array | 
       await fh.close();
     }
     await rename(tmp, file);
+    renamed = true;
     await fsyncDir(dirname(file));
   } catch (err) {
-    await unlink(tmp).catch(() => {});
+    if (!renamed) await unlink(tmp).catch(() => {});
     // A part that could not be made (a bug in the caller's data, a source file that failed or is
     // corrupt) is not an error of this file: it is thrown as it is.
-    throw typeof (err as NodeJS.ErrnoException).code === 'string' && !(err instanceof IMClientError) ? storageIoError(file, err) : err;
+    const error = typeof (err as NodeJS.ErrnoException).code === 'string' && !(err instanceof IMClientError) ? storageIoError(file, err) : err;
+    if (renamed && typeof error === 'object' && error !== null) replacedAnyway.add(error);
+    throw error;
   }
+}
+
+/** Errors of writes that failed after the new content had replaced the file. */
+const replacedAnyway = new WeakSet<object>();
+
+/**
+ * Whether `atomicWriteFile` failed after its rename (the directory's fsync):
+ * the file holds the new content, though a crash may still bring the old
+ * back. A caller writing on to the file it replaced must stop: that inode
+ * is no longer the file.
+ */
+export function replacedDespite(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && replacedAnyway.has(err);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { atomicWriteFile } from '../../fs/atomicWriteFile.js';
+import { atomicWriteFile, replacedDespite } from '../../fs/atomicWriteFile.js';
 import { JsonlWriter } from '../../fs/JsonlWriter.js';
 import { readJsonl, readJsonlBatches } from '../../fs/readJsonl.js';
 import type { WarningListener } from '../../fs/StorageWarning.js';
@@ -264,7 +264,8 @@ export class OutboxJournal {
       this.#done = 0;
       await old.close();
     } catch (err) {
-      if (replaced) this.#broken = err instanceof Error ? err : new Error(String(err));
+      // Replaced, even if the call failed after its rename: puts must not go to the old journal's inode.
+      if (replaced || replacedDespite(err)) this.#broken = err instanceof Error ? err : new Error(String(err));
     } finally {
       this.#compacting = undefined;
     }

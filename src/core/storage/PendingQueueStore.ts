@@ -2,7 +2,7 @@ import { access } from 'node:fs/promises';
 // Node's own: a test's fake timers (which replace the global one) do not hold undos back.
 import { setImmediate } from 'node:timers';
 import { IMClientError, StorageCorruptError } from '../../errors.js';
-import { atomicWriteFile } from '../../fs/atomicWriteFile.js';
+import { atomicWriteFile, replacedDespite } from '../../fs/atomicWriteFile.js';
 import { JsonlWriter } from '../../fs/JsonlWriter.js';
 import { readJsonl, readLines } from '../../fs/readJsonl.js';
 import type { WarningListener } from '../../fs/StorageWarning.js';
@@ -91,6 +91,11 @@ export class PendingQueueStore {
   readonly #rewinds: [unused: number, snapshot: number, log: number] = [0, 0, 0];
   /** Spilled items removed by changes made during a compaction, until their lines are durable (or undone). */
   readonly #removing = new Map<QueueItem, string>();
+  /**
+   * Items whose failed acknowledgement was undone while an add of the same
+   * key was still being written: put back if that add fails too.
+   */
+  readonly #displaced = new Map<string, QueueItem>();
   /** Set when a compaction replaced the log but could not reopen it. */
   #broken: Error | undefined;
   /** Changes made so far (their order, for undoing them newest first). */
@@ -208,7 +213,12 @@ export class PendingQueueStore {
     if (fresh.length > 0) {
       // Forgotten before the caller hears how it went: an add it retries at once is its own.
       change = change.finally(() => {
-        for (const key of fresh) if (this.#adding.get(key) === change) this.#adding.delete(key);
+        for (const key of fresh) {
+          if (this.#adding.get(key) !== change) continue;
+          this.#adding.delete(key);
+          // Durable (or undone, which already put it back): an item it displaced stays out.
+          this.#displaced.delete(key);
+        }
       });
       for (const key of fresh) this.#adding.set(key, change);
     }
@@ -366,7 +376,7 @@ export class PendingQueueStore {
     for (const key of keys) {
       const item = this.#items.byKey.get(key);
       if (item === undefined) continue;
-      if (item.place === IN_MEMORY) found.set(key, item as PendingBody);
+      if (item.place === IN_MEMORY) found.set(key, bodyIn(item));
       else wanted.add(key);
     }
     if (wanted.size === 0) return Promise.resolve(found);
@@ -381,42 +391,44 @@ export class PendingQueueStore {
    * end). A look (`keep` false) changes nothing.
    */
   async #readBack(wanted: Set<string>, keep: boolean, found: Map<string, PendingBody>): Promise<Map<string, PendingBody>> {
-    // Those taken back or gone since they were asked for.
-    for (const key of wanted) {
-      const item = this.#items.byKey.get(key);
-      if (item?.place === IN_MEMORY) found.set(key, item as PendingBody);
-      if (item?.place !== SNAPSHOT && item?.place !== LOG) wanted.delete(key);
-    }
+    /** Takes out of `wanted` those taken back or gone (acknowledged) since they were asked for. */
+    const settle = () => {
+      for (const key of wanted) {
+        const item = this.#items.byKey.get(key);
+        if (item?.place === IN_MEMORY) found.set(key, bodyIn(item));
+        if (item?.place !== SNAPSHOT && item?.place !== LOG) wanted.delete(key);
+      }
+    };
     const done = () => wanted.size === 0 && (!keep || this.#items.loaded >= this.#max || this.#items.spilled === 0);
-    const rewinds = [...this.#rewinds];
-    read: for (const place of [SNAPSHOT, LOG] as const) {
-      if (done()) break;
-      if (this.#items.spilledIn[place] === 0) continue;
-      const path = place === SNAPSHOT ? this.#snapshotPath : this.#logPath;
-      file: for await (const lines of readLines(path, this.#from[place])) {
-        for (const raw of lines) {
-          // A line still being appended is no spilled item's: those were durable before they spilled.
-          if (!raw.terminated) break file;
-          const line = itemLine(raw.text, place);
-          const item = line && this.#items.byKey.get(line.key);
-          if (line && item !== undefined && item.place === place) {
-            const body = bodyOf(line.json);
-            if (wanted.delete(line.key)) found.set(line.key, body);
-            if (keep) this.#items.unspill(item, body);
+    for (;;) {
+      settle();
+      const rewinds = [...this.#rewinds];
+      read: for (const place of [SNAPSHOT, LOG] as const) {
+        if (done()) break;
+        if (this.#items.spilledIn[place] === 0) continue;
+        const path = place === SNAPSHOT ? this.#snapshotPath : this.#logPath;
+        file: for await (const lines of readLines(path, this.#from[place])) {
+          for (const raw of lines) {
+            // A line still being appended is no spilled item's: those were durable before they spilled.
+            if (!raw.terminated) break file;
+            const line = itemLine(raw.text, place);
+            const item = line && this.#items.byKey.get(line.key);
+            if (line && item !== undefined && item.place === place) {
+              const body = bodyOf(line.json);
+              if (wanted.delete(line.key)) found.set(line.key, body);
+              if (keep) this.#items.unspill(item, body);
+            }
+            // Every spilled line before this one is back in memory: the next read-back starts after
+            // it (unless the start was moved back meanwhile: a line behind this one is spilled now).
+            if (keep && this.#rewinds[place] === rewinds[place]) this.#from[place] = raw.end;
+            if (done()) break read;
+            if (this.#items.spilledIn[place] === 0) break file;
           }
-          // Every spilled line before this one is back in memory: the next read-back starts after
-          // it (unless the start was moved back meanwhile: a line behind this one is spilled now).
-          if (keep && this.#rewinds[place] === rewinds[place]) this.#from[place] = raw.end;
-          if (done()) break read;
-          if (this.#items.spilledIn[place] === 0) break file;
         }
       }
-    }
-    // One acknowledged while the files were read is not missing: it is no longer asked for.
-    for (const key of wanted) {
-      const item = this.#items.byKey.get(key);
-      if (item?.place === IN_MEMORY) found.set(key, item as PendingBody);
-      if (item?.place !== SNAPSHOT && item?.place !== LOG) wanted.delete(key);
+      settle();
+      // One put back behind this pass (an acknowledgement undone) is read in another pass.
+      if (wanted.size === 0 || (this.#rewinds[SNAPSHOT] === rewinds[SNAPSHOT] && this.#rewinds[LOG] === rewinds[LOG])) break;
     }
     if (wanted.size > 0) {
       const [key] = wanted;
@@ -469,9 +481,22 @@ export class PendingQueueStore {
         this.#undos = [];
         this.#undoing = undefined;
         for (const { added, before, after } of undos) {
-          // An acknowledgement undone brings a spilled item back: a read-back may have passed its line since.
-          if (before) for (const place of this.#items.restore(before, after!)) this.#rewind(place, 0);
-          for (const [key, item] of added ?? []) if (this.#items.byKey.get(key) === item) this.#items.delete(key);
+          if (before) {
+            const { back, blocked } = this.#items.restore(before, after!);
+            // A spilled item brought back: a read-back may have passed its line since.
+            for (const item of back) if (item.place !== IN_MEMORY) this.#rewind(item.place, 0);
+            // Its key queued again by an add still being written: back in its place if that add fails.
+            for (const [key, item] of blocked) if (this.#adding.has(key)) this.#displaced.set(key, item);
+          }
+          for (const [key, item] of added ?? []) {
+            if (this.#items.byKey.get(key) !== item) continue;
+            this.#items.delete(key);
+            const displaced = this.#displaced.get(key);
+            if (displaced === undefined) continue;
+            this.#displaced.delete(key);
+            this.#items.add(key, displaced);
+            if (displaced.place !== IN_MEMORY) this.#rewind(displaced.place, 0);
+          }
         }
         // A change made while a compaction ran may be in the snapshot it wrote: write it again, as
         // memory now is (which also reopens a log that compaction could not).
@@ -489,6 +514,7 @@ export class PendingQueueStore {
    * compaction succeeds (memory and disk agree again).
    */
   async #compact(): Promise<void> {
+    let replacingLog = false;
     let replaced = false;
     try {
       await this.#log.flush();
@@ -500,10 +526,17 @@ export class PendingQueueStore {
       // disk will hold once the changes waiting for this compaction are appended to the new log: a
       // spilled item they acknowledge is still in it (their lines take it out on replay).
       const rows = Array.from(this.#items.byKey, ([key, item]): Row => ({ key, item, copy: { ...item } }));
-      for (const [item, key] of this.#removing) if (!this.#items.byKey.has(key)) rows.push({ key, item, copy: { ...item } });
+      /** Those whose key was queued again meanwhile: that item's line holds the same message. */
+      const requeued: QueueItem[] = [];
+      for (const [item, key] of this.#removing) {
+        if (this.#items.byKey.has(key)) requeued.push(item);
+        else rows.push({ key, item, copy: { ...item } });
+      }
       const offsets: number[] = [];
       try {
-        await PendingSnapshot.write(this.#snapshotPath, this.#withMessages(rows), (offset) => offsets.push(offset));
+        // A read-back may have gone past the lines of items acknowledged since: read those files from the start.
+        const fromStart = rows.length > this.#items.byKey.size;
+        await PendingSnapshot.write(this.#snapshotPath, this.#withMessages(rows, fromStart), (offset) => offsets.push(offset));
       } catch (err) {
         // The new snapshot may have replaced the old one after all (the directory's sync failed):
         // either way every spilled line of the snapshot is in the one there now, at offsets unknown.
@@ -511,8 +544,10 @@ export class PendingQueueStore {
         throw err;
       }
       this.#moved(rows, offsets);
+      for (const item of requeued) if (item.place !== IN_MEMORY) item.place = SNAPSHOT;
       // Only now is the log redundant; a crash before this line replays it over the new snapshot harmlessly.
       const old = this.#log;
+      replacingLog = true;
       await atomicWriteFile(this.#logPath, '');
       replaced = true;
       this.#log = await JsonlWriter.open(this.#logPath);
@@ -520,7 +555,8 @@ export class PendingQueueStore {
       this.#logLines = 0;
       await old.close();
     } catch (err) {
-      if (replaced) this.#broken = err instanceof Error ? err : new Error(String(err));
+      // Replaced, even if the call failed after its rename: changes must not go to the old log's inode.
+      if (replaced || (replacingLog && replacedDespite(err))) this.#broken = err instanceof Error ? err : new Error(String(err));
       else throw err;
     } finally {
       this.#compacting = undefined;
@@ -532,7 +568,7 @@ export class PendingQueueStore {
    * The rows as snapshot items, in order, a spilled one's message copied from
    * its line in the old files (read on, in file order, as the rows reach them).
    */
-  async *#withMessages(rows: readonly Row[]): AsyncGenerator<PendingItem | string> {
+  async *#withMessages(rows: readonly Row[], fromStart: boolean): AsyncGenerator<PendingItem | string> {
     let lines: AsyncGenerator<ItemLine> | undefined;
     /** Spilled lines read before their row came (none while file order is queue order). */
     const ahead = new Map<string, string>();
@@ -544,7 +580,7 @@ export class PendingQueueStore {
         }
         let json = ahead.get(key);
         if (json === undefined) {
-          lines ??= this.#spilledLines(rows);
+          lines ??= this.#spilledLines(rows, fromStart);
           for (;;) {
             const next = await lines.next();
             if (next.done) throw new StorageCorruptError(this.#snapshotPath, `the message of pending item ${key} is in neither ${this.#snapshotPath} nor ${this.#logPath}`);
@@ -563,12 +599,12 @@ export class PendingQueueStore {
     }
   }
 
-  /** The lines of the rows spilled, in file order: the snapshot's, then the log's. */
-  async *#spilledLines(rows: readonly Row[]): AsyncGenerator<ItemLine> {
+  /** The lines of the rows spilled, in file order: the snapshot's, then the log's (each from its read-back start, or from its first line). */
+  async *#spilledLines(rows: readonly Row[], fromStart: boolean): AsyncGenerator<ItemLine> {
     const spilled = new Map<string, File>();
     for (const { key, copy } of rows) if (copy.place !== IN_MEMORY) spilled.set(key, copy.place);
     for (const place of [SNAPSHOT, LOG] as const) {
-      for await (const lines of readLines(place === SNAPSHOT ? this.#snapshotPath : this.#logPath, this.#from[place])) {
+      for await (const lines of readLines(place === SNAPSHOT ? this.#snapshotPath : this.#logPath, fromStart ? 0 : this.#from[place])) {
         for (const raw of lines) {
           const line = itemLine(raw.text, place);
           if (line !== undefined && spilled.get(line.key) === place) yield line;
@@ -703,6 +739,14 @@ function itemLine(raw: string, place: File): ItemLine | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The message of an item in memory, copied: the item may be spilled (its
+ * message dropped) before the caller uses it.
+ */
+function bodyIn(item: QueueItem): PendingBody {
+  return { message: item.message!, enqueuedAt: item.enqueuedAt! };
 }
 
 /** The message of an item's JSON (from {@link itemLine}). */
@@ -876,23 +920,25 @@ class Items {
    * Puts items back as {@link capture} found them (an acknowledged one back
    * in the queue, at its end), field by field, each only if it still has the
    * value the change gave it (`after`, taken right after the change): a field
-   * another change has set since keeps its newer value. Returns the files of
-   * the spilled items it put back.
+   * another change has set since keeps its newer value. Returns the items it
+   * put back, and those it could not because their key is queued again.
    */
-  restore(before: readonly ItemState[], after: readonly ItemState[]): File[] {
-    const spilled: File[] = [];
+  restore(before: readonly ItemState[], after: readonly ItemState[]): { back: QueueItem[]; blocked: Array<[string, QueueItem]> } {
+    const back: QueueItem[] = [];
+    const blocked: Array<[string, QueueItem]> = [];
     for (let i = before.length - 1; i >= 0; i--) {
       const { key, item, queued, claimSeq, leaseUntil, attempts } = before[i]!;
       const then = after[i]!;
       if (item.attempts === then.attempts) item.attempts = attempts;
       if (item.claimSeq === then.claimSeq) item.claimSeq = claimSeq;
       if (item.leaseUntil === then.leaseUntil) item.leaseUntil = leaseUntil;
-      if (queued && !then.queued && this.byKey.get(key) === undefined) {
+      if (!queued || then.queued) continue;
+      if (this.byKey.get(key) === undefined) {
         this.add(key, item);
-        if (item.place !== IN_MEMORY) spilled.push(item.place);
-      }
+        back.push(item);
+      } else if (this.byKey.get(key) !== item) blocked.push([key, item]);
     }
-    return spilled;
+    return { back, blocked };
   }
 
   /** The keys a log line names: a key as it is, a bare message id (older lines) as its items' keys. */

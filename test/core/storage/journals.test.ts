@@ -5,7 +5,7 @@ import { OutboxJournal } from '../../../src/core/storage/OutboxJournal.js';
 import { PendingQueueStore } from '../../../src/core/storage/PendingQueueStore.js';
 import { JsonlWriter } from '../../../src/fs/JsonlWriter.js';
 import { pendingKey, type MessageRecord, type OutboxEntry, type PendingItem } from '../../../src/core/storage/records.js';
-import { failWritesOf, ioError } from '../../helpers/diskFaults.js';
+import { failWritesOf, fileHandlePrototype, ioError } from '../../helpers/diskFaults.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const T = '2026-01-01T00:00:00.000Z';
@@ -118,6 +118,32 @@ describe('OutboxJournal', () => {
     const live = [...again.entries()].map((e) => e.id);
     expect(live).toHaveLength(10 + work.length);
     expect(live.slice(0, 10)).toEqual(Array.from({ length: 10 }, (_, k) => entry(N - 10 + k).id));
+    await again.close();
+  });
+});
+
+describe('OutboxJournal when its directory sync fails after a compaction renamed the new journal', () => {
+  it('refuses puts rather than append them to the old journal, which is no longer the file', async () => {
+    const path = join(await tempDir(), 'outbox.jsonl');
+    const j = await OutboxJournal.open(path);
+    await j.put(Array.from({ length: 5000 }, (_, i) => entry(i)));
+    const proto = await fileHandlePrototype();
+    const sync = proto.sync;
+    let calls = 0;
+    vi.spyOn(proto, 'sync').mockImplementation(async function (this: typeof proto) {
+      // The compaction's first sync is its new file's, the second the directory's (after the rename).
+      if (++calls === 2) throw ioError('EIO');
+      return sync.call(this);
+    });
+    j.finish(Array.from({ length: 4500 }, (_, i) => entry(i).id));
+    await expect(j.put([entry(9000)])).rejects.toMatchObject({ code: 'STORAGE_IO' });
+    vi.restoreAllMocks();
+    expect(calls).toBeGreaterThanOrEqual(2);
+    await j.close();
+    // The renamed journal is the file: the live messages are all in it, in order (the refused put
+    // may be too: compaction wrote what memory held, and a failed write's outcome is unknown).
+    const again = await OutboxJournal.open(path);
+    expect([...again.entries()].map((e) => e.id).slice(0, 500)).toEqual(Array.from({ length: 500 }, (_, i) => entry(4500 + i).id));
     await again.close();
   });
 });
