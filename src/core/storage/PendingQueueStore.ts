@@ -1,4 +1,3 @@
-import { access } from 'node:fs/promises';
 // Node's own: a test's fake timers (which replace the global one) do not hold undos back.
 import { setImmediate } from 'node:timers';
 import { IMClientError, StorageCorruptError } from '../../errors.js';
@@ -299,7 +298,6 @@ export class PendingQueueStore {
     }
     const undo: Undo = {
       seq: ++this.#changes,
-      records,
       added,
       before,
       after: before?.map((s) => this.#items.stateOf(s.key, s.item)),
@@ -805,7 +803,6 @@ interface Row {
 interface Undo {
   /** Order of the change: undone newest first. */
   seq: number;
-  records: PendingLogRecord[];
   /** The items its adds put in the queue. */
   added: Array<[string, QueueItem]> | undefined;
   before: ItemState[] | undefined;
