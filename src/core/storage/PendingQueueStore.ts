@@ -526,14 +526,17 @@ export class PendingQueueStore {
       const rows = Array.from(this.#items.byKey, ([key, item]): Row => ({ key, item, copy: { ...item } }));
       /** Those whose key was queued again meanwhile: that item's line holds the same message. */
       const requeued: QueueItem[] = [];
+      /** Whether a read-back may have gone past the lines of some rows (acknowledged since): the files are read from the start. */
+      let fromStart = false;
       for (const [item, key] of this.#removing) {
         if (this.#items.byKey.has(key)) requeued.push(item);
-        else rows.push({ key, item, copy: { ...item } });
+        else {
+          rows.push({ key, item, copy: { ...item } });
+          fromStart = true;
+        }
       }
       const offsets: number[] = [];
       try {
-        // A read-back may have gone past the lines of items acknowledged since: read those files from the start.
-        const fromStart = rows.length > this.#items.byKey.size;
         await PendingSnapshot.write(this.#snapshotPath, this.#withMessages(rows, fromStart), (offset) => offsets.push(offset));
       } catch (err) {
         // The new snapshot may have replaced the old one after all (the directory's sync failed):
