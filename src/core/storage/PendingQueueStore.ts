@@ -197,13 +197,16 @@ export class PendingQueueStore {
    */
   add(items: readonly PendingItem[]): Promise<void> {
     const fresh: string[] = [];
+    const seen = new Set<string>();
     const records: PendingLogRecord[] = [];
     let others: Promise<void>[] | undefined;
     for (const item of items) {
       const key = keyOf(item);
       const writing = this.#adding.get(key);
       if (writing) (others ??= []).push(writing);
-      else if (!this.#items.byKey.has(key)) {
+      // A key twice in one call is one item, written once.
+      else if (!this.#items.byKey.has(key) && !seen.has(key)) {
+        seen.add(key);
         fresh.push(key);
         records.push({ op: 'add', item });
       }
@@ -535,6 +538,8 @@ export class PendingQueueStore {
           fromStart = true;
         }
       }
+      // Put back if the add that displaced them fails: their key's line is then that add's.
+      for (const [key, item] of this.#displaced) if (this.#items.byKey.has(key)) requeued.push(item);
       const offsets: number[] = [];
       try {
         await PendingSnapshot.write(this.#snapshotPath, this.#withMessages(rows, fromStart), (offset) => offsets.push(offset));
@@ -589,7 +594,8 @@ export class PendingQueueStore {
               json = next.value.json;
               break;
             }
-            ahead.set(next.value.key, next.value.json);
+            // The first line of a key is the one a read-back finds (an add repeating it changes nothing).
+            if (!ahead.has(next.value.key)) ahead.set(next.value.key, next.value.json);
           }
         } else ahead.delete(key);
         // Copied as it is when its claim state is still the line's (almost always: it waited untouched).

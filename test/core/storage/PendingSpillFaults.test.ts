@@ -158,4 +158,29 @@ describe('PendingQueueStore: spilled messages when changes fail while others run
     expect((await store.load([key(105)])).get(key(105))?.message.text).toBe(big);
     await store.close();
   });
+
+  it('keeps the message of an item spilled in the log whose ack failed while a re-add held by a compaction waited, and then failed', async () => {
+    const { snap, log } = await files();
+    const store = await PendingQueueStore.open(snap, log, { maxInMemory: 1 });
+    await store.add([item(1)]);
+    // Spilled in the log.
+    await store.add([item(2)]);
+    expect(store.inMemory).toBe(1);
+    // The ack's line and the re-add's both fail.
+    await failWritesOf(message(2).id, (n) => n, 'EIO');
+    // A write of its own, under way when the compaction is asked for; the re-add waits for the compaction.
+    const acked = store.ack([key(2)]).catch((e: unknown) => e);
+    const compacting = store.compact();
+    const added = store.add([item(2)]).catch((e: unknown) => e);
+    await compacting.catch(() => {});
+    expect(await acked).toMatchObject({ code: 'STORAGE_IO' });
+    expect(await added).toMatchObject({ code: 'STORAGE_IO' });
+    vi.restoreAllMocks();
+    await tick();
+    await tick();
+    expect(store.has(key(2))).toBe(true);
+    expect((await store.peek([key(2)])).get(key(2))?.message.text).toBe('m2');
+    await store.close();
+    expect(await PendingQueueStore.read(snap, log)).toHaveLength(2);
+  });
 });

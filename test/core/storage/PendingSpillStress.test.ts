@@ -10,7 +10,7 @@ const T = '2026-01-01T00:00:00.000Z';
 const message = (n: number, text: string): MessageRecord => ({ type: 'message', id: `in_${String(n).padStart(8, '0')}`, conversationId: 'agent_001+agent_002', direction: 'in', from: 'agent_002', to: 'agent_001', text, sentAt: T, seq: n });
 const key = (n: number) => pendingKey('agent_002', message(n, '').id);
 /** Seeded, so a failure can be replayed (`SEEDS=... N=...` run more). */
-const SEEDS = (process.env.SEEDS ?? '1,2,7,11,39').split(',').map(Number);
+const SEEDS = (process.env.SEEDS ?? '1,2,7,16,18').split(',').map(Number);
 const N = Number(process.env.N ?? 2000);
 
 describe('PendingQueueStore under random disk faults, with a long queue spilled', () => {
@@ -40,7 +40,7 @@ describe('PendingQueueStore under random disk faults, with a long queue spilled'
         if (r < 0.35) {
           const n = 1 + Math.floor(random() * 5);
           const items: PendingItem[] = [];
-          for (let k = 0; k < n; k++) items.push({ message: message(next, `m${next} ${'x'.repeat(Math.floor(random() * 3000))}`), enqueuedAt: T, attempts: 0 });
+          for (let k = 0; k < n; k++) items.push({ message: message(next + k, `m${next + k} ${'x'.repeat(Math.floor(random() * 3000))}`), enqueuedAt: T, attempts: 0 });
           // sometimes re-add a recent key
           if (random() < 0.1 && next > 5) { const m = next - 1 - Math.floor(random() * 5); items.push({ message: message(m, `m${m}`), enqueuedAt: T, attempts: 0 }); }
           next += n;
