@@ -45,6 +45,8 @@ export class OutboxJournal {
   readonly #spilled = new Map<string, number>();
   /** Spilled messages taken out of the queue by a receipt, until their status line is durable ({@link finish}). */
   readonly #forgotten = new Set<string>();
+  /** The batches of `put`s not durable yet (a set per batch, not per entry: sends are the hot path). */
+  readonly #putting = new Set<readonly OutboxEntry[]>();
   #writer: JsonlWriter;
   #done: number;
   #compacting: Promise<void> | undefined;
@@ -99,11 +101,14 @@ export class OutboxJournal {
    */
   async put(entries: readonly OutboxEntry[]): Promise<number> {
     for (const e of entries) this.#entries.set(e.id, e);
+    this.#putting.add(entries);
     try {
       return await this.#append(entries.map(putLine));
     } catch (err) {
       for (const e of entries) if (this.#entries.get(e.id) === e) this.#entries.delete(e.id);
       throw err;
+    } finally {
+      this.#putting.delete(entries);
     }
   }
 
@@ -256,7 +261,12 @@ export class OutboxJournal {
     try {
       await this.#writer.flush();
       // Snapshot taken synchronously: later puts and dones go to the new file and replay on top of it.
-      const lines = [...this.#entries.values()].map(putLine);
+      // A put still waiting is left to its own append: if that fails, its caller is told the message
+      // was not queued, and no file may send it after a restart.
+      const waiting = new Set<OutboxEntry>();
+      for (const batch of this.#putting) for (const e of batch) waiting.add(e);
+      const lines: string[] = [];
+      for (const e of this.#entries.values()) if (!waiting.has(e)) lines.push(putLine(e));
       const old = this.#writer;
       await atomicWriteFile(this.path, lines.length ? `${lines.join('\n')}\n` : '');
       replaced = true;

@@ -122,6 +122,26 @@ describe('OutboxJournal', () => {
   });
 });
 
+describe('OutboxJournal when a put made during a compaction fails', () => {
+  it('leaves it out of the rewritten journal: a send the caller was told failed is not sent after a restart', async () => {
+    const path = join(await tempDir(), 'outbox.jsonl');
+    const j = await OutboxJournal.open(path);
+    await j.put(Array.from({ length: 5000 }, (_, i) => entry(i)));
+    await failWritesOf(entry(9000).id, () => 0, 'EIO');
+    // Finishing most of them starts a compaction; the put waits for it, then its own append fails.
+    j.finish(Array.from({ length: 4500 }, (_, i) => entry(i).id));
+    await expect(j.put([entry(9000)])).rejects.toMatchObject({ code: 'STORAGE_IO' });
+    vi.restoreAllMocks();
+    await j.put([entry(9001)]);
+    await j.close();
+    const again = await OutboxJournal.open(path);
+    const ids = [...again.entries()].map((e) => e.id);
+    expect(ids).not.toContain(entry(9000).id);
+    expect(ids).toEqual([...Array.from({ length: 500 }, (_, i) => entry(4500 + i).id), entry(9001).id]);
+    await again.close();
+  });
+});
+
 describe('OutboxJournal when its directory sync fails after a compaction renamed the new journal', () => {
   it('refuses puts rather than append them to the old journal, which is no longer the file', async () => {
     const path = join(await tempDir(), 'outbox.jsonl');
@@ -140,10 +160,9 @@ describe('OutboxJournal when its directory sync fails after a compaction renamed
     vi.restoreAllMocks();
     expect(calls).toBeGreaterThanOrEqual(2);
     await j.close();
-    // The renamed journal is the file: the live messages are all in it, in order (the refused put
-    // may be too: compaction wrote what memory held, and a failed write's outcome is unknown).
+    // The renamed journal is the file: the live messages are all in it, in order, and the refused put is not.
     const again = await OutboxJournal.open(path);
-    expect([...again.entries()].map((e) => e.id).slice(0, 500)).toEqual(Array.from({ length: 500 }, (_, i) => entry(4500 + i).id));
+    expect([...again.entries()].map((e) => e.id)).toEqual(Array.from({ length: 500 }, (_, i) => entry(4500 + i).id));
     await again.close();
   });
 });
