@@ -45,8 +45,11 @@ export class OutboxJournal {
   readonly #spilled = new Map<string, number>();
   /** Spilled messages taken out of the queue by a receipt, until their status line is durable ({@link finish}). */
   readonly #forgotten = new Set<string>();
-  /** The batches of `put`s not durable yet (a set per batch, not per entry: sends are the hot path). */
-  readonly #putting = new Set<readonly OutboxEntry[]>();
+  /**
+   * The batches of `put`s waiting for a compaction to end (not in the old
+   * file, and not yet in the new): a set per batch, only while one waits.
+   */
+  readonly #waiting = new Set<readonly OutboxEntry[]>();
   #writer: JsonlWriter;
   #done: number;
   #compacting: Promise<void> | undefined;
@@ -100,15 +103,14 @@ export class OutboxJournal {
    * writing failed) with the byte offset of their first line.
    */
   async put(entries: readonly OutboxEntry[]): Promise<number> {
-    for (const e of entries) this.#entries.set(e.id, e);
-    this.#putting.add(entries);
+    // A message already here (durable, or being put) stays as it is: a put of it again carries the
+    // same message, and must not take the durable entry's place (nor, failing, its memory).
+    for (const e of entries) if (!this.#entries.has(e.id)) this.#entries.set(e.id, e);
     try {
-      return await this.#append(entries.map(putLine));
+      return await this.#append(entries.map(putLine), entries);
     } catch (err) {
       for (const e of entries) if (this.#entries.get(e.id) === e) this.#entries.delete(e.id);
       throw err;
-    } finally {
-      this.#putting.delete(entries);
     }
   }
 
@@ -242,9 +244,16 @@ export class OutboxJournal {
    * Appends lines; resolves once they are durable with an offset at or before
    * the first (exactly it, unless a batch written before them failed).
    */
-  async #append(lines: string[]): Promise<number> {
+  async #append(lines: string[], entries: readonly OutboxEntry[]): Promise<number> {
     // Nothing may reach the old file once compaction has snapshotted it: its inode is about to be replaced.
-    while (this.#compacting) await this.#compacting;
+    if (this.#compacting) {
+      this.#waiting.add(entries);
+      try {
+        while (this.#compacting) await this.#compacting;
+      } finally {
+        this.#waiting.delete(entries);
+      }
+    }
     if (this.#broken) throw this.#broken;
     const offset = this.#writer.settledLength;
     await this.#writer.append(lines);
@@ -264,7 +273,7 @@ export class OutboxJournal {
       // A put still waiting is left to its own append: if that fails, its caller is told the message
       // was not queued, and no file may send it after a restart.
       const waiting = new Set<OutboxEntry>();
-      for (const batch of this.#putting) for (const e of batch) waiting.add(e);
+      for (const batch of this.#waiting) for (const e of batch) waiting.add(e);
       const lines: string[] = [];
       for (const e of this.#entries.values()) if (!waiting.has(e)) lines.push(putLine(e));
       const old = this.#writer;

@@ -142,6 +142,39 @@ describe('OutboxJournal when a put made during a compaction fails', () => {
   });
 });
 
+describe('OutboxJournal around a compaction', () => {
+  it('keeps a put whose lines were being written when the compaction began', async () => {
+    const path = join(await tempDir(), 'outbox.jsonl');
+    const j = await OutboxJournal.open(path);
+    await j.put(Array.from({ length: 5000 }, (_, i) => entry(i)));
+    // Its lines go to the writer now; the compaction starts while they are written.
+    const put = j.put([entry(9000)]);
+    j.finish(Array.from({ length: 4500 }, (_, i) => entry(i).id));
+    await put;
+    await j.put([entry(9001)]);
+    const ids = (await readFile(path, 'utf8')).trim().split('\n').map((l) => (JSON.parse(l) as { entry: OutboxEntry }).entry.id);
+    expect(ids).toContain(entry(9000).id);
+    await j.close();
+  });
+
+  it('keeps a durable message when a second put of its id, made during a compaction, fails', async () => {
+    const path = join(await tempDir(), 'outbox.jsonl');
+    const j = await OutboxJournal.open(path);
+    await j.put(Array.from({ length: 5000 }, (_, i) => entry(i)));
+    // Durable: its sendMessage resolved.
+    await j.put([entry(9000)]);
+    await failWritesOf(entry(9000).id, () => 0, 'EIO');
+    j.finish(Array.from({ length: 4500 }, (_, i) => entry(i).id));
+    await expect(j.put([entry(9000)])).rejects.toMatchObject({ code: 'STORAGE_IO' });
+    vi.restoreAllMocks();
+    expect(j.has(entry(9000).id)).toBe(true);
+    await j.close();
+    const again = await OutboxJournal.open(path);
+    expect([...again.entries()].map((e) => e.id)).toContain(entry(9000).id);
+    await again.close();
+  });
+});
+
 describe('OutboxJournal when its directory sync fails after a compaction renamed the new journal', () => {
   it('refuses puts rather than append them to the old journal, which is no longer the file', async () => {
     const path = join(await tempDir(), 'outbox.jsonl');
