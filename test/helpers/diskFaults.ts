@@ -39,3 +39,35 @@ export async function failWritesOf(marker: string, part: (length: number) => num
     throw ioError(code);
   } as typeof proto.write);
 }
+
+/**
+ * Fails the `nth` `FileHandle.sync` from now on (a file's, or a directory's:
+ * `fsyncDir` syncs a handle too) with `code`; the others sync for real.
+ * Returns how many syncs there have been so far.
+ */
+export async function failNthSync(nth: number, code = 'EIO'): Promise<() => number> {
+  const proto = await fileHandlePrototype();
+  const sync = proto.sync;
+  let calls = 0;
+  vi.spyOn(proto, 'sync').mockImplementation(async function (this: FileHandle) {
+    if (++calls === nth) throw ioError(code);
+    return sync.call(this);
+  });
+  return () => calls;
+}
+
+/**
+ * Runs `action` as the first `FileHandle.writeFile` from now on begins (a
+ * change landing while a file is being written a part at a time); every
+ * call writes for real. Returns how many calls there have been so far.
+ */
+export async function onFirstWriteFile(action: () => void): Promise<() => number> {
+  const proto = await fileHandlePrototype();
+  const writeFile = proto.writeFile;
+  let calls = 0;
+  vi.spyOn(proto, 'writeFile').mockImplementation(async function (this: FileHandle, ...args: Parameters<FileHandle['writeFile']>) {
+    if (calls++ === 0) action();
+    return writeFile.apply(this, args);
+  });
+  return () => calls;
+}

@@ -5,7 +5,7 @@ import { PendingQueue } from '../../../src/core/messages/PendingQueue.js';
 import { PendingQueueStore } from '../../../src/core/storage/PendingQueueStore.js';
 import { PendingSnapshot } from '../../../src/core/storage/PendingSnapshot.js';
 import { pendingKey, type MessageRecord, type PendingItem } from '../../../src/core/storage/records.js';
-import { failWritesOf, fileHandlePrototype, ioError } from '../../helpers/diskFaults.js';
+import { failNthSync, failWritesOf, onFirstWriteFile } from '../../helpers/diskFaults.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 afterEach(() => {
@@ -121,19 +121,13 @@ describe('PendingQueueStore: a long queue waits in its files', () => {
     // About 3 MB, most of it spilled: the snapshot is written a part at a time.
     await store.add(range(1, 3000).map((n) => item(n, 'x'.repeat(900))));
     expect(store.inMemory).toBe(100);
-    const proto = await fileHandlePrototype();
-    const writeFileOf = proto.writeFile;
-    let calls = 0;
     let claimed: Promise<void> | undefined;
-    vi.spyOn(proto, 'writeFile').mockImplementation(async function (this: typeof proto, ...args: Parameters<typeof proto.writeFile>) {
-      // A claim lands on the last item (spilled) while the first part is being written.
-      if (calls++ === 0) claimed = store.claim([key(3000)], '2030-01-01T00:00:00.000Z');
-      return writeFileOf.apply(this, args);
-    });
+    // A claim lands on the last item (spilled) while the first part is being written.
+    const calls = await onFirstWriteFile(() => (claimed = store.claim([key(3000)], '2030-01-01T00:00:00.000Z')));
     await store.compact();
     vi.restoreAllMocks();
     await claimed;
-    expect(calls).toBeGreaterThan(1);
+    expect(calls()).toBeGreaterThan(1);
     const snapshot = await PendingSnapshot.read(snap);
     expect(snapshot).toHaveLength(3000);
     expect(snapshot!.at(-1)).toEqual(item(3000, 'x'.repeat(900)));
@@ -288,14 +282,8 @@ describe('PendingQueueStore: a spilled message survives failures and races', () 
     const store = await PendingQueueStore.open(snap, log, { maxInMemory: 100 });
     await store.add(range(1, 3000).map((n) => item(n, big)));
     await failWritesOf('"op":"ack"', () => 0, 'EIO');
-    const proto = await fileHandlePrototype();
-    const writeFileOf = proto.writeFile;
-    let calls = 0;
     let acked: Promise<unknown> | undefined;
-    vi.spyOn(proto, 'writeFile').mockImplementation(async function (this: typeof proto, ...args: Parameters<typeof proto.writeFile>) {
-      if (calls++ === 0) acked = store.ack([key(2000)]).catch((err: unknown) => err);
-      return writeFileOf.apply(this, args);
-    });
+    await onFirstWriteFile(() => (acked = store.ack([key(2000)]).catch((err: unknown) => err)));
     await store.compact();
     expect(await acked).toMatchObject({ code: 'STORAGE_IO' });
     vi.restoreAllMocks();
@@ -309,14 +297,8 @@ describe('PendingQueueStore: a spilled message survives failures and races', () 
   it('reads on from the right place after a compaction that failed once its snapshot was renamed', async () => {
     const { store, snap, log } = await spilledSnapshot(100, 10);
     await store.ack(range(1, 5).map(key));
-    const proto = await fileHandlePrototype();
-    const sync = proto.sync;
-    let calls = 0;
-    vi.spyOn(proto, 'sync').mockImplementation(async function (this: typeof proto) {
-      // The second sync is the directory's, after the rename.
-      if (++calls === 2) throw ioError('EIO');
-      return sync.call(this);
-    });
+    // The second sync is the directory's, after the rename.
+    await failNthSync(2);
     await expect(store.compact()).rejects.toMatchObject({ code: 'STORAGE_IO' });
     vi.restoreAllMocks();
     expect((await PendingQueueStore.read(snap, log)).map((i) => i.message.seq)).toEqual(range(6, 100));

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PendingQueueStore } from '../../../src/core/storage/PendingQueueStore.js';
 import { pendingKey, type MessageRecord, type PendingItem } from '../../../src/core/storage/records.js';
-import { failWritesOf, fileHandlePrototype } from '../../helpers/diskFaults.js';
+import { failNthSync, failWritesOf, onFirstWriteFile } from '../../helpers/diskFaults.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 afterEach(() => vi.restoreAllMocks());
@@ -59,15 +59,9 @@ describe('PendingQueueStore: spilled messages when changes fail while others run
     const store = await PendingQueueStore.open(snap, log, { maxInMemory: 10 });
     await store.add(range(1, 100).map((i) => item(i, big))); // 11..100 spilled in the log
     await failWritesOf('"op":"', () => 0, 'EIO');
-    const proto = await fileHandlePrototype();
-    const writeFileOf = proto.writeFile;
-    let calls = 0;
     let acked2: Promise<unknown> | undefined;
-    vi.spyOn(proto, 'writeFile').mockImplementation(async function (this: typeof proto, ...args: Parameters<typeof proto.writeFile>) {
-      // Rows taken: the re-added item is acknowledged again while the snapshot is written.
-      if (calls++ === 0) acked2 = store.ack([key(50)]).catch((e: unknown) => e);
-      return writeFileOf.apply(this, args);
-    });
+    // Rows taken: the re-added item is acknowledged again while the snapshot is written.
+    await onFirstWriteFile(() => (acked2 = store.ack([key(50)]).catch((e: unknown) => e)));
     const compacting = store.compact();
     const acked = store.ack([key(50)]).catch((e: unknown) => e);
     const added = store.add([item(50, big)]).catch((e: unknown) => e);
@@ -139,17 +133,11 @@ describe('PendingQueueStore: spilled messages when changes fail while others run
     const { snap, log } = await files();
     const store = await PendingQueueStore.open(snap, log, { maxInMemory: 10 });
     await store.add(range(1, 100).map((i) => item(i, big)));
-    const proto = await fileHandlePrototype();
-    const sync = proto.sync;
-    let calls = 0;
-    vi.spyOn(proto, 'sync').mockImplementation(async function (this: typeof proto) {
-      // 1: snapshot temp file, 2: directory, 3: log temp file, 4: directory (after the log's rename).
-      if (++calls === 4) throw Object.assign(new Error('EIO'), { code: 'EIO' });
-      return sync.call(this);
-    });
+    // 1: the snapshot's temp file, 2: its directory, 3: the log's temp file, 4: its directory (after the log's rename).
+    const calls = await failNthSync(4);
     await store.compact().catch(() => {});
     vi.restoreAllMocks();
-    expect(calls).toBe(4);
+    expect(calls()).toBe(4);
     // The new log may not survive a crash: a change is refused rather than reported durable.
     await expect(store.add(range(101, 110).map((i) => item(i, big)))).rejects.toMatchObject({ code: 'STORAGE_IO' });
     // Its undo compacts again, which reopens the log: an add made now is durable, and found again.

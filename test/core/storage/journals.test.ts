@@ -5,7 +5,7 @@ import { OutboxJournal } from '../../../src/core/storage/OutboxJournal.js';
 import { PendingQueueStore } from '../../../src/core/storage/PendingQueueStore.js';
 import { JsonlWriter } from '../../../src/fs/JsonlWriter.js';
 import { pendingKey, type MessageRecord, type OutboxEntry, type PendingItem } from '../../../src/core/storage/records.js';
-import { failWritesOf, fileHandlePrototype, ioError } from '../../helpers/diskFaults.js';
+import { failNthSync, failWritesOf, ioError } from '../../helpers/diskFaults.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const T = '2026-01-01T00:00:00.000Z';
@@ -180,18 +180,12 @@ describe('OutboxJournal when its directory sync fails after a compaction renamed
     const path = join(await tempDir(), 'outbox.jsonl');
     const j = await OutboxJournal.open(path);
     await j.put(Array.from({ length: 5000 }, (_, i) => entry(i)));
-    const proto = await fileHandlePrototype();
-    const sync = proto.sync;
-    let calls = 0;
-    vi.spyOn(proto, 'sync').mockImplementation(async function (this: typeof proto) {
-      // The compaction's first sync is its new file's, the second the directory's (after the rename).
-      if (++calls === 2) throw ioError('EIO');
-      return sync.call(this);
-    });
+    // The compaction's first sync is its new file's, the second the directory's (after the rename).
+    const calls = await failNthSync(2);
     j.finish(Array.from({ length: 4500 }, (_, i) => entry(i).id));
     await expect(j.put([entry(9000)])).rejects.toMatchObject({ code: 'STORAGE_IO' });
     vi.restoreAllMocks();
-    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(calls()).toBeGreaterThanOrEqual(2);
     await j.close();
     // The renamed journal is the file: the live messages are all in it, in order, and the refused put is not.
     const again = await OutboxJournal.open(path);
