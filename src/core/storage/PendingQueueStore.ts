@@ -365,6 +365,15 @@ export class PendingQueueStore {
     return run;
   }
 
+  #pathOf(place: File): string {
+    return place === SNAPSHOT ? this.#snapshotPath : this.#logPath;
+  }
+
+  /** A spilled message found on neither file's line (an edit behind the client's back). */
+  #missing(key: string): StorageCorruptError {
+    return new StorageCorruptError(this.#snapshotPath, `the message of pending item ${key} is in neither ${this.#snapshotPath} nor ${this.#logPath}`);
+  }
+
   /** Moves a file's read-back start back to `offset` (at or before a line that is spilled now). */
   #rewind(place: File, offset: number): void {
     this.#from[place] = offset;
@@ -407,8 +416,7 @@ export class PendingQueueStore {
       read: for (const place of [SNAPSHOT, LOG] as const) {
         if (done()) break;
         if (this.#items.spilledIn[place] === 0) continue;
-        const path = place === SNAPSHOT ? this.#snapshotPath : this.#logPath;
-        file: for await (const lines of readLines(path, this.#from[place])) {
+        file: for await (const lines of readLines(this.#pathOf(place), this.#from[place])) {
           for (const raw of lines) {
             // A line still being appended is no spilled item's: those were durable before they spilled.
             if (!raw.terminated) break file;
@@ -433,7 +441,7 @@ export class PendingQueueStore {
     }
     if (wanted.size > 0) {
       const [key] = wanted;
-      throw new StorageCorruptError(this.#snapshotPath, `the message of pending item ${key} is in neither ${this.#snapshotPath} nor ${this.#logPath}`);
+      throw this.#missing(key!);
     }
     return found;
   }
@@ -589,7 +597,7 @@ export class PendingQueueStore {
           lines ??= this.#spilledLines(rows, fromStart);
           for (;;) {
             const next = await lines.next();
-            if (next.done) throw new StorageCorruptError(this.#snapshotPath, `the message of pending item ${key} is in neither ${this.#snapshotPath} nor ${this.#logPath}`);
+            if (next.done) throw this.#missing(key);
             if (next.value.key === key) {
               json = next.value.json;
               break;
@@ -611,7 +619,7 @@ export class PendingQueueStore {
     const spilled = new Map<string, File>();
     for (const { key, copy } of rows) if (copy.place !== IN_MEMORY) spilled.set(key, copy.place);
     for (const place of [SNAPSHOT, LOG] as const) {
-      for await (const lines of readLines(place === SNAPSHOT ? this.#snapshotPath : this.#logPath, fromStart ? 0 : this.#from[place])) {
+      for await (const lines of readLines(this.#pathOf(place), fromStart ? 0 : this.#from[place])) {
         for (const raw of lines) {
           const line = itemLine(raw.text, place);
           if (line !== undefined && spilled.get(line.key) === place) yield line;
