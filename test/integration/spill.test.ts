@@ -98,6 +98,38 @@ describe('a queue longer than maxQueuedInMemory', () => {
     expect(gotB.map((m) => m.text)).toEqual(Array.from({ length: 40 }, (_, i) => i).filter((i) => !short(i)).map((i) => `m${i}`));
   });
 
+  it('fails spilled messages that expire before those spilled ahead of them, and only those, sweep after sweep', async () => {
+    const server = await startServer();
+    const clock = new SimulatedClock();
+    const a = await makeClient(server.url, 'agent_a', { maxQueuedInMemory: 10, clock });
+    const errors: string[] = [];
+    a.on('error', (err) => errors.push(`${err.code}: ${err.message}`));
+    // m0-m9 in memory; m10-m39 in the journal only, where m20-m29 live for 50 ms and the rest for a day.
+    const short = (i: number) => i >= 20 && i < 30;
+    const ids: string[] = [];
+    for (let i = 0; i < 40; i++) ids.push((await a.sendMessage({ to: 'agent_b', text: `m${i}`, ttlMs: short(i) ? 50 : 86_400_000 })).id);
+    const statuses = async () => (await a.getConversationHistory({ contactId: 'agent_b', limit: 100 })).map((m) => m.status);
+    // A sweep before anything expired fails nothing.
+    clock.increment(30_000);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await statuses()).toEqual(Array.from({ length: 40 }, () => 'queued'));
+    await new Promise((r) => setTimeout(r, 100));
+    clock.increment(30_000);
+    await eventually(async () => (await statuses()).filter((s) => s === 'failed').length === 10, 10_000, 'the short-lived messages failed');
+    // The next sweeps find nothing more to fail.
+    clock.increment(30_000);
+    clock.increment(30_000);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await statuses()).toEqual(Array.from({ length: 40 }, (_, i) => (short(i) ? 'failed' : 'queued')));
+    const b = await makeClient(server.url, 'agent_b');
+    const gotB = collect(b);
+    await b.connect();
+    await a.connect();
+    await eventually(() => gotB.length === 30, 10_000, 'the 30 others delivered');
+    expect(gotB.map((m) => m.text)).toEqual(Array.from({ length: 40 }, (_, i) => i).filter((i) => !short(i)).map((i) => `m${i}`));
+    expect(errors).toEqual([]);
+  });
+
   it('after a sweep fails a spilled backlog, later spilled messages still go out, with no error', async () => {
     const server = await startServer();
     const clock = new SimulatedClock();

@@ -16,19 +16,6 @@ export class MinHeap<T> {
     return this.#keys[0];
   }
 
-  clear(): void {
-    this.#keys.length = 0;
-    this.#items.length = 0;
-  }
-
-  /** Drops the items `keep` refuses, in O(n log n). */
-  retain(keep: (item: T) => boolean): void {
-    const keys = [...this.#keys];
-    const items = [...this.#items];
-    this.clear();
-    for (let i = 0; i < items.length; i++) if (keep(items[i]!)) this.push(keys[i]!, items[i]!);
-  }
-
   push(key: number, item: T): void {
     this.#keys.push(key);
     this.#items.push(item);

@@ -182,11 +182,15 @@ export class Outbox {
   #ordinal = 0;
   readonly #maxLoaded: number;
   /**
-   * Spilled messages with a time to live, by expiry (epoch ms): the sweep reads back and fails
-   * those due, as it fails queued messages in memory. Ids read back since are skipped when they
-   * come up; the heap is emptied once nothing is spilled.
+   * No spilled message expires before this (epoch ms; `Infinity` when none can): the sweep
+   * looks through the journal for the spilled messages due, and reads back and fails them, only
+   * once it has passed. A bound, not a record per message: messages read back since only make
+   * it early, and the look-through sets it exactly again. (Holding each spilled message's id and
+   * expiry instead cost more memory than the spill saved while a long queue drained.)
    */
-  readonly #spilledExpiry = new MinHeap<string>();
+  #spilledExpiresFrom = Infinity;
+  /** Set while the sweep looks through the journal for expired spilled messages. */
+  #expiringSpilled = false;
   /** Journal offset at or before the first spilled line. */
   #spillFrom = 0;
   /** The lowest offset spilled while a read-back was under way (it must not skip past it). */
@@ -532,41 +536,45 @@ export class Outbox {
   sweepExpired(now = Date.now()): void {
     for (const slot of this.#slots.values()) this.#expireIfDue(slot, now);
     if (this.#journal.spilled === 0) {
-      this.#spilledExpiry.clear();
+      this.#spilledExpiresFrom = Infinity;
       return;
     }
-    if (this.#spilledExpiry.size > 2 * this.#journal.spilled + 1024) this.#spilledExpiry.retain((id) => this.#journal.isSpilled(id));
-    const due: Array<[number, string]> = [];
-    for (let at = this.#spilledExpiry.peekKey(); at !== undefined && at <= now; at = this.#spilledExpiry.peekKey()) {
-      const id = this.#spilledExpiry.pop()!;
-      if (this.#journal.isSpilled(id)) due.push([at, id]);
-    }
-    if (due.length > 0) void this.#expireSpilled(due, now);
+    if (this.#spilledExpiresFrom <= now && !this.#expiringSpilled) void this.#expireSpilled(now);
   }
 
   /**
-   * Reads back and fails spilled messages that expired, at most
-   * `maxQueuedInMemory` at a time. Those not reached when a read fails go
-   * back into the expiry heap, for the next sweep.
+   * Finds the spilled messages that expired by `now` in the journal, then reads them back and
+   * fails them, at most `maxQueuedInMemory` at a time. If a read fails, the next sweep looks again.
    */
-  async #expireSpilled(due: ReadonlyArray<[expiresAt: number, id: string]>, now: number): Promise<void> {
-    for (let i = 0; i < due.length && !this.#stopped; i += this.#maxLoaded) {
-      const ids = due.slice(i, i + this.#maxLoaded).map(([, id]) => id);
-      const expireNow = () => {
-        for (const id of ids) {
-          const slot = this.#slots.get(id);
-          if (slot) this.#expireIfDue(slot, now);
+  async #expireSpilled(now: number): Promise<void> {
+    this.#expiringSpilled = true;
+    // Messages spilled while the journal is looked through lower the bound themselves.
+    const before = this.#spilledExpiresFrom;
+    this.#spilledExpiresFrom = Infinity;
+    try {
+      const { due, earliest } = await this.#journal.spilledExpiries(this.#spillFrom, now);
+      this.#spilledExpiresFrom = Math.min(this.#spilledExpiresFrom, earliest);
+      for (let i = 0; i < due.length && !this.#stopped; i += this.#maxLoaded) {
+        const ids = due.slice(i, i + this.#maxLoaded);
+        const expireNow = () => {
+          for (const id of ids) {
+            const slot = this.#slots.get(id);
+            if (slot) this.#expireIfDue(slot, now);
+          }
+        };
+        try {
+          // Failed as they are read back, before a dispatch could try them.
+          await this.#readBack(ids.length, new Set(ids), expireNow);
+        } catch (err) {
+          this.#spilledExpiresFrom = Math.min(this.#spilledExpiresFrom, now);
+          throw err;
         }
-      };
-      try {
-        // Failed as they are read back, before a dispatch could try them.
-        await this.#readBack(ids.length, new Set(ids), expireNow);
-      } catch (err) {
-        for (const [at, id] of due.slice(i)) this.#spilledExpiry.push(at, id);
-        this.#o.onError(err);
-        return;
       }
-      if (this.#stopped) return;
+    } catch (err) {
+      this.#spilledExpiresFrom = Math.min(this.#spilledExpiresFrom, before);
+      this.#o.onError(err);
+    } finally {
+      this.#expiringSpilled = false;
     }
   }
 
@@ -576,11 +584,13 @@ export class Outbox {
   }
 
   #noteSpilledExpiries(entries: readonly OutboxEntry[]): void {
-    const heap = this.#spilledExpiry;
-    for (const e of entries) if (e.expiresAt) heap.push(Date.parse(e.expiresAt), e.id);
-    // Messages read back since they were spilled stay in the heap until their expiry comes up:
-    // while a queue stays spilled for long, drop them now and then, so the heap follows the queue.
-    if (heap.size > 2 * this.#journal.spilled + 1024) heap.retain((id) => this.#journal.isSpilled(id));
+    let earliest = this.#spilledExpiresFrom;
+    for (const e of entries) {
+      if (e.expiresAt === undefined) continue;
+      const at = Date.parse(e.expiresAt);
+      if (at < earliest) earliest = at;
+    }
+    this.#spilledExpiresFrom = earliest;
   }
 
   /** An ack for a message in flight. (One for a message back in the queue after a timeout is dropped: its resend gets the same ack.) */

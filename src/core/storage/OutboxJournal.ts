@@ -187,6 +187,27 @@ export class OutboxJournal {
   }
 
   /**
+   * Looks through the spilled entries from byte `from` on (as {@link readSpilled}) for
+   * those whose time to live ran out by `now` (epoch ms), leaving them spilled: their ids,
+   * and the earliest expiry of the others (`Infinity` if none expires). Each spilled line is
+   * parsed, so this is for a sweep that knows something is due, not for every sweep.
+   */
+  async spilledExpiries(from: number, now: number): Promise<{ due: string[]; earliest: number }> {
+    const due: string[] = [];
+    let earliest = Infinity;
+    const select = (text: string) => this.#mayHold(text, undefined);
+    for await (const batch of readJsonlBatches(this.path, OutboxRecord, { start: from, trusted: isPut, select })) {
+      for (const { value } of batch) {
+        if (value.op !== 'put' || value.entry.expiresAt === undefined || !this.#spilled.has(value.entry.id)) continue;
+        const at = Date.parse(value.entry.expiresAt);
+        if (at <= now) due.push(value.entry.id);
+        else if (at < earliest) earliest = at;
+      }
+    }
+    return { due, earliest };
+  }
+
+  /**
    * Takes entries found by {@link readSpilled} back into memory, each with
    * its order key: those still spilled (one finished since, by a receipt,
    * or a second put of the same id, is left out).

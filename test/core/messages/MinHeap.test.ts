@@ -29,18 +29,4 @@ describe('MinHeap', () => {
     expect(rest).toEqual(model);
     expect(heap.pop()).toBeUndefined();
   });
-
-  it('keeps only what retain accepts, still in key order, and says the smallest key', () => {
-    const heap = new MinHeap<number>();
-    for (const n of [9, 3, 7, 1, 8, 2, 6, 4, 5, 0]) heap.push(n * 10, n);
-    expect(heap.peekKey()).toBe(0);
-    heap.retain((n) => n % 2 === 1);
-    expect(heap.size).toBe(5);
-    expect(heap.peekKey()).toBe(10);
-    const out: number[] = [];
-    for (let n = heap.pop(); n !== undefined; n = heap.pop()) out.push(n);
-    expect(out).toEqual([1, 3, 5, 7, 9]);
-    expect(heap.peekKey()).toBeUndefined();
-  });
 });
-
