@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createMessageId } from '../../../src/core/messages/messageId.js';
 import { isId } from '../../../src/protocol/ids.js';
@@ -14,5 +15,10 @@ describe('createMessageId', () => {
 
   it('encodes given random bytes as base64url', () => {
     expect(createMessageId(0, new Uint8Array([0, 0, 0, 255, 255, 255, 0, 0, 0]))).toBe('m0_AAAA____AAAA');
+    for (let i = 0; i < 2000; i++) {
+      const random = randomBytes(9);
+      const now = Date.now() - i * 7919;
+      expect(createMessageId(now, random)).toBe(`m${now.toString(36)}_${random.toString('base64url')}`);
+    }
   });
 });
