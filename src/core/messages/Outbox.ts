@@ -59,7 +59,7 @@ export interface OutboxOptions {
   /**
    * Most queued messages kept in memory. Beyond it, new messages wait in
    * `outbox.jsonl` only (their ids in memory) and are read back, in order,
-   * as the queue drains below half of it.
+   * as the queue drains to two send windows (or half of it, if less).
    * @default 10000
    */
   maxQueuedInMemory?: number;
@@ -182,6 +182,13 @@ export class Outbox {
   #ordinal = 0;
   readonly #maxLoaded: number;
   /**
+   * A refill starts once at most this many messages wait in memory, and reads back at most
+   * this many: two send windows (or half of `maxQueuedInMemory`, if less). Enough to keep the
+   * window full while the next refill reads; more would only wait in memory, long enough to be
+   * copied into V8's old generation, whose size is a multiple of what it holds.
+   */
+  readonly #refill: number;
+  /**
    * No spilled message expires before this (epoch ms; `Infinity` when none can): the sweep
    * looks through the journal for the spilled messages due, and reads back and fails them, only
    * once it has passed. A bound, not a record per message: messages read back since only make
@@ -216,6 +223,7 @@ export class Outbox {
     this.#o = options;
     this.#clock = options.clock ?? REAL_TIME;
     this.#maxLoaded = options.maxQueuedInMemory ?? 10_000;
+    this.#refill = Math.max(1, Math.min(Math.floor(this.#maxLoaded / 2), 2 * options.window));
     // Inspected actors stay alive while they rest: those forgotten stop then.
     const stopForgotten = (forgotten: ReadonlyMap<string, MessageContext>) => {
       for (const id of forgotten.keys()) {
@@ -758,10 +766,10 @@ export class Outbox {
     this.#loadIfLow();
   }
 
-  /** Starts reading spilled messages back once fewer than half of `maxQueuedInMemory` wait in memory. */
+  /** Starts reading spilled messages back once few wait in memory (see {@link #refill}). */
   #loadIfLow(): void {
-    if (this.#loading || this.#stopped || this.#spillLost || this.#journal.spilled === 0 || this.#queued > this.#maxLoaded / 2) return;
-    this.#loading = this.#readBack(this.#maxLoaded - this.#queued).then(
+    if (this.#loading || this.#stopped || this.#spillLost || this.#journal.spilled === 0 || this.#queued > this.#refill) return;
+    this.#loading = this.#readBack(Math.min(this.#refill, this.#maxLoaded - this.#queued)).then(
       ({ progress }) => {
         this.#loading = undefined;
         if (this.#stopped) return;
