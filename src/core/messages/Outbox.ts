@@ -562,6 +562,9 @@ export class Outbox {
     try {
       const { due, earliest } = await this.#journal.spilledExpiries(this.#spillFrom, now);
       this.#spilledExpiresFrom = Math.min(this.#spilledExpiresFrom, earliest);
+      // A refill may have read expired messages back while the journal was looked through: they
+      // were no longer spilled for it, nor yet in memory for the check before it.
+      for (const slot of this.#slots.values()) this.#expireIfDue(slot, now);
       for (let i = 0; i < due.length && !this.#stopped; i += this.#maxLoaded) {
         const ids = due.slice(i, i + this.#maxLoaded);
         const expireNow = () => {
@@ -769,7 +772,10 @@ export class Outbox {
   /** Starts reading spilled messages back once few wait in memory (see {@link #refill}). */
   #loadIfLow(): void {
     if (this.#loading || this.#stopped || this.#spillLost || this.#journal.spilled === 0 || this.#queued > this.#refill) return;
-    this.#loading = this.#readBack(Math.min(this.#refill, this.#maxLoaded - this.#queued)).then(
+    // No room (as many queued as `maxQueuedInMemory`, when that is 1): a read of none would find nothing.
+    const room = Math.min(this.#refill, this.#maxLoaded - this.#queued);
+    if (room < 1) return;
+    this.#loading = this.#readBack(room).then(
       ({ progress }) => {
         this.#loading = undefined;
         if (this.#stopped) return;

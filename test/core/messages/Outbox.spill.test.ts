@@ -38,7 +38,7 @@ const entry = (n: string, to = 'agent_002') => ({ id: `msg_${n}`, conversationId
  * An outbox over a real workspace whose journal holds these messages from an
  * earlier run, two of them in memory; `frames` records what it sends once online.
  */
-async function outboxWith(entries: ReturnType<typeof entry>[]) {
+async function outboxWith(entries: Array<ReturnType<typeof entry> & { expiresAt?: string }>, maxQueuedInMemory = 2) {
   const storage = await WorkspaceStorage.open({ workspacePath: join(await tempDir(), 'ws'), agentId: 'agent_001' });
   await storage.outbox.put(entries);
   const errors: string[] = [];
@@ -58,7 +58,7 @@ async function outboxWith(entries: ReturnType<typeof entry>[]) {
     window: 10,
     ackTimeoutMs: 10_000,
     maxAttempts: 3,
-    maxQueuedInMemory: 2,
+    maxQueuedInMemory,
     onStatus: () => {},
     onError: (err) => errors.push(String(err)),
   });
@@ -142,6 +142,36 @@ describe('Outbox read-back races', () => {
     expect(outbox.has('msg_X')).toBe(true);
     release();
     expect(await looked).toBe('agent_001+agent_003');
+    outbox.stop();
+    await storage.close();
+  });
+
+  it('one sweep fails every expired message, those a refill reads back while it looks through the journal included', async () => {
+    const expired = ['a', 'b', 'c', 'd', 'e', 'f'].map((n) => ({ ...entry(n), expiresAt: T }));
+    const { storage, outbox, errors } = await outboxWith(expired);
+    expect(storage.outbox.spilled).toBe(4);
+    let release: () => void = () => {};
+    // The sweep's look through the journal is held (a slow disk) while the refill, started as the
+    // expired messages in memory leave the queue, reads c and d back.
+    hook.gate = new Promise((r) => (release = r));
+    outbox.sweepExpired(Date.parse(T) + 1);
+    await settle();
+    release();
+    await settle();
+    expect(['a', 'b', 'c', 'd', 'e', 'f'].map((n) => outbox.stateOf(`msg_${n}`) ?? 'gone').filter((s) => s === 'queued')).toEqual([]);
+    expect(storage.outbox.spilled).toBe(0);
+    expect(errors).toEqual([]);
+    outbox.stop();
+    await storage.close();
+  });
+
+  it('with maxQueuedInMemory 1, reads the spilled messages back one at a time and sends them all', async () => {
+    const { storage, outbox, errors, frames } = await outboxWith(['a', 'b', 'c', 'd'].map((n) => entry(n)), 1);
+    expect(storage.outbox.spilled).toBe(3);
+    outbox.online();
+    await settle();
+    expect(frames).toEqual(['a', 'b', 'c', 'd']);
+    expect(errors).toEqual([]);
     outbox.stop();
     await storage.close();
   });
