@@ -3,6 +3,7 @@ import { JsonlWriter } from '../../fs/JsonlWriter.js';
 import { readJsonl, readJsonlBatches } from '../../fs/readJsonl.js';
 import type { WarningListener } from '../../fs/StorageWarning.js';
 import { putLine } from '../../util/jsonText.js';
+import { OffHeapIdMap } from '../../util/OffHeapIdMap.js';
 import { OutboxRecord, type OutboxEntry } from './records.js';
 
 /** A spilled message read back, with the order key it was spilled with. */
@@ -32,8 +33,8 @@ const COMPACT_MIN_DONE = 4096;
  * compacted while appends continue, changes nothing.
  *
  * Messages can be **spilled**: their entries are dropped from memory and
- * stay only in the file (their ids, with the caller's order key, in a map:
- * the one record of which messages are spilled), to be read back with
+ * stay only in the file (their ids, with the caller's order key, in a map
+ * outside V8's heap: the one record of which messages are spilled), to be read back with
  * {@link readSpilled} when their turn comes. A long offline queue then costs
  * memory per message for its id, not its text. The journal is not compacted
  * while anything is spilled (compaction rewrites it from memory).
@@ -41,8 +42,11 @@ const COMPACT_MIN_DONE = 4096;
 export class OutboxJournal {
   readonly path: string;
   readonly #entries: Map<string, OutboxEntry>;
-  /** Messages whose entries are only in the file: id to the order key given with {@link spill}. */
-  readonly #spilled = new Map<string, number>();
+  /**
+   * Messages whose entries are only in the file: id to the order key given with {@link spill}.
+   * Off V8's heap: a long queue holds this for every spilled message (see {@link OffHeapIdMap}).
+   */
+  readonly #spilled = new OffHeapIdMap();
   /** Spilled messages taken out of the queue by a receipt, until their status line is durable ({@link finish}). */
   readonly #forgotten = new Set<string>();
   /**
@@ -249,8 +253,10 @@ export class OutboxJournal {
   #mayHold(text: string, only: ReadonlySet<string> | undefined): boolean {
     if (text.startsWith('{"op":"done"')) return false;
     if (!text.startsWith(PUT_PREFIX)) return true;
-    const id = text.slice(PUT_PREFIX.length, text.indexOf('"', PUT_PREFIX.length));
-    return this.#spilled.has(id) && (only === undefined || only.has(id));
+    const end = text.indexOf('"', PUT_PREFIX.length);
+    // Looked up in place: no string is made for a line that is skipped.
+    if (!this.#spilled.hasIn(text, PUT_PREFIX.length, end)) return false;
+    return only === undefined || only.has(text.slice(PUT_PREFIX.length, end));
   }
 
   /** Compacts if anything finished since the last compaction, then closes. */
