@@ -208,6 +208,12 @@ export class Outbox {
    * them, and one that found nothing would look like a damaged journal.
    */
   #reads: Promise<unknown> = Promise.resolve();
+  /**
+   * Cancels waiting for spilled messages, by id: whichever read-back brings the message into
+   * the queue (the cancel's own, or a refill already under way) runs them in the same step,
+   * before a dispatch could send it.
+   */
+  readonly #whenReadBack = new Map<string, Array<() => void>>();
   /** Set when spilled messages could not be found in the journal: no more read-backs this run. */
   #spillLost = false;
   /** Exact counts, reported to the outbox machine whenever they change. */
@@ -532,9 +538,22 @@ export class Outbox {
       const actor = existing ?? this.#spawn(slot);
       writes = this.#collectWrites(() => actor.send({ type: 'CANCEL' }));
     };
-    // A spilled message is cancelled the moment it is read back, before a dispatch could send it.
-    if (this.#journal.isSpilled(id)) await this.#readBack(1, new Set([id]), cancelNow);
-    else cancelNow();
+    // A spilled message is cancelled the moment it is read back, by whichever read-back, before a
+    // dispatch could send it.
+    if (this.#journal.isSpilled(id)) {
+      const waiting = this.#whenReadBack.get(id);
+      if (waiting) waiting.push(cancelNow);
+      else this.#whenReadBack.set(id, [cancelNow]);
+      try {
+        await this.#readBack(1, new Set([id]), cancelNow);
+      } finally {
+        const left = this.#whenReadBack.get(id)?.filter((f) => f !== cancelNow);
+        if (left?.length) this.#whenReadBack.set(id, left);
+        else this.#whenReadBack.delete(id);
+      }
+    } else {
+      cancelNow();
+    }
     if (!writes) return false;
     await Promise.all(writes);
     return true;
@@ -825,6 +844,14 @@ export class Outbox {
     // Out of the journal's spilled set and into the queue in one step: no moment where the message is neither.
     const entries = this.#journal.unspill(found);
     for (const { entry, order } of entries) this.#link({ entry, ordinal: order, inflight: false, prev: undefined, next: undefined });
+    if (this.#whenReadBack.size > 0) {
+      for (const { entry } of entries) {
+        const waiting = this.#whenReadBack.get(entry.id);
+        if (!waiting) continue;
+        this.#whenReadBack.delete(entry.id);
+        for (const act of waiting) act();
+      }
+    }
     andThen?.();
     const spilledMeanwhile = !only && this.#spillLow !== undefined;
     if (!only) {

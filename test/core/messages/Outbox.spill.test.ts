@@ -175,4 +175,24 @@ describe('Outbox read-back races', () => {
     outbox.stop();
     await storage.close();
   });
+
+  it('cancels a spilled message that a refill under way reads back, before the refill can send it', async () => {
+    // Four in memory at most: e0-e3 kept, S1 and X spilled, and a refill reads two.
+    const { storage, outbox, frames, errors } = await outboxWith(['e0', 'e1', 'e2', 'e3', 'S1', 'X'].map((n) => entry(n)), 4);
+    let release: () => void = () => {};
+    // Online, the queue in memory empties at once and the refill starts; its read is held.
+    hook.gate = new Promise((r) => (release = r));
+    outbox.online();
+    await settle();
+    expect(frames).toEqual(['e0', 'e1', 'e2', 'e3']);
+    const cancelled = outbox.cancel('msg_X');
+    release();
+    expect(await cancelled).toBe(true);
+    await settle();
+    expect(frames).toEqual(['e0', 'e1', 'e2', 'e3', 'S1']);
+    expect(outbox.has('msg_X')).toBe(false);
+    expect(errors).toEqual([]);
+    outbox.stop();
+    await storage.close();
+  });
 });
