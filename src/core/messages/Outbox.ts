@@ -188,6 +188,8 @@ export class Outbox {
    * copied into V8's old generation, whose size is a multiple of what it holds.
    */
   readonly #refill: number;
+  /** Between {@link online} and {@link offline}. */
+  #connected = false;
   /**
    * No spilled message expires before this (epoch ms; `Infinity` when none can): the sweep
    * looks through the journal for the spilled messages due, and reads back and fails them, only
@@ -292,7 +294,7 @@ export class Outbox {
     const journal = this.#journal;
     const beyond: OutboxEntry[] = [];
     for (const entry of journal.entries()) {
-      if (beyond.length === 0 && this.#queued < this.#maxLoaded) this.#addSlot(entry);
+      if (beyond.length === 0 && this.#queued < this.#keepLimit()) this.#addSlot(entry);
       else beyond.push(entry);
     }
     // Spilled from the start of the file: read back from there (the journal was compacted on open).
@@ -415,7 +417,7 @@ export class Outbox {
     for (const [, group] of groups) {
       for (const { entry, ordinal } of group.items) {
         const slot: Slot = { entry, ordinal, inflight: false, prev: undefined, next: undefined };
-        if (spill.length === 0 && outbox.spilled === 0 && this.#queued + keep.length < this.#maxLoaded) keep.push(slot);
+        if (spill.length === 0 && outbox.spilled === 0 && this.#queued + keep.length < this.#keepLimit()) keep.push(slot);
         else spill.push(slot);
       }
     }
@@ -521,11 +523,23 @@ export class Outbox {
   }
 
   online(): void {
+    this.#connected = true;
     this.#machine.send({ type: 'ONLINE' });
   }
 
   offline(): void {
+    this.#connected = false;
     this.#machine.send({ type: 'OFFLINE' });
+  }
+
+  /**
+   * How many queued messages keep their entries in memory: `maxQueuedInMemory` while online
+   * (a burst being sent is not spilled and read back), and while offline, when nothing is sent,
+   * only what a refill brings back ({@link #refill}): a long offline queue then holds its ids and
+   * little else until the connection returns, and its drain starts with a small live heap.
+   */
+  #keepLimit(): number {
+    return this.#connected ? this.#maxLoaded : this.#refill;
   }
 
   /** Cancels a message still waiting for a slot; resolves to whether it was cancelled (durably). */
@@ -791,8 +805,8 @@ export class Outbox {
   /** Starts reading spilled messages back once few wait in memory (see {@link #refill}). */
   #loadIfLow(): void {
     if (this.#loading || this.#stopped || this.#spillLost || this.#journal.spilled === 0 || this.#queued > this.#refill) return;
-    // No room (as many queued as `maxQueuedInMemory`, when that is 1): a read of none would find nothing.
-    const room = Math.min(this.#refill, this.#maxLoaded - this.#queued);
+    // No room (as many queued as may be kept in memory now): a read of none would find nothing.
+    const room = Math.min(this.#refill, this.#keepLimit() - this.#queued);
     if (room < 1) return;
     this.#loading = this.#readBack(room).then(
       ({ progress }) => {

@@ -36,9 +36,10 @@ const entry = (n: string, to = 'agent_002') => ({ id: `msg_${n}`, conversationId
 
 /**
  * An outbox over a real workspace whose journal holds these messages from an
- * earlier run, two of them in memory; `frames` records what it sends once online.
+ * earlier run, two of them in memory (offline, it keeps what one refill reads: half of
+ * `maxQueuedInMemory`); `frames` records what it sends once online.
  */
-async function outboxWith(entries: Array<ReturnType<typeof entry> & { expiresAt?: string }>, maxQueuedInMemory = 2) {
+async function outboxWith(entries: Array<ReturnType<typeof entry> & { expiresAt?: string }>, maxQueuedInMemory = 4) {
   const storage = await WorkspaceStorage.open({ workspacePath: join(await tempDir(), 'ws'), agentId: 'agent_001' });
   await storage.outbox.put(entries);
   const errors: string[] = [];
@@ -177,11 +178,13 @@ describe('Outbox read-back races', () => {
   });
 
   it('cancels a spilled message that a refill under way reads back, before the refill can send it', async () => {
-    // Four in memory at most: e0-e3 kept, S1 and X spilled, and a refill reads two.
-    const { storage, outbox, frames, errors } = await outboxWith(['e0', 'e1', 'e2', 'e3', 'S1', 'X'].map((n) => entry(n)), 4);
+    // e0 and e1 kept (offline), the rest spilled; online, a refill reads two at a time.
+    const { storage, outbox, frames, errors } = await outboxWith(['e0', 'e1', 'e2', 'e3', 'S1', 'X'].map((n) => entry(n)));
     let release: () => void = () => {};
-    // Online, the queue in memory empties at once and the refill starts; its read is held.
-    hook.gate = new Promise((r) => (release = r));
+    // The first refill (e2, e3) reads freely; the second (S1, X) is held.
+    hook.atEnd = async () => {
+      hook.gate = new Promise((r) => (release = r));
+    };
     outbox.online();
     await settle();
     expect(frames).toEqual(['e0', 'e1', 'e2', 'e3']);
@@ -191,6 +194,22 @@ describe('Outbox read-back races', () => {
     await settle();
     expect(frames).toEqual(['e0', 'e1', 'e2', 'e3', 'S1']);
     expect(outbox.has('msg_X')).toBe(false);
+    expect(errors).toEqual([]);
+    outbox.stop();
+    await storage.close();
+  });
+
+  it('keeps only what one refill reads in memory while offline, and sends the whole queue in order once online', async () => {
+    const names = Array.from({ length: 10 }, (_, i) => `m${i}`);
+    // maxQueuedInMemory 4: a refill reads 2, so offline 2 stay in memory and 8 wait in the journal.
+    const { storage, outbox, frames, errors } = await outboxWith(names.map((n) => entry(n)));
+    expect(storage.outbox.spilled).toBe(8);
+    await settle();
+    expect(storage.outbox.spilled).toBe(8);
+    outbox.online();
+    await settle();
+    expect(frames).toEqual(names);
+    expect(storage.outbox.spilled).toBe(0);
     expect(errors).toEqual([]);
     outbox.stop();
     await storage.close();
