@@ -33,6 +33,8 @@ export class LoggedJsonFile<S extends z.ZodType> {
   readonly #snapshot: JsonFile<S>;
   readonly #compactEvery: number;
   #value: z.infer<S> | undefined;
+  /** The last value whose line is durable (or the value opened with): what a failed write leaves. */
+  #durable: z.infer<S> | undefined;
   /** Opened on the first write after a fold; every write of that log awaits the same opening, so lines keep their order. */
   #log: Promise<JsonlWriter> | undefined;
   #lines: number;
@@ -44,6 +46,7 @@ export class LoggedJsonFile<S extends z.ZodType> {
     this.logPath = logPath;
     this.#snapshot = snapshot;
     this.#value = value;
+    this.#durable = value;
     this.#lines = lines;
     this.#compactEvery = compactEvery;
   }
@@ -75,18 +78,29 @@ export class LoggedJsonFile<S extends z.ZodType> {
     return this.#value;
   }
 
-  /** Makes `value` the current value; resolves once it is durable. */
+  /**
+   * Makes `value` the current value; resolves once it is durable. If it
+   * cannot be written, the current value is again the last durable one
+   * (unless a later write has been made meanwhile): nothing reads, or folds
+   * into the JSON file, a value the caller was told was not written.
+   */
   async write(value: z.infer<S>): Promise<void> {
     if (this.#closed) throw new IMClientError('CLOSED', `${this.path} is closed`);
     this.#value = value;
-    while (this.#compacting) await this.#compacting;
-    if (this.#closed) throw new IMClientError('CLOSED', `${this.path} is closed`);
-    this.#log ??= JsonlWriter.open(this.logPath);
-    const log = this.#log;
-    log.catch(() => {
-      if (this.#log === log) this.#log = undefined;
-    });
-    await (await log).append(JSON.stringify(value));
+    try {
+      while (this.#compacting) await this.#compacting;
+      if (this.#closed) throw new IMClientError('CLOSED', `${this.path} is closed`);
+      this.#log ??= JsonlWriter.open(this.logPath);
+      const log = this.#log;
+      log.catch(() => {
+        if (this.#log === log) this.#log = undefined;
+      });
+      await (await log).append(JSON.stringify(value));
+    } catch (err) {
+      if (this.#value === value) this.#value = this.#durable;
+      throw err;
+    }
+    this.#durable = value;
     // In the background; if it fails the log simply stays in use, and close() tries again.
     if (++this.#lines >= this.#compactEvery) this.#compacting ??= this.#compact().catch(() => {});
   }
