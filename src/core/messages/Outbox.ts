@@ -108,6 +108,9 @@ interface Slot {
 
 /** Pause after a retryable nack that does not say how long to wait. */
 const RETRY_PAUSE_MS = 1000;
+/** The first and the longest pause before a failed refill is tried again. */
+const REFILL_RETRY_MS = 100;
+const REFILL_RETRY_MAX_MS = 5000;
 /** How often queued messages are checked for an expired time to live. */
 const SWEEP_INTERVAL_MS = 30_000;
 /** Real time, with timers that do not keep the process alive. */
@@ -216,6 +219,9 @@ export class Outbox {
    * before a dispatch could send it.
    */
   readonly #whenReadBack = new Map<string, Array<() => void>>();
+  /** The pause before reading again after a refill failed: doubles from 100 ms to 5 s, 0 once one succeeds. */
+  #refillPauseMs = 0;
+  #refillTimer: unknown;
   /** Set when spilled messages could not be found in the journal: no more read-backs this run. */
   #spillLost = false;
   /** Exact counts, reported to the outbox machine whenever they change. */
@@ -383,6 +389,7 @@ export class Outbox {
   async #putSends(groups: ReadonlyArray<[string, SendGroup]>): Promise<void> {
     const { conversations, outbox } = this.#o.storage;
     let at: number;
+    let spilledBefore = false;
     try {
       const entries: OutboxEntry[] = [];
       const offsets = new Map<string, number>();
@@ -396,6 +403,10 @@ export class Outbox {
           entries.push(item.entry);
         }
       }
+      // Anything spilled when this put began is ahead of these messages: they must not be kept in
+      // memory, even if a refill takes the last of it back while the put is written (the journal's
+      // memory, which a compaction writes out, would then hold them ahead of it).
+      spilledBefore = outbox.spilled > 0;
       at = await outbox.put(entries);
     } catch (err) {
       for (const [, group] of groups) this.#settleGroup(group, err);
@@ -417,7 +428,7 @@ export class Outbox {
     for (const [, group] of groups) {
       for (const { entry, ordinal } of group.items) {
         const slot: Slot = { entry, ordinal, inflight: false, prev: undefined, next: undefined };
-        if (spill.length === 0 && outbox.spilled === 0 && this.#queued + keep.length < this.#keepLimit()) keep.push(slot);
+        if (spill.length === 0 && !spilledBefore && outbox.spilled === 0 && this.#queued + keep.length < this.#keepLimit()) keep.push(slot);
         else spill.push(slot);
       }
     }
@@ -595,6 +606,7 @@ export class Outbox {
     try {
       const { due, earliest } = await this.#journal.spilledExpiries(this.#spillFrom, now);
       this.#spilledExpiresFrom = Math.min(this.#spilledExpiresFrom, earliest);
+      if (this.#stopped) return;
       // A refill may have read expired messages back while the journal was looked through: they
       // were no longer spilled for it, nor yet in memory for the check before it.
       for (const slot of this.#slots.values()) this.#expireIfDue(slot, now);
@@ -673,6 +685,7 @@ export class Outbox {
   stop(): void {
     this.#stopped = true;
     if (this.#sweepTimer !== undefined) this.#clock.clearTimeout(this.#sweepTimer);
+    if (this.#refillTimer !== undefined) this.#clock.clearTimeout(this.#refillTimer);
     for (const actor of this.#actors.values()) actor.stop();
     this.#actors.clear();
     this.#resting.clear();
@@ -811,6 +824,7 @@ export class Outbox {
     this.#loading = this.#readBack(room).then(
       ({ progress }) => {
         this.#loading = undefined;
+        this.#refillPauseMs = 0;
         if (this.#stopped) return;
         if (progress) return this.#loadIfLow();
         // Nothing left to find (a sweep, a cancel or receipts took them first): nothing is lost.
@@ -823,6 +837,14 @@ export class Outbox {
       (err: unknown) => {
         this.#loading = undefined;
         this.#o.onError(err);
+        if (this.#stopped) return;
+        // The messages stay spilled; reading again later (the disk may recover) keeps the queue
+        // moving even when nothing else happens to start a refill (no send, no ack, no reconnect).
+        this.#refillPauseMs = Math.min(REFILL_RETRY_MAX_MS, Math.max(REFILL_RETRY_MS, 2 * this.#refillPauseMs));
+        this.#refillTimer ??= this.#clock.setTimeout(() => {
+          this.#refillTimer = undefined;
+          this.#loadIfLow();
+        }, this.#refillPauseMs);
       },
     );
   }

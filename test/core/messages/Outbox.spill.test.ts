@@ -7,9 +7,9 @@ import { tempDir } from '../../helpers/tmp.js';
  * reads (a receipt, a cancel, a stop) depend on where the read is when they
  * come. These tests pin that moment: `hook.gate` holds the next journal read
  * before it starts, `hook.atEnd` runs as it ends (its entries found, not yet
- * taken back). Everything else is real: the workspace files and the outbox.
+ * taken back), `hook.fail` makes it fail as a disk would. Everything else is real: the workspace files and the outbox.
  */
-const hook: { gate?: Promise<void>; atEnd?: () => Promise<void> } = {};
+const hook: { gate?: Promise<void>; atEnd?: () => Promise<void>; fail?: boolean } = {};
 vi.mock('../../../src/fs/readJsonl.js', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../../src/fs/readJsonl.js')>();
   return {
@@ -18,6 +18,10 @@ vi.mock('../../../src/fs/readJsonl.js', async (importOriginal) => {
       const gate = hook.gate;
       hook.gate = undefined;
       if (gate) await gate;
+      if (hook.fail) {
+        hook.fail = false;
+        throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+      }
       try {
         yield* real.readJsonlBatches(...args);
       } finally {
@@ -213,5 +217,80 @@ describe('Outbox read-back races', () => {
     expect(errors).toEqual([]);
     outbox.stop();
     await storage.close();
+  });
+
+  it('a refill that fails is tried again, and the queue moves on with nothing else happening', async () => {
+    const { storage, outbox, frames, errors } = await outboxWith(['e0', 'e1', 'S1', 'S2'].map((n) => entry(n)));
+    let release: () => void = () => {};
+    hook.gate = new Promise((r) => (release = r));
+    outbox.online();
+    await settle();
+    expect(frames).toEqual(['e0', 'e1']);
+    outbox.onAck({ type: 'ack', id: 'msg_e0', seq: 1, at: T });
+    outbox.onAck({ type: 'ack', id: 'msg_e1', seq: 2, at: T });
+    await settle();
+    // The held refill fails; no send, ack or reconnect follows.
+    hook.fail = true;
+    release();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(errors).toHaveLength(1);
+    expect(frames).toEqual(['e0', 'e1', 'S1', 'S2']);
+    outbox.stop();
+    await storage.close();
+  });
+
+  it('a message put while the last spilled one is read back stays behind it, across a close and a restart', async () => {
+    const { storage, outbox, errors } = await outboxWith(['e000', 'e001', 'S001'].map((n) => entry(n)));
+    expect(storage.outbox.spilled).toBe(1);
+    let release: () => void = () => {};
+    hook.gate = new Promise((r) => (release = r));
+    let sent: Promise<void> | undefined;
+    // As the refill (reading S001) ends, N is sent: its put is under way when S001 is taken back.
+    hook.atEnd = async () => {
+      const n = entry('NNNN');
+      const record = { type: 'message' as const, id: n.id, conversationId: n.conversationId, direction: 'out' as const, from: 'agent_001', to: n.to, text: n.text, sentAt: T, status: 'queued' as const };
+      sent = outbox.enqueue(n, record, false);
+      while (!storage.outbox.has('msg_NNNN')) await new Promise((r) => setImmediate(r));
+    };
+    // The queue in memory empties: the refill starts, held.
+    expect(await outbox.cancel('msg_e000')).toBe(true);
+    expect(await outbox.cancel('msg_e001')).toBe(true);
+    release();
+    await sent;
+    await settle();
+    // The client closes offline: the journal is compacted from memory.
+    await outbox.settled();
+    outbox.stop();
+    await storage.close();
+    const again = await WorkspaceStorage.open({ workspacePath: storage.paths.workspace, agentId: 'agent_001' });
+    const frames: string[] = [];
+    const link = { sendOrFail: (f: { id: string }, written: () => void) => (frames.push(f.id.slice('msg_'.length)), queueMicrotask(written), true) };
+    const next = new Outbox({ storage: again, agentId: 'agent_001', link: link as never, window: 10, ackTimeoutMs: 10_000, maxAttempts: 3, maxQueuedInMemory: 4, onStatus: () => {}, onError: (err) => errors.push(String(err)) });
+    await next.start();
+    next.online();
+    await settle();
+    // One conversation: S001 was sent (queued) before NNNN.
+    expect(frames).toEqual(['S001', 'NNNN']);
+    expect(errors).toEqual([]);
+    next.stop();
+    await again.close();
+  });
+
+  it('an expiry scan that ends after the outbox stopped fails nothing and writes nothing', async () => {
+    const expired = ['a', 'b', 'c', 'd', 'e', 'f'].map((n) => ({ ...entry(n), expiresAt: T }));
+    const { storage, outbox, errors } = await outboxWith(expired);
+    expect(storage.outbox.spilled).toBe(4);
+    let release: () => void = () => {};
+    // The scan is held; the refill started as a and b fail reads c and d back.
+    hook.gate = new Promise((r) => (release = r));
+    outbox.sweepExpired(Date.parse(T) + 1);
+    await settle();
+    expect(outbox.stateOf('msg_c')).toBe('queued');
+    // The client closes: the outbox stops, then the storage closes, and only then does the scan end.
+    outbox.stop();
+    await storage.close();
+    release();
+    await settle();
+    expect(errors).toEqual([]);
   });
 });
