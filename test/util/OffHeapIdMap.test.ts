@@ -3,18 +3,7 @@ import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { createMessageId } from '../../src/core/messages/messageId.js';
 import { OffHeapIdMap } from '../../src/util/OffHeapIdMap.js';
-
-/** A small seeded generator (mulberry32), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { random } from '../helpers/random.js';
 
 describe('OffHeapIdMap', () => {
   it('answers as a Map does through random sets, updates and deletes, as it grows, shrinks and rewrites its arena', () => {
