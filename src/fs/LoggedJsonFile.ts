@@ -33,8 +33,16 @@ export class LoggedJsonFile<S extends z.ZodType> {
   readonly #snapshot: JsonFile<S>;
   readonly #compactEvery: number;
   #value: z.infer<S> | undefined;
-  /** The last value whose line is durable (or the value opened with): what a failed write leaves. */
+  /** The last value whose line is durable (or the value opened with): what a failed write leaves, and what a fold writes. */
   #durable: z.infer<S> | undefined;
+  /** Writes are numbered in call order: which one `#value` and `#durable` come from. */
+  #writes = 0;
+  #valueWrite = 0;
+  #durableWrite = 0;
+  /** Settles once the last write has handed its line to the log (or given up): lines go in call order. */
+  #turn: Promise<void> = Promise.resolve();
+  /** A line may be in the log that the JSON file lacks (set when a log is opened, cleared by a fold). */
+  #logged = false;
   /** Opened on the first write after a fold; every write of that log awaits the same opening, so lines keep their order. */
   #log: Promise<JsonlWriter> | undefined;
   #lines: number;
@@ -79,15 +87,24 @@ export class LoggedJsonFile<S extends z.ZodType> {
   }
 
   /**
-   * Makes `value` the current value; resolves once it is durable. If it
-   * cannot be written, the current value is again the last durable one
-   * (unless a later write has been made meanwhile): nothing reads, or folds
-   * into the JSON file, a value the caller was told was not written.
+   * Makes `value` the current value; resolves once it is durable. Lines are
+   * appended in call order (a write made while another waits for a fold
+   * goes after it). If a line cannot be written, the current value is again
+   * the last durable one, unless a later write has been made meanwhile:
+   * nothing reads, or folds into the JSON file, a value the caller was told
+   * was not written.
    */
   async write(value: z.infer<S>): Promise<void> {
     if (this.#closed) throw new IMClientError('CLOSED', `${this.path} is closed`);
+    const write = ++this.#writes;
     this.#value = value;
+    this.#valueWrite = write;
+    const before = this.#turn;
+    let handedOver!: () => void;
+    this.#turn = new Promise<void>((resolve) => (handedOver = resolve));
+    let appended: Promise<void>;
     try {
+      await before;
       while (this.#compacting) await this.#compacting;
       if (this.#closed) throw new IMClientError('CLOSED', `${this.path} is closed`);
       this.#log ??= JsonlWriter.open(this.logPath);
@@ -95,14 +112,36 @@ export class LoggedJsonFile<S extends z.ZodType> {
       log.catch(() => {
         if (this.#log === log) this.#log = undefined;
       });
-      await (await log).append(JSON.stringify(value));
+      const writer = await log;
+      this.#logged = true;
+      // Recorded as the line becomes durable, before anything waiting on the log (a fold) resumes.
+      appended = writer.append(JSON.stringify(value)).then(() => {
+        if (write > this.#durableWrite) {
+          this.#durable = value;
+          this.#durableWrite = write;
+        }
+      });
     } catch (err) {
-      if (this.#value === value) this.#value = this.#durable;
+      handedOver();
+      this.#undo(write);
       throw err;
     }
-    this.#durable = value;
+    handedOver();
+    try {
+      await appended;
+    } catch (err) {
+      this.#undo(write);
+      throw err;
+    }
     // In the background; if it fails the log simply stays in use, and close() tries again.
     if (++this.#lines >= this.#compactEvery) this.#compacting ??= this.#compact().catch(() => {});
+  }
+
+  /** A write failed: the current value is the last durable one again, unless a later write was made. */
+  #undo(write: number): void {
+    if (this.#valueWrite !== write) return;
+    this.#value = this.#durable;
+    this.#valueWrite = this.#durableWrite;
   }
 
   /** Folds the log into the JSON file and closes it. */
@@ -110,7 +149,10 @@ export class LoggedJsonFile<S extends z.ZodType> {
     if (this.#closed) return;
     this.#closed = true;
     while (this.#compacting) await this.#compacting;
-    if (this.#lines > 0) await (this.#compacting = this.#compact());
+    // Waits for the writes made before: their lines go in, or they fail, before the fold.
+    await this.#turn;
+    // Folded whenever a log was opened since the last fold: even a failed line may have stayed in it.
+    if (this.#lines > 0 || this.#logged) await (this.#compacting = this.#compact());
     await (await this.#log?.catch(() => undefined))?.close();
   }
 
@@ -123,7 +165,8 @@ export class LoggedJsonFile<S extends z.ZodType> {
     try {
       const log = await this.#log;
       await log?.flush();
-      if (this.#value !== undefined) await this.#snapshot.write(this.#value);
+      // What is durable, not a value a write made meanwhile is still waiting to append.
+      if (this.#durable !== undefined) await this.#snapshot.write(this.#durable);
       this.#log = undefined;
       await log?.close();
       try {
@@ -133,6 +176,7 @@ export class LoggedJsonFile<S extends z.ZodType> {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw storageIoError(this.logPath, err);
       }
       this.#lines = 0;
+      this.#logged = false;
     } finally {
       this.#compacting = undefined;
     }
