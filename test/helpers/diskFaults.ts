@@ -71,3 +71,26 @@ export async function onFirstWriteFile(action: () => void): Promise<() => number
   });
   return () => calls;
 }
+
+/**
+ * Holds the first write of a buffer containing `marker` until `gate` (a slow
+ * disk under one write), then writes it for real; `entered` resolves as it is
+ * held. Every other write goes through.
+ */
+export async function holdWriteOf(marker: string, gate: Promise<void>) {
+  const proto = await fileHandlePrototype();
+  const real = proto.write as unknown as Write;
+  let held = false;
+  let enter: () => void = () => {};
+  const entered = new Promise<void>((resolve) => (enter = resolve));
+  const spy = vi.spyOn(proto, 'write').mockImplementation(async function (this: FileHandle, ...args: unknown[]) {
+    const [buf] = args as [Buffer];
+    if (!held && Buffer.isBuffer(buf) && buf.includes(marker)) {
+      held = true;
+      enter();
+      await gate;
+    }
+    return real.apply(this, args);
+  } as typeof proto.write);
+  return { spy, entered };
+}

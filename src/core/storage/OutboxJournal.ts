@@ -47,6 +47,13 @@ export class OutboxJournal {
    * Off V8's heap: a long queue holds this for every spilled message (see {@link OffHeapIdMap}).
    */
   readonly #spilled = new OffHeapIdMap();
+  /**
+   * Messages put while others were spilled, and neither spilled nor finished since (a put under
+   * way, or one the journal refused to spill while it compacted): they come after the spilled
+   * ones in send order, so messages read back are placed before them in {@link #entries}, whose
+   * order a compaction writes. Empty but for those moments.
+   */
+  readonly #putWhileSpilled = new Set<string>();
   /** Spilled messages taken out of the queue by a receipt, until their status line is durable ({@link finish}). */
   readonly #forgotten = new Set<string>();
   /**
@@ -109,11 +116,20 @@ export class OutboxJournal {
   async put(entries: readonly OutboxEntry[]): Promise<number> {
     // A message already here (durable, or being put) stays as it is: a put of it again carries the
     // same message, and must not take the durable entry's place (nor, failing, its memory).
-    for (const e of entries) if (!this.#entries.has(e.id)) this.#entries.set(e.id, e);
+    const behindSpilled = this.#spilled.size > 0;
+    for (const e of entries) {
+      if (this.#entries.has(e.id)) continue;
+      this.#entries.set(e.id, e);
+      if (behindSpilled) this.#putWhileSpilled.add(e.id);
+    }
     try {
       return await this.#append(entries.map(putLine), entries);
     } catch (err) {
-      for (const e of entries) if (this.#entries.get(e.id) === e) this.#entries.delete(e.id);
+      for (const e of entries) {
+        if (this.#entries.get(e.id) !== e) continue;
+        this.#entries.delete(e.id);
+        this.#putWhileSpilled.delete(e.id);
+      }
       throw err;
     }
   }
@@ -126,7 +142,10 @@ export class OutboxJournal {
    * `Outbox.start`), and the next compaction drops their `put` lines.
    */
   finish(ids: Iterable<string>): void {
-    for (const id of ids) if (this.#entries.delete(id) || this.#spilled.delete(id) || this.#forgotten.delete(id)) this.#done++;
+    for (const id of ids) {
+      if (this.#putWhileSpilled.size > 0) this.#putWhileSpilled.delete(id);
+      if (this.#entries.delete(id) || this.#spilled.delete(id) || this.#forgotten.delete(id)) this.#done++;
+    }
     if (this.#done >= COMPACT_MIN_DONE && this.#done > this.#entries.size && this.#spilled.size === 0) this.#compacting ??= this.#compact();
   }
 
@@ -139,7 +158,10 @@ export class OutboxJournal {
    */
   spill(items: Iterable<readonly [id: string, order: number]>): boolean {
     if (this.#compacting) return false;
-    for (const [id, order] of items) if (this.#entries.delete(id)) this.#spilled.set(id, order);
+    for (const [id, order] of items) {
+      if (this.#entries.delete(id)) this.#spilled.set(id, order);
+      if (this.#putWhileSpilled.size > 0) this.#putWhileSpilled.delete(id);
+    }
     return true;
   }
 
@@ -224,6 +246,15 @@ export class OutboxJournal {
       this.#spilled.delete(entry.id);
       this.#entries.set(entry.id, entry);
       entries.push({ entry, order });
+    }
+    // Those put while these were spilled go after them again.
+    if (entries.length > 0 && this.#putWhileSpilled.size > 0) {
+      for (const id of this.#putWhileSpilled) {
+        const later = this.#entries.get(id);
+        if (later === undefined) continue;
+        this.#entries.delete(id);
+        this.#entries.set(id, later);
+      }
     }
     return entries;
   }

@@ -1,5 +1,7 @@
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
+import { holdWriteOf } from '../../helpers/diskFaults.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 /**
@@ -291,6 +293,44 @@ describe('Outbox read-back races', () => {
     await storage.close();
     release();
     await settle();
+    expect(errors).toEqual([]);
+  });
+
+  it('a message put while the last spilled one is read back, and kept in memory by a compaction, stays behind it', async () => {
+    const { storage, outbox, errors } = await outboxWith(['e000', 'e001', 'S001'].map((n) => entry(n)));
+    expect(storage.outbox.spilled).toBe(1);
+    // Messages finished in one go below, enough to start a compaction of the journal.
+    const done = Array.from({ length: 4100 }, (_, i) => entry(`j${String(i).padStart(5, '0')}`, 'agent_009'));
+    await storage.outbox.put(done);
+    let releaseWrite: () => void = () => {};
+    const { spy, entered } = await holdWriteOf('{"op":"put","entry":{"id":"msg_NNNN"', new Promise<void>((r) => (releaseWrite = r)));
+    let release: () => void = () => {};
+    hook.gate = new Promise((r) => (release = r));
+    let sent: Promise<void> | undefined;
+    // As the refill (reading S001) ends, N is sent; its put is held on the disk.
+    hook.atEnd = async () => {
+      const n = entry('NNNN');
+      const record = { type: 'message' as const, id: n.id, conversationId: n.conversationId, direction: 'out' as const, from: 'agent_001', to: n.to, text: n.text, sentAt: T, status: 'queued' as const };
+      sent = outbox.enqueue(n, record, false);
+      await entered;
+    };
+    expect(await outbox.cancel('msg_e000')).toBe(true);
+    expect(await outbox.cancel('msg_e001')).toBe(true);
+    release();
+    while (storage.outbox.spilled !== 0) await new Promise((r) => setImmediate(r));
+    // Nothing spilled: the finished messages start a compaction, which refuses N's spill.
+    storage.outbox.finish(done.map((e) => e.id));
+    releaseWrite();
+    await sent;
+    spy.mockRestore();
+    expect(storage.outbox.isSpilled('msg_NNNN')).toBe(false);
+    await settle();
+    await outbox.settled();
+    outbox.stop();
+    await storage.close();
+    // The journal, compacted from memory, holds them in send order.
+    const ids = (await readFile(storage.outbox.path, 'utf8')).trim().split('\n').map((line) => (JSON.parse(line) as { entry: { id: string } }).entry.id);
+    expect(ids).toEqual(['msg_S001', 'msg_NNNN']);
     expect(errors).toEqual([]);
   });
 });
