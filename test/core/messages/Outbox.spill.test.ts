@@ -75,6 +75,32 @@ async function outboxWith(entries: Array<ReturnType<typeof entry> & { expiresAt?
 
 const settle = () => new Promise((r) => setTimeout(r, 100));
 
+/** Six expired messages, four of them spilled, and a sweep whose look through the journal is held while the refill, started as the two in memory fail, reads c and d back. */
+async function heldExpiryScan() {
+  const { storage, outbox, errors } = await outboxWith(['a', 'b', 'c', 'd', 'e', 'f'].map((n) => ({ ...entry(n), expiresAt: T })));
+  expect(storage.outbox.spilled).toBe(4);
+  let release: () => void = () => {};
+  hook.gate = new Promise((r) => (release = r));
+  outbox.sweepExpired(Date.parse(T) + 1);
+  await settle();
+  return { storage, outbox, errors, release };
+}
+
+/**
+ * Sends message `name` as the next journal read ends (a refill about to take its messages
+ * back), and lets the read end once `until` resolves; gives the send's promise.
+ */
+function sendAsReadEnds(outbox: InstanceType<typeof Outbox>, name: string, until: () => Promise<unknown>): Promise<Promise<void>> {
+  return new Promise((resolve) => {
+    hook.atEnd = async () => {
+      const n = entry(name);
+      const record = { type: 'message' as const, id: n.id, conversationId: n.conversationId, direction: 'out' as const, from: 'agent_001', to: n.to, text: n.text, sentAt: T, status: 'queued' as const };
+      resolve(outbox.enqueue(n, record, false));
+      await until();
+    };
+  });
+}
+
 describe('Outbox read-back races', () => {
   it('a receipt that finishes a message a refill has just found is not taken for a damaged journal', async () => {
     const { storage, outbox, errors } = await outboxWith(['e0', 'e1', 'A1', 'A2', 'B'].map((n) => entry(n)));
@@ -154,15 +180,7 @@ describe('Outbox read-back races', () => {
   });
 
   it('one sweep fails every expired message, those a refill reads back while it looks through the journal included', async () => {
-    const expired = ['a', 'b', 'c', 'd', 'e', 'f'].map((n) => ({ ...entry(n), expiresAt: T }));
-    const { storage, outbox, errors } = await outboxWith(expired);
-    expect(storage.outbox.spilled).toBe(4);
-    let release: () => void = () => {};
-    // The sweep's look through the journal is held (a slow disk) while the refill, started as the
-    // expired messages in memory leave the queue, reads c and d back.
-    hook.gate = new Promise((r) => (release = r));
-    outbox.sweepExpired(Date.parse(T) + 1);
-    await settle();
+    const { storage, outbox, errors, release } = await heldExpiryScan();
     release();
     await settle();
     expect(['a', 'b', 'c', 'd', 'e', 'f'].map((n) => outbox.stateOf(`msg_${n}`) ?? 'gone').filter((s) => s === 'queued')).toEqual([]);
@@ -246,19 +264,15 @@ describe('Outbox read-back races', () => {
     expect(storage.outbox.spilled).toBe(1);
     let release: () => void = () => {};
     hook.gate = new Promise((r) => (release = r));
-    let sent: Promise<void> | undefined;
     // As the refill (reading S001) ends, N is sent: its put is under way when S001 is taken back.
-    hook.atEnd = async () => {
-      const n = entry('NNNN');
-      const record = { type: 'message' as const, id: n.id, conversationId: n.conversationId, direction: 'out' as const, from: 'agent_001', to: n.to, text: n.text, sentAt: T, status: 'queued' as const };
-      sent = outbox.enqueue(n, record, false);
+    const sending = sendAsReadEnds(outbox, 'NNNN', async () => {
       while (!storage.outbox.has('msg_NNNN')) await new Promise((r) => setImmediate(r));
-    };
+    });
     // The queue in memory empties: the refill starts, held.
     expect(await outbox.cancel('msg_e000')).toBe(true);
     expect(await outbox.cancel('msg_e001')).toBe(true);
     release();
-    await sent;
+    await (await sending);
     await settle();
     // The client closes offline: the journal is compacted from memory.
     await outbox.settled();
@@ -279,14 +293,7 @@ describe('Outbox read-back races', () => {
   });
 
   it('an expiry scan that ends after the outbox stopped fails nothing and writes nothing', async () => {
-    const expired = ['a', 'b', 'c', 'd', 'e', 'f'].map((n) => ({ ...entry(n), expiresAt: T }));
-    const { storage, outbox, errors } = await outboxWith(expired);
-    expect(storage.outbox.spilled).toBe(4);
-    let release: () => void = () => {};
-    // The scan is held; the refill started as a and b fail reads c and d back.
-    hook.gate = new Promise((r) => (release = r));
-    outbox.sweepExpired(Date.parse(T) + 1);
-    await settle();
+    const { storage, outbox, errors, release } = await heldExpiryScan();
     expect(outbox.stateOf('msg_c')).toBe('queued');
     // The client closes: the outbox stops, then the storage closes, and only then does the scan end.
     outbox.stop();
@@ -306,14 +313,8 @@ describe('Outbox read-back races', () => {
     const { spy, entered } = await holdWriteOf('{"op":"put","entry":{"id":"msg_NNNN"', new Promise<void>((r) => (releaseWrite = r)));
     let release: () => void = () => {};
     hook.gate = new Promise((r) => (release = r));
-    let sent: Promise<void> | undefined;
     // As the refill (reading S001) ends, N is sent; its put is held on the disk.
-    hook.atEnd = async () => {
-      const n = entry('NNNN');
-      const record = { type: 'message' as const, id: n.id, conversationId: n.conversationId, direction: 'out' as const, from: 'agent_001', to: n.to, text: n.text, sentAt: T, status: 'queued' as const };
-      sent = outbox.enqueue(n, record, false);
-      await entered;
-    };
+    const sending = sendAsReadEnds(outbox, 'NNNN', () => entered);
     expect(await outbox.cancel('msg_e000')).toBe(true);
     expect(await outbox.cancel('msg_e001')).toBe(true);
     release();
@@ -321,7 +322,7 @@ describe('Outbox read-back races', () => {
     // Nothing spilled: the finished messages start a compaction, which refuses N's spill.
     storage.outbox.finish(done.map((e) => e.id));
     releaseWrite();
-    await sent;
+    await (await sending);
     spy.mockRestore();
     expect(storage.outbox.isSpilled('msg_NNNN')).toBe(false);
     await settle();
