@@ -389,7 +389,6 @@ export class Outbox {
   async #putSends(groups: ReadonlyArray<[string, SendGroup]>): Promise<void> {
     const { conversations, outbox } = this.#o.storage;
     let at: number;
-    let spilledBefore = false;
     try {
       const entries: OutboxEntry[] = [];
       const offsets = new Map<string, number>();
@@ -403,10 +402,6 @@ export class Outbox {
           entries.push(item.entry);
         }
       }
-      // Anything spilled when this put began is ahead of these messages: they must not be kept in
-      // memory, even if a refill takes the last of it back while the put is written (the journal's
-      // memory, which a compaction writes out, would then hold them ahead of it).
-      spilledBefore = outbox.spilled > 0;
       at = await outbox.put(entries);
     } catch (err) {
       for (const [, group] of groups) this.#settleGroup(group, err);
@@ -428,7 +423,7 @@ export class Outbox {
     for (const [, group] of groups) {
       for (const { entry, ordinal } of group.items) {
         const slot: Slot = { entry, ordinal, inflight: false, prev: undefined, next: undefined };
-        if (spill.length === 0 && !spilledBefore && outbox.spilled === 0 && this.#queued + keep.length < this.#keepLimit()) keep.push(slot);
+        if (spill.length === 0 && outbox.spilled === 0 && this.#queued + keep.length < this.#keepLimit()) keep.push(slot);
         else spill.push(slot);
       }
     }
