@@ -146,6 +146,7 @@ export class OutboxJournal {
       if (this.#putWhileSpilled.size > 0) this.#putWhileSpilled.delete(id);
       if (this.#entries.delete(id) || this.#spilled.delete(id) || this.#forgotten.delete(id)) this.#done++;
     }
+    this.#noLongerBehind();
     if (this.#done >= COMPACT_MIN_DONE && this.#done > this.#entries.size && this.#spilled.size === 0) this.#compacting ??= this.#compact();
   }
 
@@ -178,7 +179,13 @@ export class OutboxJournal {
   forgetSpilled(id: string): boolean {
     if (!this.#spilled.delete(id)) return false;
     this.#forgotten.add(id);
+    this.#noLongerBehind();
     return true;
+  }
+
+  /** Once nothing is spilled, nothing can be read back ahead of the puts made while something was. */
+  #noLongerBehind(): void {
+    if (this.#spilled.size === 0 && this.#putWhileSpilled.size > 0) this.#putWhileSpilled.clear();
   }
 
   /** Whether the message's entry is only in the file. */
@@ -256,6 +263,7 @@ export class OutboxJournal {
         this.#entries.set(id, later);
       }
     }
+    this.#noLongerBehind();
     return entries;
   }
 

@@ -194,6 +194,50 @@ describe('OutboxJournal when its directory sync fails after a compaction renamed
   });
 });
 
+describe('OutboxJournal keeps send order in memory around spills', () => {
+  // Texts of the entries in memory, in the order a compaction writes them.
+  const texts = (j: OutboxJournal) => [...j.entries()].map((e) => e.text);
+
+  it('a message put while the last spilled one was read back, and kept, stays ahead of messages sent after it', async () => {
+    const path = join(await tempDir(), 'outbox.jsonl');
+    const j = await OutboxJournal.open(path);
+    await j.put([entry(0)]);
+    j.finish([entry(0).id]);
+    const at1 = await j.put([entry(1)]);
+    expect(j.spill([[entry(1).id, 1]])).toBe(true);
+    // 2 is put while 1 is spilled; 1 is read back while 2's put is written; 2 is kept in memory.
+    const put2 = j.put([entry(2)]);
+    j.unspill((await j.readSpilled(at1, 10)).found);
+    await put2;
+    expect(texts(j)).toEqual(['m1', 'm2']);
+    // Later, 3 is put and kept, 4 is put, spilled and read back.
+    await j.put([entry(3)]);
+    const at4 = await j.put([entry(4)]);
+    expect(j.spill([[entry(4).id, 4]])).toBe(true);
+    j.unspill((await j.readSpilled(at4, 10)).found);
+    expect(texts(j)).toEqual(['m1', 'm2', 'm3', 'm4']);
+    await j.close();
+    const file = (await readFile(path, 'utf8')).trim().split('\n').map((line) => (JSON.parse(line) as { entry: OutboxEntry }).entry.text);
+    expect(file).toEqual(['m1', 'm2', 'm3', 'm4']);
+  });
+
+  it('the same when the last spilled message leaves by a receipt instead of a read-back', async () => {
+    const j = await OutboxJournal.open(join(await tempDir(), 'outbox.jsonl'));
+    await j.put([entry(1)]);
+    j.spill([[entry(1).id, 1]]);
+    const put2 = j.put([entry(2)]);
+    expect(j.forgetSpilled(entry(1).id)).toBe(true);
+    j.finish([entry(1).id]);
+    await put2;
+    await j.put([entry(3)]);
+    const at4 = await j.put([entry(4)]);
+    j.spill([[entry(4).id, 4]]);
+    j.unspill((await j.readSpilled(at4, 10)).found);
+    expect(texts(j)).toEqual(['m2', 'm3', 'm4']);
+    await j.close();
+  });
+});
+
 describe('PendingQueueStore', () => {
   it('replays snapshot plus log, and an old log replayed over a newer snapshot changes nothing', async () => {
     const dir = await tempDir();
