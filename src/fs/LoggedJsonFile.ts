@@ -120,6 +120,11 @@ export class LoggedJsonFile<S extends z.ZodType> {
           this.#durable = value;
           this.#durableWrite = write;
         }
+        // A later write undone before this one landed (refused by close) took the value back past it.
+        if (write > this.#valueWrite) {
+          this.#value = value;
+          this.#valueWrite = write;
+        }
       });
     } catch (err) {
       handedOver();

@@ -194,4 +194,23 @@ describe('LoggedJsonFile under failed and overlapping writes', () => {
     await doc.close();
     expect(await LoggedJsonFile.read(json, log, Doc)).toEqual({ n: 1 });
   });
+
+  it('close while a write is appending and a later one waits its turn: the later is refused, the earlier stays the value', async () => {
+    const { json, log } = await files();
+    const first = await LoggedJsonFile.open(json, log, Doc);
+    await first.write({ n: 0 });
+    await first.close();
+    // The log was folded: the next write opens a new one.
+    const doc = await LoggedJsonFile.open(json, log, Doc);
+    const p1 = doc.write({ n: 1 });
+    await Promise.resolve();
+    await Promise.resolve();
+    const p2 = doc.write({ n: 2 });
+    const closing = doc.close();
+    await expect(p2).rejects.toMatchObject({ code: 'CLOSED' });
+    await p1;
+    await closing;
+    expect(await LoggedJsonFile.read(json, log, Doc)).toEqual({ n: 1 });
+    expect(await doc.read()).toEqual({ n: 1 });
+  });
 });
