@@ -157,8 +157,12 @@ export class LoggedJsonFile<S extends z.ZodType> {
     // Waits for the writes made before: their lines go in, or they fail, before the fold.
     await this.#turn;
     // Folded whenever a log was opened since the last fold: even a failed line may have stayed in it.
-    if (this.#lines > 0 || this.#logged) await (this.#compacting = this.#compact());
-    await (await this.#log?.catch(() => undefined))?.close();
+    try {
+      if (this.#lines > 0 || this.#logged) await (this.#compacting = this.#compact());
+    } finally {
+      // Closed even when the fold failed (the log stays, to be folded on the next open).
+      await (await this.#log?.catch(() => undefined))?.close();
+    }
   }
 
   /**

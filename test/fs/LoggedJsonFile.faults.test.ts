@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { LoggedJsonFile } from '../../src/fs/LoggedJsonFile.js';
-import { failWritesOf, fileHandlePrototype, ioError } from '../helpers/diskFaults.js';
+import { failNthSync, failWritesOf, fileHandlePrototype, ioError } from '../helpers/diskFaults.js';
+import { openFilesUnder } from '../helpers/openFiles.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const Doc = z.object({ n: z.int() });
@@ -212,5 +213,25 @@ describe('LoggedJsonFile under failed and overlapping writes', () => {
     await closing;
     expect(await LoggedJsonFile.read(json, log, Doc)).toEqual({ n: 1 });
     expect(await doc.read()).toEqual({ n: 1 });
+  });
+
+  it('a close whose fold fails reports it, closes the log, and the next open folds it', async () => {
+    const { json, log } = await files();
+    const doc = await LoggedJsonFile.open(json, log, Doc);
+    await doc.write({ n: 1 });
+    await doc.write({ n: 2 });
+    // The fold writes the JSON file through a temp file: its sync fails.
+    await failNthSync(1, 'EIO');
+    try {
+      await expect(doc.close()).rejects.toMatchObject({ code: 'STORAGE_IO' });
+    } finally {
+      vi.restoreAllMocks();
+    }
+    expect(await openFilesUnder(dirname(log))).toBe(0);
+    expect(await LoggedJsonFile.read(json, log, Doc)).toEqual({ n: 2 });
+    const again = await LoggedJsonFile.open(json, log, Doc);
+    expect(await again.read()).toEqual({ n: 2 });
+    await again.close();
+    expect(JSON.parse(await readFile(json, 'utf8'))).toEqual({ n: 2 });
   });
 });
