@@ -14,6 +14,16 @@ async function files() {
   return { json: join(dir, 'doc.json'), log: join(dir, 'doc.log.jsonl') };
 }
 
+/** Writes `value` with every disk write of its line failing (EIO), and expects the write to report it. */
+async function writeFailing(doc: LoggedJsonFile<typeof Doc>, value: { n: number }) {
+  const spy = await failWritesOf(JSON.stringify(value).slice(0, -1), (length) => length, 'EIO');
+  try {
+    await expect(doc.write(value)).rejects.toMatchObject({ code: 'STORAGE_IO' });
+  } finally {
+    spy.mockRestore();
+  }
+}
+
 /** Fails only the first write of a buffer containing `marker`. */
 async function failFirstWriteOf(marker: string) {
   const proto = await fileHandlePrototype();
@@ -70,18 +80,28 @@ describe('LoggedJsonFile under failed and overlapping writes', () => {
     expect(await LoggedJsonFile.read(json, log, Doc)).toEqual({ n: 10 });
   });
 
+  it('a write that fails leaves the last durable value, in memory and in the JSON file it folds into', async () => {
+    const { json, log } = await files();
+    const doc = await LoggedJsonFile.open(json, log, Doc);
+    await doc.write({ n: 1 });
+    await writeFailing(doc, { n: 2 });
+    expect(await doc.read()).toEqual({ n: 1 });
+    // A later write that succeeds is the value again.
+    await doc.write({ n: 3 });
+    expect(await doc.read()).toEqual({ n: 3 });
+    await writeFailing(doc, { n: 4 });
+    await doc.close();
+    expect(JSON.parse(await readFile(json, 'utf8'))).toEqual({ n: 3 });
+    expect(await LoggedJsonFile.read(json, log, Doc)).toEqual({ n: 3 });
+  });
+
   it('a write made while a compaction is under way, that then fails, is not folded into the JSON file', async () => {
     const { json, log } = await files();
     const doc = await LoggedJsonFile.open(json, log, Doc, { compactEvery: 1 });
     // Succeeds, and starts a compaction in the background (lines >= compactEvery).
     await doc.write({ n: 1 });
-    const spy = await failWritesOf('"n":2', (length) => length, 'EIO');
-    try {
-      // Made while the compaction runs: it waits for it, then its append fails.
-      await expect(doc.write({ n: 2 })).rejects.toMatchObject({ code: 'STORAGE_IO' });
-    } finally {
-      spy.mockRestore();
-    }
+    // Made while the compaction runs: it waits for it, then its append fails.
+    await writeFailing(doc, { n: 2 });
     expect(await doc.read()).toEqual({ n: 1 });
     await doc.close();
     // The caller was told {n:2} was not written.

@@ -5,7 +5,6 @@ import { z } from 'zod';
 import { StorageCorruptError } from '../../src/errors.js';
 import { LoggedJsonFile } from '../../src/fs/LoggedJsonFile.js';
 import type { StorageWarning } from '../../src/fs/StorageWarning.js';
-import { failWritesOf } from '../helpers/diskFaults.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const Doc = z.object({ n: z.int() });
@@ -56,31 +55,6 @@ describe('LoggedJsonFile', () => {
     expect(await LoggedJsonFile.read(json, log, Doc)).toEqual({ n: 3 });
     await doc.close();
     expect(JSON.parse(await readFile(json, 'utf8'))).toEqual({ n: 3 });
-  });
-
-  it('a write that fails leaves the last durable value, in memory and in the JSON file it folds into', async () => {
-    const { json, log } = await files();
-    const doc = await LoggedJsonFile.open(json, log, Doc);
-    await doc.write({ n: 1 });
-    const spy = await failWritesOf('"n":2', (length) => length, 'EIO');
-    try {
-      await expect(doc.write({ n: 2 })).rejects.toMatchObject({ code: 'STORAGE_IO' });
-    } finally {
-      spy.mockRestore();
-    }
-    expect(await doc.read()).toEqual({ n: 1 });
-    // A later write that succeeds is the value again.
-    await doc.write({ n: 3 });
-    expect(await doc.read()).toEqual({ n: 3 });
-    const spy2 = await failWritesOf('"n":4', (length) => length, 'EIO');
-    try {
-      await expect(doc.write({ n: 4 })).rejects.toMatchObject({ code: 'STORAGE_IO' });
-    } finally {
-      spy2.mockRestore();
-    }
-    await doc.close();
-    expect(JSON.parse(await readFile(json, 'utf8'))).toEqual({ n: 3 });
-    expect(await LoggedJsonFile.read(json, log, Doc)).toEqual({ n: 3 });
   });
 
   it('folds the log every compactEvery writes, so it stays short', async () => {
