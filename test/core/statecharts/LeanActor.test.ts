@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createActor, fromPromise, setup, SimulatedClock, type AnyActorRef, type AnyEventObject, type AnyStateMachine, type InspectionEvent } from 'xstate';
+import { assign, createActor, fromPromise, setup, SimulatedClock, type AnyActorRef, type AnyEventObject, type AnyStateMachine, type InspectionEvent } from 'xstate';
 import { connectionMachine } from '../../../machines/connection.js';
 import { inboxMachine, type BatchResult } from '../../../machines/inbox.js';
 import { messageMachine } from '../../../machines/message.js';
@@ -401,6 +401,55 @@ describe('LeanActor runs a machine exactly as XState does', () => {
     // Events that leave it running (a timer to arm, a state that is not final) are refused.
     expect(LeanActor.finish(logic, { value: 'queued', context }, { type: 'DISPATCH' })).toBeUndefined();
     expect(finished).toBeGreaterThan(3);
+  });
+
+  it('several assigns in one microstep: each sees the one before it, its own properties the context before it, and an action keeps the context it was given', () => {
+    type Ctx = { a: number; b: number; c: number; x: number; y: number };
+    const kept: Array<{ who: string; context: Ctx }> = [];
+    const machine = setup({
+      types: { context: {} as Ctx, events: {} as { type: 'GO' } },
+      actions: { keep: () => {} },
+    }).createMachine({
+      id: 'microstep',
+      context: { a: 0, b: 0, c: 0, x: 1, y: 2 },
+      initial: 'one',
+      states: {
+        one: {
+          // Exit assign, then the transition's: the second reads the first's write.
+          exit: assign({ a: 1 }),
+          on: {
+            GO: {
+              target: 'two',
+              actions: [
+                assign({ b: ({ context }) => context.a + 1 }),
+                // Both properties read the context before this assign: a swap.
+                assign({ x: ({ context }) => context.y, y: ({ context }) => context.x }),
+                'keep',
+                // Written after the action ran: the context the action kept must not change.
+                assign(({ context }) => ({ c: context.b + 1 })),
+                'keep',
+              ],
+            },
+          },
+        },
+        two: {},
+      },
+    });
+    for (const who of ['xstate', 'lean'] as const) {
+      const logic = machine.provide({ actions: { keep: ({ context }) => kept.push({ who, context }) } });
+      const actor = who === 'xstate' ? createActor(logic) : new LeanActor(logic);
+      actor.start();
+      const before = actor.getSnapshot().context;
+      actor.send({ type: 'GO' });
+      expect(actor.getSnapshot().context, who).toEqual({ a: 1, b: 2, c: 3, x: 2, y: 1 });
+      expect(before, `${who}: the snapshot before the event is unchanged`).toEqual({ a: 0, b: 0, c: 0, x: 1, y: 2 });
+    }
+    expect(kept.map(({ who, context }) => ({ who, context: { ...context } }))).toEqual([
+      { who: 'xstate', context: { a: 1, b: 2, c: 0, x: 2, y: 1 } },
+      { who: 'xstate', context: { a: 1, b: 2, c: 3, x: 2, y: 1 } },
+      { who: 'lean', context: { a: 1, b: 2, c: 0, x: 2, y: 1 } },
+      { who: 'lean', context: { a: 1, b: 2, c: 3, x: 2, y: 1 } },
+    ]);
   });
 
   it('stopping cancels its timers: a stopped actor never fires a delayed transition', () => {
