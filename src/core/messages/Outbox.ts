@@ -232,6 +232,10 @@ export class Outbox {
   #sweepTimer: unknown;
   #stopped = false;
   readonly #clock: Clock;
+  /** See {@link #shared}. */
+  readonly #names = new Map<string, string>();
+  /** The time of the last ack, shared by the acks that carry the same one. */
+  #lastAckAt = '';
 
   constructor(options: OutboxOptions) {
     this.#o = options;
@@ -646,7 +650,12 @@ export class Outbox {
 
   /** An ack for a message in flight. (One for a message back in the queue after a timeout is dropped: its resend gets the same ack.) */
   onAck(frame: AckFrame): void {
-    this.#actors.get(frame.id)?.send({ type: 'ACK', seq: frame.seq, at: frame.at });
+    const actor = this.#actors.get(frame.id);
+    if (!actor) return;
+    // Acks stored in the same millisecond share one time string (each frame parsed its own copy):
+    // it stays with the message's status until its receipt, and in the recent statuses after.
+    const at = frame.at === this.#lastAckAt ? this.#lastAckAt : (this.#lastAckAt = frame.at);
+    actor.send({ type: 'ACK', seq: frame.seq, at });
   }
 
   onNack(frame: NackFrame): void {
@@ -737,8 +746,22 @@ export class Outbox {
     this.#link({ entry, ordinal: ++this.#ordinal, inflight: false, prev: undefined, next: undefined });
   }
 
+  /** The one copy of a conversation or agent id kept for every message that names it (up to 1,024 ids, then anew). */
+  #shared(name: string): string {
+    const known = this.#names.get(name);
+    if (known !== undefined) return known;
+    if (this.#names.size >= 1024) this.#names.clear();
+    this.#names.set(name, name);
+    return name;
+  }
+
   /** Queues a slot and links it into its conversation's chain, in send order. */
   #link(slot: Slot): void {
+    // One string per conversation and recipient, not a copy per message (each read-back line and
+    // each send makes its own): the message's state, status and recent statuses hold them.
+    const { entry } = slot;
+    entry.conversationId = this.#shared(entry.conversationId);
+    entry.to = this.#shared(entry.to);
     this.#slots.set(slot.entry.id, slot);
     this.#queue.push(slot.ordinal, slot.entry.id);
     this.#queued++;
@@ -1042,12 +1065,26 @@ export class Outbox {
    */
   #persistStatus(context: MessageContext, status: StatusUpdate['status']): void {
     const at = isoNow();
-    const record: StatusRecord = { type: 'status', id: context.id, status, at };
-    const update: StatusUpdate = { id: context.id, conversationId: context.conversationId, status, at };
-    if (context.seq !== null) record.seq = update.seq = context.seq;
-    if (context.serverAt !== null) record.serverAt = update.serverAt = context.serverAt;
-    if (status === 'delivered') update.deliveredAt = context.deliveredAt ?? at;
-    if (context.error !== null) record.reason = update.error = context.error;
+    const { id, conversationId, seq, serverAt } = context;
+    let record: StatusRecord;
+    let update: StatusUpdate;
+    if (seq !== null && serverAt !== null && context.error === null && (status === 'acked' || status === 'delivered')) {
+      // The common two (a message acked, then delivered) made whole, in one shape each: fields
+      // added afterwards would each cost the object a second, out-of-object store, and thousands
+      // of these stay in memory a while (status waiters' recent updates).
+      record = { type: 'status', id, status, at, seq, serverAt };
+      update =
+        status === 'acked'
+          ? { id, conversationId, status, at, seq, serverAt }
+          : { id, conversationId, status, at, seq, serverAt, deliveredAt: context.deliveredAt ?? at };
+    } else {
+      record = { type: 'status', id, status, at };
+      update = { id, conversationId, status, at };
+      if (seq !== null) record.seq = update.seq = seq;
+      if (serverAt !== null) record.serverAt = update.serverAt = serverAt;
+      if (status === 'delivered') update.deliveredAt = context.deliveredAt ?? at;
+      if (context.error !== null) record.reason = update.error = context.error;
+    }
     if (this.#statusBatch.size === 0) queueMicrotask(() => this.#writeStatuses());
     let group = this.#statusBatch.get(context.conversationId);
     if (!group) {
