@@ -205,7 +205,11 @@ export class Outbox {
   #expiringSpilled = false;
   /** Journal offset at or before the first spilled line. */
   #spillFrom = 0;
-  /** The lowest offset spilled while a read-back was under way (it must not skip past it). */
+  /**
+   * The lowest offset spilled while a read-back was under way (it must not skip past it): the
+   * read takes it into {@link #spillFrom} as it ends, or the next read as it starts (a spill
+   * landing after one read ended and before its outcome was handled).
+   */
   #spillLow: number | undefined;
   #loading: Promise<void> | undefined;
   /**
@@ -434,7 +438,11 @@ export class Outbox {
     // The journal refuses while it compacts (it rewrites the file from memory): those stay in memory.
     const first = outbox.spilled === 0;
     if (spill.length > 0 && outbox.spill(spill.map((s) => [s.entry.id, s.ordinal] as const))) {
-      if (first) this.#spillFrom = at;
+      if (first) {
+        // A new run of spilled messages: offsets kept from an earlier one may predate a compaction.
+        this.#spillFrom = at;
+        this.#spillLow = undefined;
+      }
       if (this.#loading) this.#spillLow = Math.min(this.#spillLow ?? at, at);
       this.#noteSpilledExpiries(spill.map((s) => s.entry));
     } else {
@@ -844,7 +852,8 @@ export class Outbox {
         this.#loading = undefined;
         this.#refillPauseMs = 0;
         if (this.#stopped) return;
-        if (progress) return this.#loadIfLow();
+        // A put spilled since this read looked (after it, before this runs) is there to be found.
+        if (progress || this.#spillLow !== undefined) return this.#loadIfLow();
         // Nothing left to find (a sweep, a cancel or receipts took them first): nothing is lost.
         if (this.#journal.spilled === 0) return;
         // Nothing found: the file does not hold them where expected (damaged?). Reading it again
@@ -892,7 +901,11 @@ export class Outbox {
       limit = Math.min(limit, still.length);
     }
     if (this.#journal.spilled === 0) return NO_READ;
-    if (!only) this.#spillLow = undefined;
+    if (!only && this.#spillLow !== undefined) {
+      // Spilled after the last read ended: this read starts no later than that.
+      this.#spillFrom = Math.min(this.#spillFrom, this.#spillLow);
+      this.#spillLow = undefined;
+    }
     const { found, next } = await this.#journal.readSpilled(this.#spillFrom, limit, only);
     if (this.#stopped) return NO_READ;
     // Out of the journal's spilled set and into the queue in one step: no moment where the message is neither.
