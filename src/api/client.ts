@@ -285,6 +285,7 @@ export class IMClient {
     message.status = parts.outbox.stateOf(id) ?? (earlier ? earlier.status : 'queued');
     if (waitFor === 'stored') return message;
     if (earlier) this.#learnFromHistory(earlier);
+    await this.#recall(id, conversationId, parts);
     return withStatus(message, await this.#waiters.wait(id, waitFor, options));
   }
 
@@ -323,16 +324,29 @@ export class IMClient {
    */
   async waitForStatus(id: string, status: AwaitableStatus, options: WaitOptions & { conversationId?: string } = {}): Promise<StatusUpdate> {
     assertId('messageId', id);
-    const { outbox, storage } = await this.#ready();
-    if (!outbox.knows(id) && !this.#waiters.knows(id)) {
-      // Sent in an earlier run: its history line says where it stands.
-      const earlier = options.conversationId === undefined ? undefined : await storage.conversations.find(options.conversationId, id, this.agentId);
-      if (!earlier || earlier.direction !== 'out') {
-        throw new IMClientError('NOT_FOUND', `no message ${id} sent by this client${options.conversationId === undefined ? ' in this run (pass conversationId to look in history)' : ` in ${options.conversationId}`}`);
-      }
-      this.#learnFromHistory(earlier);
+    if (!(await this.#recall(id, options.conversationId, await this.#ready()))) {
+      throw new IMClientError('NOT_FOUND', `no message ${id} sent by this client${options.conversationId === undefined ? ' in this run (pass conversationId to look in history)' : ` in ${options.conversationId}`}`);
     }
     return this.#waiters.wait(id, status, options);
+  }
+
+  /**
+   * Makes sure the status waiters know where a message stands before a wait: they hold the
+   * updates of the last messages only, so for one settled earlier (in this run or an earlier
+   * one), or acked and still waiting for its receipt while many others settled since, its
+   * history line tells them. The conversation is the caller's, or the one the waiters remember
+   * for the id. Resolves whether the message is known at all (in the outbox or in history).
+   */
+  async #recall(id: string, conversationId: string | undefined, { outbox, storage }: Parts): Promise<boolean> {
+    if (this.#waiters.knows(id)) return true;
+    const live = outbox.knows(id);
+    // Not acked yet: its updates are still to come, and reach the waiters as they do.
+    if (live && outbox.stateOf(id) !== 'acked') return true;
+    const inConversation = conversationId ?? this.#waiters.conversationOf(id);
+    const earlier = inConversation === undefined ? undefined : await storage.conversations.find(inConversation, id, this.agentId);
+    if (!earlier || earlier.direction !== 'out') return live;
+    this.#learnFromHistory(earlier);
+    return true;
   }
 
   /** Cancels a message that is still queued; resolves to whether it was. */

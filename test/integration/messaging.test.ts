@@ -45,6 +45,32 @@ describe('IMClient messaging', () => {
     expect(await a.listContacts()).toHaveLength(1);
   });
 
+  it('answers a wait for a message whose update it no longer holds: settled thousands of messages ago, or acked and still awaiting its receipt', async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    const b = await makeClient(server.url, 'agent_002');
+    // agent_003 is known to the server but offline: its messages are acked and never delivered.
+    const c = await makeClient(server.url, 'agent_003');
+    await c.connect();
+    await c.close();
+    await Promise.all([a.connect(), b.connect()]);
+    const toB = await a.sendMessage({ to: 'agent_002', text: 'the first', waitFor: 'delivered', timeoutMs: 5000 });
+    const toC = await a.sendMessage({ to: 'agent_003', text: 'for later', waitFor: 'acked', timeoutMs: 5000 });
+    // Thousands of messages settle after them: more updates than the client keeps.
+    let last = toB;
+    for (let round = 0; round < 5; round++) {
+      const sent = await Promise.all(Array.from({ length: 500 }, (_, i) => a.sendMessage({ to: 'agent_002', text: `later ${round}/${i}` })));
+      last = sent.at(-1)!;
+    }
+    await a.waitForStatus(last.id, 'delivered', { timeoutMs: 10_000 });
+    // No conversation given: the client remembers it, and the history line tells the rest.
+    await expect(a.waitForStatus(toB.id, 'delivered', { timeoutMs: 2000 })).resolves.toMatchObject({ id: toB.id, status: 'delivered', seq: toB.seq, conversationId: toB.conversationId });
+    await expect(a.waitForStatus(toC.id, 'acked', { timeoutMs: 2000 })).resolves.toMatchObject({ id: toC.id, status: 'acked', seq: toC.seq, serverAt: toC.serverAt });
+    // A send of an id already acked waits the same way.
+    await expect(a.sendMessage({ to: 'agent_003', text: 'for later', id: toC.id, waitFor: 'acked', timeoutMs: 2000 })).resolves.toMatchObject({ id: toC.id, status: 'acked' });
+    await expect(a.waitForStatus('never-sent-0001', 'acked')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
   it("resolves waitFor 'acked' on the server's ack, and history already says acked", async () => {
     const server = await startServer();
     const a = await makeClient(server.url, 'agent_001');

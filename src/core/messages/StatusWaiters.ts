@@ -1,4 +1,5 @@
 import { IMClientError, MessageRejectedError } from '../../errors.js';
+import { OffHeapIdMap } from '../../util/OffHeapIdMap.js';
 import { RecentMap } from '../../util/RecentMap.js';
 import type { StatusUpdate } from './Outbox.js';
 
@@ -26,9 +27,29 @@ export interface WaitOptions {
  */
 export class StatusWaiters {
   readonly #waiting = new Map<string, Set<Waiter>>();
-  /** The latest update of recently settled messages (at least the last 5,000), so a late wait still resolves. */
-  readonly #recent = new RecentMap<string, StatusUpdate>(10_000);
+  /**
+   * The latest update of the messages updated last (at least `recent / 2` of them), so a late
+   * wait resolves at once. Kept few: every update held on V8's heap while the client sends at
+   * full speed costs up to four times its size in memory (the old generation is sized at a
+   * multiple of what survives), and 10,000 of them cost a long queue's drain 140 bytes per message.
+   */
+  readonly #recent: RecentMap<string, StatusUpdate>;
+  /**
+   * The conversation of each message updated in this run (at least the last `remembered / 2`),
+   * outside the heap, in two generations: where a wait finds the history line of a message
+   * whose update is no longer held. Conversation ids are numbered in `#names`.
+   */
+  #current = new OffHeapIdMap();
+  #previous = new OffHeapIdMap();
+  readonly #generation: number;
+  #names: string[] = [];
+  #numbers = new Map<string, number>();
   #closed: Error | undefined;
+
+  constructor(options: { recent?: number; remembered?: number } = {}) {
+    this.#recent = new RecentMap(options.recent ?? 2_000);
+    this.#generation = Math.max(1, Math.ceil((options.remembered ?? 20_000) / 2));
+  }
 
   wait(id: string, target: AwaitableStatus, options: WaitOptions = {}): Promise<StatusUpdate> {
     if (this.#closed) return Promise.reject(this.#closed);
@@ -72,6 +93,7 @@ export class StatusWaiters {
 
   update(update: StatusUpdate): void {
     this.#recent.set(update.id, update);
+    this.#remember(update.id, update.conversationId);
     const waiters = this.#waiting.get(update.id);
     if (waiters === undefined) return;
     for (const waiter of [...waiters]) {
@@ -84,6 +106,34 @@ export class StatusWaiters {
   /** Whether a status update is known for this id. */
   knows(id: string): boolean {
     return this.#recent.has(id);
+  }
+
+  /** The conversation of a message updated in this run, while remembered (see `remembered`). */
+  conversationOf(id: string): string | undefined {
+    const n = this.#current.get(id) ?? this.#previous.get(id);
+    return n === undefined ? undefined : this.#names[n];
+  }
+
+  #remember(id: string, conversationId: string): void {
+    let n = this.#numbers.get(conversationId);
+    if (n === undefined) {
+      // A run that talks in very many conversations starts the numbering (and what it remembers) anew.
+      if (this.#names.length >= 65_536) this.#forget();
+      n = this.#names.push(conversationId) - 1;
+      this.#numbers.set(conversationId, n);
+    }
+    this.#current.set(id, n);
+    if (this.#current.size >= this.#generation) {
+      this.#previous = this.#current;
+      this.#current = new OffHeapIdMap();
+    }
+  }
+
+  #forget(): void {
+    this.#current = new OffHeapIdMap();
+    this.#previous = new OffHeapIdMap();
+    this.#names = [];
+    this.#numbers = new Map();
   }
 
   /** Rejects every wait, and every later one, with `err` (the client is closing). */
