@@ -248,46 +248,28 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
     // Actions' `self`: the actor, or (finish) a lifecycle that has ended, which ignores events.
     const self: StepArgs['self'] = actor ?? FINISHED;
     let ctx = context;
-    // Whether `ctx` is a copy made by this microstep that nothing outside it has seen: a second
-    // assign then writes into it instead of copying again (an exit action's assign and the
-    // transition's, say). Handing it to a custom action ends that: the action may keep it.
-    let own = false;
     for (const step of steps) {
       switch (step.kind) {
         case 'assign': {
           const args: StepArgs = { context: ctx, event, self };
           const params = resolveParams(step.params, ctx, event);
           const a = step.assignment;
-          // Every property sees the context from before the assign, as in XState: all values are
-          // computed before any is written.
+          // One copy per assign; every property sees the context from before it, as in XState.
+          const next = copyOf(machine, ctx as object) as Record<string, unknown>;
           if (typeof a === 'function') {
-            const changes = a(args, params);
-            if (!own) ctx = copyOf(machine, ctx as object);
-            Object.assign(ctx as object, changes);
-          } else if (!own) {
-            // A fresh copy: the properties read the context it was copied from.
-            const next = copyOf(machine, ctx as object) as Record<string, unknown>;
+            Object.assign(next, a(args, params));
+          } else {
             for (const key in a as object) {
               const v = (a as Record<string, unknown>)[key];
               next[key] = typeof v === 'function' ? v(args, params) : v;
             }
-            ctx = next;
-          } else {
-            const values: unknown[] = [];
-            for (const key in a as object) {
-              const v = (a as Record<string, unknown>)[key];
-              values.push(typeof v === 'function' ? v(args, params) : v);
-            }
-            let i = 0;
-            for (const key in a as object) (ctx as Record<string, unknown>)[key] = values[i++];
           }
-          own = true;
+          ctx = next;
           break;
         }
         case 'custom': {
           const exec = step.exec;
           if (!exec) break;
-          own = false;
           const args: StepArgs = { context: ctx, event, self };
           const params = resolveParams(step.params, ctx, event);
           if (deferred) deferred.push(() => exec(args, params));

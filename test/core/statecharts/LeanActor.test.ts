@@ -403,8 +403,8 @@ describe('LeanActor runs a machine exactly as XState does', () => {
     expect(finished).toBeGreaterThan(3);
   });
 
-  it('several assigns in one microstep: each sees the one before it, its own properties the context before it, and an action keeps the context it was given', () => {
-    type Ctx = { a: number; b: number; c: number; x: number; y: number };
+  it('several assigns in one microstep: each sees the one before it, its own properties the context before it, and what an action or assign keeps does not change', () => {
+    type Ctx = { a: number; b: number; c: number; x: number; y: number; prev?: object; kept?: object };
     const kept: Array<{ who: string; context: Ctx }> = [];
     const machine = setup({
       types: { context: {} as Ctx, events: {} as { type: 'GO' } },
@@ -427,6 +427,9 @@ describe('LeanActor runs a machine exactly as XState does', () => {
                 'keep',
                 // Written after the action ran: the context the action kept must not change.
                 assign(({ context }) => ({ c: context.b + 1 })),
+                // An assign may keep the context it is given too: the next one must not change it.
+                assign({ prev: ({ context }) => ({ ...context }), kept: ({ context }) => context }),
+                assign({ a: 9 }),
                 'keep',
               ],
             },
@@ -441,14 +444,17 @@ describe('LeanActor runs a machine exactly as XState does', () => {
       actor.start();
       const before = actor.getSnapshot().context;
       actor.send({ type: 'GO' });
-      expect(actor.getSnapshot().context, who).toEqual({ a: 1, b: 2, c: 3, x: 2, y: 1 });
+      const { prev, kept: keptByAssign, ...rest } = actor.getSnapshot().context;
+      expect(rest, who).toEqual({ a: 9, b: 2, c: 3, x: 2, y: 1 });
+      expect(keptByAssign, `${who}: the context an assign kept is the one it was given`).toEqual(prev);
+      expect(keptByAssign, who).not.toBe(actor.getSnapshot().context);
       expect(before, `${who}: the snapshot before the event is unchanged`).toEqual({ a: 0, b: 0, c: 0, x: 1, y: 2 });
     }
-    expect(kept.map(({ who, context }) => ({ who, context: { ...context } }))).toEqual([
+    expect(kept.map(({ who, context: { a, b, c, x, y } }) => ({ who, context: { a, b, c, x, y } }))).toEqual([
       { who: 'xstate', context: { a: 1, b: 2, c: 0, x: 2, y: 1 } },
-      { who: 'xstate', context: { a: 1, b: 2, c: 3, x: 2, y: 1 } },
+      { who: 'xstate', context: { a: 9, b: 2, c: 3, x: 2, y: 1 } },
       { who: 'lean', context: { a: 1, b: 2, c: 0, x: 2, y: 1 } },
-      { who: 'lean', context: { a: 1, b: 2, c: 3, x: 2, y: 1 } },
+      { who: 'lean', context: { a: 9, b: 2, c: 3, x: 2, y: 1 } },
     ]);
   });
 
