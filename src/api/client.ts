@@ -285,7 +285,8 @@ export class IMClient {
     message.status = parts.outbox.stateOf(id) ?? (earlier ? earlier.status : 'queued');
     if (waitFor === 'stored') return message;
     if (earlier) this.#learnFromHistory(earlier);
-    await this.#recall(id, conversationId, parts);
+    // The message is durable: a history read that fails leaves the wait to the live updates.
+    await this.#recall(id, conversationId, parts).catch(() => {});
     return withStatus(message, await this.#waiters.wait(id, waitFor, options));
   }
 
@@ -339,12 +340,22 @@ export class IMClient {
    */
   async #recall(id: string, conversationId: string | undefined, { outbox, storage }: Parts): Promise<boolean> {
     if (this.#waiters.knows(id)) return true;
-    const live = outbox.knows(id);
-    // Not acked yet: its updates are still to come, and reach the waiters as they do.
-    if (live && outbox.stateOf(id) !== 'acked') return true;
+    if (outbox.knows(id)) {
+      // Acked and waiting for its receipt: the state it rests with says so. Otherwise its updates
+      // are still to come, and reach the waiters as they do.
+      const acked = outbox.stateOf(id) === 'acked' ? outbox.ackedUpdate(id) : undefined;
+      if (acked) this.#waiters.update(acked);
+      return true;
+    }
     const inConversation = conversationId ?? this.#waiters.conversationOf(id);
-    const earlier = inConversation === undefined ? undefined : await storage.conversations.find(inConversation, id, this.agentId);
-    if (!earlier || earlier.direction !== 'out') return live;
+    if (inConversation === undefined) return false;
+    let earlier = await storage.conversations.find(inConversation, id, this.agentId);
+    // Settled while the history was read (its final line landed after the read passed it), and
+    // its update already gone from the waiters: read again, the line is durable by now.
+    if (earlier && !isFinal(earlier.status) && this.#waiters.settled(id) && !this.#waiters.knows(id)) {
+      earlier = await storage.conversations.find(inConversation, id, this.agentId);
+    }
+    if (!earlier || earlier.direction !== 'out') return false;
     this.#learnFromHistory(earlier);
     return true;
   }
@@ -616,6 +627,11 @@ function combine(...hooks: Array<((event: InspectionEvent) => void) | undefined>
   return (event) => {
     for (const h of present) h(event);
   };
+}
+
+/** Whether a message's status is its last (nothing follows delivered, failed or cancelled). */
+function isFinal(status: IMMessage['status']): boolean {
+  return status === 'delivered' || status === 'failed' || status === 'cancelled';
 }
 
 function withStatus(message: IMMessage, update: StatusUpdate): IMMessage {

@@ -540,6 +540,17 @@ export class Outbox {
     return this.#slots.has(id) || this.#journal.isSpilled(id) ? 'queued' : undefined;
   }
 
+  /**
+   * The `acked` update of a message acked and waiting for its receipt, from the state it rests
+   * with (its time is the server's): for a wait that comes after the update was reported.
+   */
+  ackedUpdate(id: string): StatusUpdate | undefined {
+    const actor = this.#actors.get(id);
+    const context = actor?.getSnapshot().value === 'acked' ? actor.getSnapshot().context : this.#resting.get(id);
+    if (context?.seq == null || context.serverAt === null) return undefined;
+    return { id, conversationId: context.conversationId, status: 'acked', at: context.serverAt, seq: context.seq, serverAt: context.serverAt };
+  }
+
   online(): void {
     this.#connected = true;
     this.#machine.send({ type: 'ONLINE' });

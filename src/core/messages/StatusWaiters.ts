@@ -93,7 +93,7 @@ export class StatusWaiters {
 
   update(update: StatusUpdate): void {
     this.#recent.set(update.id, update);
-    this.#remember(update.id, update.conversationId);
+    this.#remember(update.id, update.conversationId, update.status !== 'acked');
     const waiters = this.#waiting.get(update.id);
     if (waiters === undefined) return;
     for (const waiter of [...waiters]) {
@@ -110,19 +110,26 @@ export class StatusWaiters {
 
   /** The conversation of a message updated in this run, while remembered (see `remembered`). */
   conversationOf(id: string): string | undefined {
-    const n = this.#current.get(id) ?? this.#previous.get(id);
-    return n === undefined ? undefined : this.#names[n];
+    const v = this.#current.get(id) ?? this.#previous.get(id);
+    return v === undefined ? undefined : this.#names[v >>> 1];
   }
 
-  #remember(id: string, conversationId: string): void {
+  /** Whether a message remembered had a final update (delivered, failed, cancelled) in this run. */
+  settled(id: string): boolean {
+    const v = this.#current.get(id) ?? this.#previous.get(id);
+    return v !== undefined && (v & 1) === 1;
+  }
+
+  /** Remembers the message's conversation (by number) and whether its update was final, as `number * 2 + final`. */
+  #remember(id: string, conversationId: string, final: boolean): void {
     let n = this.#numbers.get(conversationId);
     if (n === undefined) {
-      // A run that talks in very many conversations starts the numbering (and what it remembers) anew.
-      if (this.#names.length >= 65_536) this.#forget();
+      // A run that talks in very many conversations at once starts the numbering (and what it remembers) anew.
+      if (this.#names.length >= 16_384) this.#forget();
       n = this.#names.push(conversationId) - 1;
       this.#numbers.set(conversationId, n);
     }
-    this.#current.set(id, n);
+    this.#current.set(id, n * 2 + (final ? 1 : 0));
     if (this.#current.size >= this.#generation) {
       this.#previous = this.#current;
       this.#current = new OffHeapIdMap();

@@ -19,4 +19,17 @@ describe('StatusWaiters', () => {
     expect(waiters.conversationOf(id(3))).toBeUndefined();
     expect(waiters.conversationOf('msg_unknown1')).toBeUndefined();
   });
+
+  it('remembers whether a message had its final update, after the update itself is gone', () => {
+    const waiters = new StatusWaiters({ recent: 2, remembered: 100 });
+    waiters.update(acked(1));
+    waiters.update({ ...acked(2), status: 'delivered', deliveredAt: AT });
+    waiters.update({ id: id(3), conversationId: 'agent_a+agent_0', status: 'failed', at: AT, error: { code: 'TIMEOUT', message: 'no ack' } });
+    for (let i = 10; i < 20; i++) waiters.update(acked(i));
+    expect([1, 2, 3].map((i) => [waiters.knows(id(i)), waiters.settled(id(i))])).toEqual([
+      [false, false],
+      [false, true],
+      [false, true],
+    ]);
+  });
 });
