@@ -333,10 +333,10 @@ export class IMClient {
 
   /**
    * Makes sure the status waiters know where a message stands before a wait: they hold the
-   * updates of the last messages only, so for one settled earlier (in this run or an earlier
-   * one), or acked and still waiting for its receipt while many others settled since, its
-   * history line tells them. The conversation is the caller's, or the one the waiters remember
-   * for the id. Resolves whether the message is known at all (in the outbox or in history).
+   * updates of the last messages only. For one acked and still waiting for its receipt, the
+   * outbox tells them; for one settled earlier (in this run or an earlier one), its history line
+   * does, in the caller's conversation or the one the waiters remember for the id. Resolves
+   * whether the message is known at all (in the outbox or in history).
    */
   async #recall(id: string, conversationId: string | undefined, { outbox, storage }: Parts): Promise<boolean> {
     if (this.#waiters.knows(id)) return true;

@@ -129,7 +129,9 @@ export class StatusWaiters {
       n = this.#names.push(conversationId) - 1;
       this.#numbers.set(conversationId, n);
     }
-    this.#current.set(id, n * 2 + (final ? 1 : 0));
+    // Once final, always: an `acked` learnt later (from a history line read early) does not undo it.
+    const known = final ? undefined : (this.#current.get(id) ?? this.#previous.get(id));
+    this.#current.set(id, n * 2 + (final || (known !== undefined && (known & 1) === 1) ? 1 : 0));
     if (this.#current.size >= this.#generation) {
       this.#previous = this.#current;
       this.#current = new OffHeapIdMap();

@@ -25,6 +25,8 @@ describe('StatusWaiters', () => {
     waiters.update(acked(1));
     waiters.update({ ...acked(2), status: 'delivered', deliveredAt: AT });
     waiters.update({ id: id(3), conversationId: 'agent_a+agent_0', status: 'failed', at: AT, error: { code: 'TIMEOUT', message: 'no ack' } });
+    // An acked learnt afterwards (a history line read before the final one landed) does not undo it.
+    waiters.update(acked(2));
     for (let i = 10; i < 20; i++) waiters.update(acked(i));
     expect([1, 2, 3].map((i) => [waiters.knows(id(i)), waiters.settled(id(i))])).toEqual([
       [false, false],
