@@ -125,18 +125,21 @@ function joined(parts: string[], values: readonly number[]): string {
   return text;
 }
 
+/** A status line, from its fields (what {@link conversationLine} writes for a status record, without the record). */
+export function statusLine(id: string, status: string, at: string, seq: number | undefined, serverAt: string | undefined, reason: unknown): string {
+  const p = STATUS;
+  p[1] = id;
+  p[3] = status;
+  p[5] = at;
+  optional(p, 7, ',"seq":', seq === undefined ? undefined : num(seq), '');
+  optional(p, 10, ',"serverAt":"', serverAt, '"');
+  optional(p, 13, ',"reason":', reason === undefined ? undefined : JSON.stringify(reason), '');
+  return joined(p, VALUES_STATUS);
+}
+
 /** A line of a conversation file. */
 export function conversationLine(r: StatusFields | MessageFields): string {
-  if (r.type === 'status') {
-    const p = STATUS;
-    p[1] = r.id;
-    p[3] = r.status;
-    p[5] = r.at;
-    optional(p, 7, ',"seq":', r.seq === undefined ? undefined : num(r.seq), '');
-    optional(p, 10, ',"serverAt":"', r.serverAt, '"');
-    optional(p, 13, ',"reason":', r.reason === undefined ? undefined : JSON.stringify(r.reason), '');
-    return joined(p, VALUES_STATUS);
-  }
+  if (r.type === 'status') return statusLine(r.id, r.status, r.at, r.seq, r.serverAt, r.reason);
   const p = MESSAGE;
   p[1] = r.id;
   p[3] = r.conversationId;

@@ -6,13 +6,14 @@ import { outboxMachine } from '../../../machines/outbox.js';
 import type { ReceiptItem } from '../../protocol/delivery.js';
 import type { AckFrame, NackFrame, SendFrame } from '../../protocol/send.js';
 import type { Link } from '../connection/Link.js';
-import type { ConversationRecord, MessageRecord, OutboxEntry, OutgoingStatus, StatusRecord } from '../storage/records.js';
+import type { MessageRecord, OutboxEntry, OutgoingStatus, StatusRecord } from '../storage/records.js';
 import type { OutboxJournal } from '../storage/OutboxJournal.js';
 import type { WorkspaceStorage } from '../storage/WorkspaceStorage.js';
 import { createLifecycle, finishLifecycle, type Lifecycle, type LifecycleSnapshot } from '../statecharts/lifecycle.js';
 import { deferred, type Deferred } from '../../util/deferred.js';
 import { RecentMap } from '../../util/RecentMap.js';
 import { isoFormatter } from '../../util/isoTime.js';
+import { conversationLine, statusLine } from '../../util/jsonText.js';
 import { MinHeap } from './MinHeap.js';
 
 type MessageLogic = typeof messageMachine;
@@ -70,19 +71,14 @@ interface SendGroup extends Deferred {
   items: Array<{ entry: OutboxEntry; record: MessageRecord; ordinal: number; callerId: boolean }>;
 }
 
-/** A status change waiting in the batch being written. */
-interface StatusItem {
-  record: StatusRecord;
-  update: StatusUpdate;
-}
-
 /**
  * The status changes of one conversation in a batch: one append. Its promise
  * settles once they are reported and out of the outbox journal, or rejects
  * if their line could not be written (callers must not move on as if it were).
  */
 interface StatusGroup extends Deferred {
-  items: StatusItem[];
+  /** Each change as reported; its status line is written from it ({@link statusLineOf}). */
+  items: StatusUpdate[];
 }
 
 /** What a read-back did. */
@@ -360,7 +356,7 @@ export class Outbox {
   }
 
   #statusOnItsWay(id: string): boolean {
-    for (const group of this.#statusGroups) for (const { record } of group.items) if (record.id === id) return true;
+    for (const group of this.#statusGroups) for (const update of group.items) if (update.id === id) return true;
     return false;
   }
 
@@ -1090,24 +1086,21 @@ export class Outbox {
   #persistStatus(context: MessageContext, status: StatusUpdate['status']): void {
     const at = isoNow();
     const { id, conversationId, seq, serverAt } = context;
-    let record: StatusRecord;
     let update: StatusUpdate;
     if (seq !== null && serverAt !== null && context.error === null && (status === 'acked' || status === 'delivered')) {
       // The common two (a message acked, then delivered) made whole, in one shape each: fields
       // added afterwards would each cost the object a second, out-of-object store, and thousands
       // of these stay in memory a while (status waiters' recent updates).
-      record = { type: 'status', id, status, at, seq, serverAt };
       update =
         status === 'acked'
           ? { id, conversationId, status, at, seq, serverAt }
           : { id, conversationId, status, at, seq, serverAt, deliveredAt: context.deliveredAt ?? at };
     } else {
-      record = { type: 'status', id, status, at };
       update = { id, conversationId, status, at };
-      if (seq !== null) record.seq = update.seq = seq;
-      if (serverAt !== null) record.serverAt = update.serverAt = serverAt;
+      if (seq !== null) update.seq = seq;
+      if (serverAt !== null) update.serverAt = serverAt;
       if (status === 'delivered') update.deliveredAt = context.deliveredAt ?? at;
-      if (context.error !== null) record.reason = update.error = context.error;
+      if (context.error !== null) update.error = context.error;
     }
     if (this.#statusBatch.size === 0) queueMicrotask(() => this.#writeStatuses());
     let group = this.#statusBatch.get(context.conversationId);
@@ -1118,7 +1111,7 @@ export class Outbox {
       this.#statusBatch.set(context.conversationId, group);
       this.#statusGroups.add(group);
     }
-    group.items.push({ record, update });
+    group.items.push(update);
     this.#collecting?.push(group.promise);
     if (status === 'acked') this.#o.onAcked?.(update);
   }
@@ -1135,21 +1128,21 @@ export class Outbox {
     const groups = [...this.#statusBatch.entries()];
     this.#statusBatch = new Map();
     const { conversations, outbox } = this.#o.storage;
-    const durable: StatusItem[] = [];
+    const durable: StatusUpdate[] = [];
     const failed = new Map<StatusGroup, unknown>();
     // Never rejects: a failed append is reported, and its messages stay in the outbox.
     const written = Promise.all(
       groups.map(([conversationId, group]) => {
-        const records: ConversationRecord[] = [];
-        for (const { record } of group.items) {
+        const lines: string[] = [];
+        for (const update of group.items) {
           // A message line that could not be written goes first, so history never lacks it.
-          const missing = this.#missingLines.get(record.id);
-          if (missing) records.push(missing);
-          records.push(record);
+          const missing = this.#missingLines.get(update.id);
+          if (missing) lines.push(conversationLine(missing));
+          lines.push(statusLineOf(update));
         }
-        return conversations.append(conversationId, records).then(
+        return conversations.appendLines(conversationId, lines).then(
           () => {
-            for (const { record } of group.items) this.#missingLines.delete(record.id);
+            for (const update of group.items) this.#missingLines.delete(update.id);
             durable.push(...group.items);
           },
           (err: unknown) => {
@@ -1165,12 +1158,12 @@ export class Outbox {
     // it, and the server answers with the same ack. The line itself records that it left.
     const left = written.then(() => {
       // A receipt can finish a message still spilled (sent before a restart, receipted since).
-      outbox.finish(durable.map(({ update }) => update.id));
+      outbox.finish(durable.map((update) => update.id));
     });
     // Reported once the status line is durable, in batch order.
     const report = Promise.all([this.#lastReport, written])
       .then(() => {
-        for (const { update } of durable) this.#o.onStatus(update);
+        for (const update of durable) this.#o.onStatus(update);
       })
       .catch((err: unknown) => this.#o.onError(err));
     this.#lastReport = report;
@@ -1189,6 +1182,11 @@ const statusIso = isoFormatter();
 /** The time as an ISO string, formatted once per millisecond (a burst of statuses shares it). */
 function isoNow(): string {
   return statusIso(Date.now());
+}
+
+/** The status line recording an update (a failure's reason is its error). */
+function statusLineOf(u: StatusUpdate): string {
+  return statusLine(u.id, u.status, u.at, u.seq, u.serverAt, u.error);
 }
 
 /** The public status of a lifecycle state. */

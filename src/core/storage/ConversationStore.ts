@@ -71,8 +71,12 @@ export class ConversationStore {
   }
 
   /** Appends records to a conversation; resolves once they are durable. */
-  async append(conversationId: string, records: readonly ConversationRecord[]): Promise<void> {
-    const lines = records.map(conversationLine);
+  append(conversationId: string, records: readonly ConversationRecord[]): Promise<void> {
+    return this.appendLines(conversationId, records.map(conversationLine));
+  }
+
+  /** Appends lines already written as JSON (by `src/util/jsonText.ts`) to a conversation; resolves once they are durable. */
+  async appendLines(conversationId: string, lines: readonly string[]): Promise<void> {
     for (;;) {
       if (this.#closed) throw new IMClientError('CLOSED', 'the conversation store is closed');
       const writer = await this.#writer(conversationId);
