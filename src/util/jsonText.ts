@@ -59,8 +59,9 @@ export interface MessageFields {
  * JSON between the fields, and joins it: the line is allocated once, flat. A template literal
  * (or `+`) builds a tree of partial strings instead, which is copied flat again when the line is
  * measured or written to a file or socket: about 450 bytes more per line, several lines per
- * message. The arrays are reused (each writer runs to completion), and their slots are emptied
- * after the join so that no message's text stays referenced.
+ * message. The arrays are reused: each writer encodes its free values (text, metadata, reason)
+ * before it fills a slot, then runs to completion, and empties the slots after the join so that no
+ * message's text stays referenced.
  *
  * An optional field takes three slots: its key (with the opening quote of a string value), its
  * value, and what closes it; all three are empty when the field is absent.
@@ -127,28 +128,32 @@ function joined(parts: string[], values: readonly number[]): string {
 
 /** A status line, from its fields (what {@link conversationLine} writes for a status record, without the record). */
 export function statusLine(id: string, status: string, at: string, seq: number | undefined, serverAt: string | undefined, reason: unknown): string {
+  // Free values encoded before any slot is filled: a `toJSON` run by `JSON.stringify` may itself write a line.
+  const reasonText = reason === undefined ? undefined : JSON.stringify(reason);
   const p = STATUS;
   p[1] = id;
   p[3] = status;
   p[5] = at;
   optional(p, 7, ',"seq":', seq === undefined ? undefined : num(seq), '');
   optional(p, 10, ',"serverAt":"', serverAt, '"');
-  optional(p, 13, ',"reason":', reason === undefined ? undefined : JSON.stringify(reason), '');
+  optional(p, 13, ',"reason":', reasonText, '');
   return joined(p, VALUES_STATUS);
 }
 
 /** A line of a conversation file. */
 export function conversationLine(r: StatusFields | MessageFields): string {
   if (r.type === 'status') return statusLine(r.id, r.status, r.at, r.seq, r.serverAt, r.reason);
+  const text = JSON.stringify(r.text);
+  const meta = r.meta === undefined ? undefined : JSON.stringify(r.meta);
   const p = MESSAGE;
   p[1] = r.id;
   p[3] = r.conversationId;
   p[5] = r.direction;
   p[7] = r.from;
   p[9] = r.to;
-  p[11] = JSON.stringify(r.text);
+  p[11] = text;
   optional(p, 12, ',"replyTo":"', r.replyTo, '"');
-  optional(p, 15, ',"meta":', r.meta === undefined ? undefined : JSON.stringify(r.meta), '');
+  optional(p, 15, ',"meta":', meta, '');
   p[19] = r.sentAt;
   optional(p, 21, ',"status":"', r.status, '"');
   optional(p, 24, ',"seq":', r.seq === undefined ? undefined : num(r.seq), '');
@@ -171,13 +176,15 @@ export interface EntryFields {
 
 /** A `put` line of `outbox.jsonl`; it begins `{"op":"put","entry":{"id":"`, which the spill read-back relies on. */
 export function putLine(e: EntryFields): string {
+  const text = JSON.stringify(e.text);
+  const meta = e.meta === undefined ? undefined : JSON.stringify(e.meta);
   const p = PUT;
   p[1] = e.id;
   p[3] = e.conversationId;
   p[5] = e.to;
-  p[7] = JSON.stringify(e.text);
+  p[7] = text;
   optional(p, 8, ',"replyTo":"', e.replyTo, '"');
-  optional(p, 11, ',"meta":', e.meta === undefined ? undefined : JSON.stringify(e.meta), '');
+  optional(p, 11, ',"meta":', meta, '');
   p[15] = e.sentAt;
   optional(p, 17, ',"expiresAt":"', e.expiresAt, '"');
   optional(p, 20, ',"offset":', e.offset === undefined ? undefined : num(e.offset), '');
@@ -199,13 +206,15 @@ export interface SendFields {
 
 /** A `send` frame. */
 export function sendFrameText(f: SendFields): string {
+  const text = JSON.stringify(f.text);
+  const meta = f.meta === undefined ? undefined : JSON.stringify(f.meta);
   const p = SEND;
   p[1] = f.id;
   p[3] = f.to;
-  p[5] = JSON.stringify(f.text);
+  p[5] = text;
   optional(p, 6, ',"conversationId":"', f.conversationId, '"');
   optional(p, 9, ',"replyTo":"', f.replyTo, '"');
-  optional(p, 12, ',"meta":', f.meta === undefined ? undefined : JSON.stringify(f.meta), '');
+  optional(p, 12, ',"meta":', meta, '');
   optional(p, 15, ',"sentAt":"', f.sentAt, '"');
   optional(p, 18, ',"after":"', f.after, '"');
   return joined(p, VALUES_SEND);

@@ -152,4 +152,24 @@ describe('hand-built JSON of the per-message records', () => {
     const record = { type: 'status' as const, id: 'msg_00000001', status: 'acked', at: '2026-03-02T09:15:04.512Z', extra: 'dropped' };
     expect(JSON.parse(conversationLine(record))).toEqual({ type: 'status', id: 'msg_00000001', status: 'acked', at: '2026-03-02T09:15:04.512Z' });
   });
+
+  it('writes a line whole when encoding its metadata writes another line (the writers share their part arrays)', () => {
+    // A toJSON that writes lines of every shape while the outer one is being built.
+    const nested = {
+      toJSON: () => {
+        sendFrameText({ type: 'send', id: 'msg_inner', to: 'agent_inner', text: 'inner text', meta: { inner: true } });
+        putLine({ id: 'msg_inner', conversationId: 'a+b', to: 'b', text: 'inner', meta: { x: 1 }, sentAt: 'T', offset: 3 });
+        conversationLine({ type: 'status', id: 'msg_inner', status: 'failed', at: 'T', reason: { code: 'X' } });
+        return { ok: 1 };
+      },
+    };
+    const frame = { type: 'send' as const, id: 'msg_outer', to: 'agent_outer', text: 'outer text', meta: { n: nested }, sentAt: 'S', after: 'msg_prev' };
+    expect(sendFrameText(frame)).toBe(JSON.stringify(frame));
+    const entry = { id: 'msg_outer', conversationId: 'a+c', to: 'c', text: 'outer', meta: { n: nested }, sentAt: 'S' };
+    expect(putLine(entry)).toBe(JSON.stringify({ op: 'put', entry }));
+    const message = { type: 'message' as const, id: 'msg_outer', conversationId: 'a+c', direction: 'out', from: 'a', to: 'c', text: 'outer', meta: { n: nested }, sentAt: 'S', status: 'queued' };
+    expect(conversationLine(message)).toBe(JSON.stringify(message));
+    const status = { type: 'status' as const, id: 'msg_outer', status: 'failed', at: 'S', seq: 4, reason: { n: nested } };
+    expect(conversationLine(status)).toBe(JSON.stringify(status));
+  });
 });
