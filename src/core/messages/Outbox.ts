@@ -1111,6 +1111,7 @@ export class Outbox {
       this.#statusBatch.set(context.conversationId, group);
       this.#statusGroups.add(group);
     }
+    // Its line is written from it in the next microtask: nothing changes an update once made.
     group.items.push(update);
     this.#collecting?.push(group.promise);
     if (status === 'acked') this.#o.onAcked?.(update);
@@ -1134,11 +1135,18 @@ export class Outbox {
     const written = Promise.all(
       groups.map(([conversationId, group]) => {
         const lines: string[] = [];
-        for (const update of group.items) {
-          // A message line that could not be written goes first, so history never lacks it.
-          const missing = this.#missingLines.get(update.id);
-          if (missing) lines.push(conversationLine(missing));
-          lines.push(statusLineOf(update));
+        try {
+          for (const update of group.items) {
+            // A message line that could not be written goes first, so history never lacks it.
+            const missing = this.#missingLines.get(update.id);
+            if (missing) lines.push(conversationLine(missing));
+            lines.push(statusLineOf(update));
+          }
+        } catch (err) {
+          // A line that cannot be written as JSON (a throwing `toJSON` in a message's metadata) fails like a write.
+          failed.set(group, err);
+          this.#o.onError(err);
+          return undefined;
         }
         return conversations.appendLines(conversationId, lines).then(
           () => {

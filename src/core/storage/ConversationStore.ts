@@ -71,7 +71,8 @@ export class ConversationStore {
   }
 
   /** Appends records to a conversation; resolves once they are durable. */
-  append(conversationId: string, records: readonly ConversationRecord[]): Promise<void> {
+  async append(conversationId: string, records: readonly ConversationRecord[]): Promise<void> {
+    // Async: a record that cannot be written as JSON (a throwing `toJSON` in its metadata) rejects, like a failed write.
     return this.appendLines(conversationId, records.map(conversationLine));
   }
 
