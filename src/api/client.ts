@@ -225,9 +225,8 @@ export class IMClient {
     if (typeof text !== 'string') throw new InvalidOptionError('text', 'expected a string');
     const conversationId = this.#conversationFor(to, options.conversationId);
     if (options.replyTo !== undefined) assertId('messageId', options.replyTo);
-    if (options.meta !== undefined && !MessageMeta.safeParse(options.meta).success) throw new InvalidOptionError('meta', 'expected a JSON object');
+    const { meta, metaJson } = metaSnapshot(options.meta);
     const { maxMessageBytes, maxFrameBytes } = parts.limits;
-    const metaJson = options.meta === undefined ? undefined : JSON.stringify(options.meta);
     const metaBytes = metaJson === undefined ? 0 : Buffer.byteLength(metaJson);
     const bytes = utf8LengthIfOver(text, maxMessageBytes - metaBytes) + metaBytes;
     if (bytes > maxMessageBytes) {
@@ -237,7 +236,7 @@ export class IMClient {
     // with room for the envelope, or the server would close the connection on it again and again.
     // A text cannot grow past 6 bytes per UTF-16 unit, so a short one needs no encoding to know it fits.
     if (text.length * 6 + (metaJson?.length ?? 0) * 6 + FRAME_ENVELOPE_BYTES > maxFrameBytes) {
-      const frameBytes = Buffer.byteLength(JSON.stringify({ text, meta: options.meta })) + FRAME_ENVELOPE_BYTES;
+      const frameBytes = Buffer.byteLength(JSON.stringify({ text, meta })) + FRAME_ENVELOPE_BYTES;
       if (frameBytes > maxFrameBytes) {
         throw new IMClientError('MESSAGE_TOO_LARGE', `message encodes to about ${frameBytes} bytes; the server accepts frames of at most ${maxFrameBytes}`);
       }
@@ -252,7 +251,7 @@ export class IMClient {
     // records in a slower shape for the JSON encoding each gets. This runs once per message.
     const record: MessageRecord = { type: 'message', id, conversationId, direction: 'out', from: this.agentId, to, text, sentAt, status: 'queued' };
     if (options.replyTo !== undefined) record.replyTo = options.replyTo;
-    if (options.meta !== undefined) record.meta = options.meta;
+    if (meta !== undefined) record.meta = meta;
     let earlier: IMMessage | undefined;
     let enqueued: Promise<void> | undefined;
     // Sends of one caller-chosen id take turns until one has queued it: the next finds it queued,
@@ -272,7 +271,7 @@ export class IMClient {
         // enqueue() also folds a send of an id being enqueued into the first one.
         const entry: OutboxEntry = { id, conversationId, to, text, sentAt };
         if (options.replyTo !== undefined) entry.replyTo = options.replyTo;
-        if (options.meta !== undefined) entry.meta = options.meta;
+        if (meta !== undefined) entry.meta = meta;
         if (ttlMs > 0) entry.expiresAt = expiresIso(now + ttlMs);
         enqueued = parts.outbox.enqueue(entry, record, options.id !== undefined);
       }
@@ -685,4 +684,25 @@ function positive(name: string, value: number | undefined, fallback: number): nu
   const v = value ?? fallback;
   if (!Number.isSafeInteger(v) || v < 1) throw new InvalidOptionError(name, `expected a positive integer, got ${String(value)}`);
   return v;
+}
+
+/**
+ * The metadata of a send as plain JSON data, taken once: every line and frame
+ * is written from this copy, so what the caller changes afterwards (or what a
+ * `toJSON` or getter would give the next time) cannot make the outbox entry,
+ * the history line and the frame disagree, or fail a write. Refused with a
+ * typed error unless it is a JSON object that encodes.
+ */
+function metaSnapshot(value: unknown): { meta: MessageMeta | undefined; metaJson: string | undefined } {
+  if (value === undefined) return { meta: undefined, metaJson: undefined };
+  if (!MessageMeta.safeParse(value).success) throw new InvalidOptionError('meta', 'expected a JSON object');
+  let metaJson: string | undefined;
+  try {
+    metaJson = JSON.stringify(value);
+  } catch (err) {
+    throw new InvalidOptionError('meta', `expected JSON data: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const meta: unknown = metaJson === undefined ? undefined : JSON.parse(metaJson);
+  if (!MessageMeta.safeParse(meta).success) throw new InvalidOptionError('meta', 'expected a JSON object');
+  return { meta: meta as MessageMeta, metaJson };
 }

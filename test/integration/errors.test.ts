@@ -33,6 +33,28 @@ describe('IMClient errors', () => {
     expect(await a.getConversationHistory({ contactId: 'agent_002' })).toEqual([]);
   });
 
+  it("takes a send's metadata once, as JSON: what a toJSON says later reaches neither history nor the recipient", async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    const b = await makeClient(server.url, 'agent_002');
+    const gotB = collect(b);
+    await Promise.all([a.connect(), b.connect()]);
+    // A different answer each time it is encoded: the outbox entry, history line and frame must still agree.
+    let reads = 0;
+    const meta = Object.assign(Object.create({ toJSON: () => ({ task: ++reads }) }) as object, { task: 0 }) as Record<string, never>;
+    const sent = await a.sendMessage({ to: 'agent_002', text: 'once', meta, waitFor: 'delivered', timeoutMs: 5000 });
+    expect(sent.meta).toEqual({ task: 1 });
+    await eventually(() => gotB.length === 1);
+    expect(gotB[0]!.meta).toEqual({ task: 1 });
+    expect((await a.getConversationHistory({ contactId: 'agent_002' })).map((m) => m.meta)).toEqual([{ task: 1 }]);
+    // Metadata that does not encode to a JSON object is refused with a typed error, and nothing is queued.
+    const throwing = Object.create({ toJSON: () => { throw new Error('cannot encode'); } }) as Record<string, never>;
+    await expect(a.sendMessage({ to: 'agent_002', text: 'no', meta: throwing })).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'meta' });
+    const notObject = Object.create({ toJSON: () => 'a string' }) as Record<string, never>;
+    await expect(a.sendMessage({ to: 'agent_002', text: 'no', meta: notObject })).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'meta' });
+    expect(await a.getConversationHistory({ contactId: 'agent_002' })).toHaveLength(1);
+  });
+
   it('fails a message to an unknown recipient with MessageRejectedError, without retrying', async () => {
     const server = await startServer({ tokens: { agent_001: 't1', agent_002: 't2' } });
     const a = await makeClient(server.url, 'agent_001', { token: 't1' });
