@@ -107,12 +107,17 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
     } else {
       // As XState does: the initial snapshot (context, assigns) now, its side effects at start().
       const { machine: definition, initial } = this.#machine;
-      const init = { type: 'xstate.init', input: options.input } as AnyEventObject;
       const contextConfig = definition.config.context as unknown;
       const context = typeof contextConfig === 'function' ? (contextConfig as (a: unknown) => TContext)({ input: options.input, self: this }) : (contextConfig as TContext);
-      const deferred: Array<() => void> = [];
-      this.#snapshot = this.#run(initial.steps, initial.target, context, init, deferred);
-      if (deferred.length > 0) this.#deferred = deferred;
+      if (initial.steps.length === 0 && !initial.target.final) {
+        // Nothing to run on the way in (a message's lifecycle): no init event or list of effects to make.
+        this.#snapshot = new Snapshot(initial.target, context, 'active');
+      } else {
+        const init = { type: 'xstate.init', input: options.input } as AnyEventObject;
+        const deferred: Array<() => void> = [];
+        this.#snapshot = this.#run(initial.steps, initial.target, context, init, deferred);
+        if (deferred.length > 0) this.#deferred = deferred;
+      }
     }
   }
 
