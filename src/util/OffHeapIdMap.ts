@@ -166,7 +166,8 @@ export class OffHeapIdMap {
       if (entry === 0) continue;
       const at = entry - 1;
       const bytes = 1 + arena[at]! + 8;
-      arena.copy(next, end, at, at + bytes);
+      // Byte by byte: an entry is a few dozen bytes, and Buffer#copy of part of a buffer makes a view object per call.
+      for (let k = 0; k < bytes; k++) next[end + k] = arena[at + k]!;
       const hash = oldHashes[s]!;
       let slot = hash & mask;
       while (table[slot] !== 0) slot = (slot + 1) & mask;
