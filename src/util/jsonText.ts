@@ -206,17 +206,31 @@ export interface SendFields {
 
 /** A `send` frame. */
 export function sendFrameText(f: SendFields): string {
-  const text = JSON.stringify(f.text);
-  const meta = f.meta === undefined ? undefined : JSON.stringify(f.meta);
+  return sendFrameTextOf(f.id, f.to, f.text, f.conversationId, f.replyTo, f.meta, f.sentAt, f.after);
+}
+
+/** A `send` frame from its fields in frame order (what {@link sendFrameText} writes, without a frame object). */
+export function sendFrameTextOf(
+  id: string,
+  to: string,
+  text: string,
+  conversationId: string | undefined,
+  replyTo: string | undefined,
+  meta: unknown,
+  sentAt: string | undefined,
+  after: string | undefined,
+): string {
+  const quoted = JSON.stringify(text);
+  const metaText = meta === undefined ? undefined : JSON.stringify(meta);
   const p = SEND;
-  p[1] = f.id;
-  p[3] = f.to;
-  p[5] = text;
-  optional(p, 6, ',"conversationId":"', f.conversationId, '"');
-  optional(p, 9, ',"replyTo":"', f.replyTo, '"');
-  optional(p, 12, ',"meta":', meta, '');
-  optional(p, 15, ',"sentAt":"', f.sentAt, '"');
-  optional(p, 18, ',"after":"', f.after, '"');
+  p[1] = id;
+  p[3] = to;
+  p[5] = quoted;
+  optional(p, 6, ',"conversationId":"', conversationId, '"');
+  optional(p, 9, ',"replyTo":"', replyTo, '"');
+  optional(p, 12, ',"meta":', metaText, '');
+  optional(p, 15, ',"sentAt":"', sentAt, '"');
+  optional(p, 18, ',"after":"', after, '"');
   return joined(p, VALUES_SEND);
 }
 

@@ -4,7 +4,7 @@ import { IMClientError } from '../../errors.js';
 import { messageMachine, type MessageContext } from '../../../machines/message.js';
 import { outboxMachine } from '../../../machines/outbox.js';
 import type { ReceiptItem } from '../../protocol/delivery.js';
-import type { AckFrame, NackFrame, SendFrame } from '../../protocol/send.js';
+import type { AckFrame, NackFrame } from '../../protocol/send.js';
 import type { Link } from '../connection/Link.js';
 import type { MessageRecord, OutboxEntry, OutgoingStatus, StatusRecord } from '../storage/records.js';
 import type { OutboxJournal } from '../storage/OutboxJournal.js';
@@ -13,7 +13,7 @@ import { createLifecycle, finishLifecycle, type Lifecycle, type LifecycleSnapsho
 import { deferred, type Deferred } from '../../util/deferred.js';
 import { RecentMap } from '../../util/RecentMap.js';
 import { isoFormatter } from '../../util/isoTime.js';
-import { conversationLine, statusLine } from '../../util/jsonText.js';
+import { conversationLine, sendFrameTextOf, statusLine } from '../../util/jsonText.js';
 import { MinHeap } from './MinHeap.js';
 
 type MessageLogic = typeof messageMachine;
@@ -1066,17 +1066,13 @@ export class Outbox {
     const slot = this.#slots.get(context.id);
     if (!slot) return;
     const e = slot.entry;
-    // Built with one shape and set fields (not spreads of optional parts, which allocate and give
-    // the frame a dictionary shape): this runs once per message sent.
-    const frame: SendFrame = { type: 'send', id: e.id, to: e.to, text: e.text, conversationId: e.conversationId, sentAt: e.sentAt };
-    if (e.replyTo !== undefined) frame.replyTo = e.replyTo;
-    if (e.meta !== undefined) frame.meta = e.meta;
-    // The server stores it only after its predecessor, if that one is not acked yet.
-    if (slot.prev !== undefined) frame.after = slot.prev.entry.id;
+    // Encoded from the entry's fields (no frame object: this runs once per message sent). The
+    // server stores it only after its predecessor, if that one is not acked yet (`after`).
+    const frame = sendFrameTextOf(e.id, e.to, e.text, e.conversationId, e.replyTo, e.meta, e.sentAt, slot.prev?.entry.id);
     // A message that cannot be written stays in `sending`: the socket is gone or being dropped, so
     // the connection leaves `online` and the outbox's OFFLINE returns every in-flight message to
     // the queue. Requeueing it here would redispatch it at once, in a loop, while still "online".
-    this.#o.link.sendOrFail(frame, () => self.send({ type: 'SENT' }));
+    this.#o.link.sendOrFail(frame, () => self.send(SENT));
   }
 
   /**
@@ -1191,6 +1187,9 @@ const statusIso = isoFormatter();
 function isoNow(): string {
   return statusIso(Date.now());
 }
+
+/** The event of a frame written (events are read, never changed: one serves every message). */
+const SENT = Object.freeze({ type: 'SENT' as const });
 
 /** The status line recording an update (a failure's reason is its error). */
 function statusLineOf(u: StatusUpdate): string {

@@ -382,7 +382,9 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
     for (let i = 0; i < timers.length; i += 2) {
       if (timers[i] !== id) continue;
       const handle = timers[i + 1];
-      timers.splice(i, 2);
+      // The one timer (the common case) drops the list; splice would allocate an array of what it removed.
+      if (timers.length === 2) this.#timers = undefined;
+      else timers.splice(i, 2);
       return handle;
     }
     return undefined;

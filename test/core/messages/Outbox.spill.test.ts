@@ -52,8 +52,9 @@ async function outboxWith(entries: Array<ReturnType<typeof entry> & { expiresAt?
   const frames: string[] = [];
   // Where the socket would be: frames are recorded and count as written at once.
   const link = {
-    sendOrFail: (frame: { id: string }, written: () => void) => {
-      frames.push(frame.id.slice('msg_'.length));
+    // The outbox hands the link each send frame as its JSON text.
+    sendOrFail: (frame: string, written: () => void) => {
+      frames.push((JSON.parse(frame) as { id: string }).id.slice('msg_'.length));
       queueMicrotask(written);
       return true;
     },
@@ -280,7 +281,7 @@ describe('Outbox read-back races', () => {
     await storage.close();
     const again = await WorkspaceStorage.open({ workspacePath: storage.paths.workspace, agentId: 'agent_001' });
     const frames: string[] = [];
-    const link = { sendOrFail: (f: { id: string }, written: () => void) => (frames.push(f.id.slice('msg_'.length)), queueMicrotask(written), true) };
+    const link = { sendOrFail: (f: string, written: () => void) => (frames.push((JSON.parse(f) as { id: string }).id.slice('msg_'.length)), queueMicrotask(written), true) };
     const next = new Outbox({ storage: again, agentId: 'agent_001', link: link as never, window: 10, ackTimeoutMs: 10_000, maxAttempts: 3, maxQueuedInMemory: 4, onStatus: () => {}, onError: (err) => errors.push(String(err)) });
     await next.start();
     next.online();

@@ -49,9 +49,11 @@ async function walk(seed: number): Promise<string[]> {
   let online = false;
   let unacked = new Set<string>();
   const link = {
-    sendOrFail: (frame: { id: string }, written: () => void) => {
-      sent.push(frame.id);
-      if (online) unacked.add(frame.id);
+    // The outbox hands the link each send frame as its JSON text.
+    sendOrFail: (frame: string, written: () => void) => {
+      const { id } = JSON.parse(frame) as { id: string };
+      sent.push(id);
+      if (online) unacked.add(id);
       queueMicrotask(written);
       return true;
     },
