@@ -60,7 +60,7 @@ export interface OutboxOptions {
   /**
    * Most queued messages kept in memory. Beyond it, new messages wait in
    * `outbox.jsonl` only (their ids in memory) and are read back, in order,
-   * as the queue drains to two send windows (or half of it, if less).
+   * as the queue drains to one send window (or half of it, if less).
    * @default 10000
    */
   maxQueuedInMemory?: number;
@@ -182,9 +182,10 @@ export class Outbox {
   readonly #maxLoaded: number;
   /**
    * A refill starts once at most this many messages wait in memory, and reads back at most
-   * this many: two send windows (or half of `maxQueuedInMemory`, if less). Enough to keep the
-   * window full while the next refill reads; more would only wait in memory, long enough to be
-   * copied into V8's old generation, whose size is a multiple of what it holds.
+   * this many: one send window (or half of `maxQueuedInMemory`, if less). Enough to keep the
+   * window full while the next refill reads (a window's worth takes a few milliseconds to read,
+   * tens to send); more would only wait in memory, where everything held while a queue drains
+   * counts about four times over in V8's old generation, whose size it sets.
    */
   readonly #refill: number;
   /** Between {@link online} and {@link offline}. */
@@ -241,7 +242,7 @@ export class Outbox {
     this.#o = options;
     this.#clock = options.clock ?? REAL_TIME;
     this.#maxLoaded = options.maxQueuedInMemory ?? 10_000;
-    this.#refill = Math.max(1, Math.min(Math.floor(this.#maxLoaded / 2), 2 * options.window));
+    this.#refill = Math.max(1, Math.min(Math.floor(this.#maxLoaded / 2), options.window));
     // Inspected actors stay alive while they rest: those forgotten stop then.
     const stopForgotten = (forgotten: ReadonlyMap<string, MessageContext>) => {
       for (const id of forgotten.keys()) {
