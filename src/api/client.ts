@@ -690,19 +690,21 @@ function positive(name: string, value: number | undefined, fallback: number): nu
  * The metadata of a send as plain JSON data, taken once: every line and frame
  * is written from this copy, so what the caller changes afterwards (or what a
  * `toJSON` or getter would give the next time) cannot make the outbox entry,
- * the history line and the frame disagree, or fail a write. Refused with a
- * typed error unless it is a JSON object that encodes.
+ * the history line and the frame disagree, or fail a write. What is checked is
+ * the copy, as `JSON.stringify` gives it (a `Date` becomes its ISO string);
+ * anything that does not encode to a JSON object (a throwing `toJSON`, a
+ * function, nesting too deep to encode or check) is refused with a typed error.
  */
 function metaSnapshot(value: unknown): { meta: MessageMeta | undefined; metaJson: string | undefined } {
   if (value === undefined) return { meta: undefined, metaJson: undefined };
-  if (!MessageMeta.safeParse(value).success) throw new InvalidOptionError('meta', 'expected a JSON object');
   let metaJson: string | undefined;
+  let meta: unknown;
   try {
     metaJson = JSON.stringify(value);
+    meta = metaJson === undefined ? undefined : JSON.parse(metaJson);
+    if (metaJson !== undefined && MessageMeta.safeParse(meta).success) return { meta: meta as MessageMeta, metaJson };
   } catch (err) {
-    throw new InvalidOptionError('meta', `expected JSON data: ${err instanceof Error ? err.message : String(err)}`);
+    throw new InvalidOptionError('meta', `expected a JSON object: ${err instanceof Error ? err.message : String(err)}`);
   }
-  const meta: unknown = metaJson === undefined ? undefined : JSON.parse(metaJson);
-  if (!MessageMeta.safeParse(meta).success) throw new InvalidOptionError('meta', 'expected a JSON object');
-  return { meta: meta as MessageMeta, metaJson };
+  throw new InvalidOptionError('meta', 'expected a JSON object');
 }

@@ -52,7 +52,14 @@ describe('IMClient errors', () => {
     await expect(a.sendMessage({ to: 'agent_002', text: 'no', meta: throwing })).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'meta' });
     const notObject = Object.create({ toJSON: () => 'a string' }) as Record<string, never>;
     await expect(a.sendMessage({ to: 'agent_002', text: 'no', meta: notObject })).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'meta' });
-    expect(await a.getConversationHistory({ contactId: 'agent_002' })).toHaveLength(1);
+    let deep: unknown = 1;
+    for (let i = 0; i < 20_000; i++) deep = [deep];
+    await expect(a.sendMessage({ to: 'agent_002', text: 'no', meta: { deep } as never })).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'meta' });
+    await expect(a.sendMessage({ to: 'agent_002', text: 'no', meta: (() => 1) as never })).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'meta' });
+    // What JSON makes of a value is what is sent: a Date arrives as its ISO string.
+    const dated = await a.sendMessage({ to: 'agent_002', text: 'dated', meta: { when: new Date(0) } as never });
+    expect(dated.meta).toEqual({ when: '1970-01-01T00:00:00.000Z' });
+    expect(await a.getConversationHistory({ contactId: 'agent_002' })).toHaveLength(2);
   });
 
   it('fails a message to an unknown recipient with MessageRejectedError, without retrying', async () => {
