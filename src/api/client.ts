@@ -653,7 +653,8 @@ function checkContact(contact: Contact): Contact {
   if (typeof contact.name !== 'string' || contact.name.trim() === '') throw new InvalidOptionError('name', 'expected a non-empty string');
   if (contact.description !== undefined && typeof contact.description !== 'string') throw new InvalidOptionError('description', 'expected a string');
   if (contact.kind !== undefined && contact.kind !== 'agent' && contact.kind !== 'user') throw new InvalidOptionError('kind', "expected 'agent' or 'user'");
-  if (contact.meta !== undefined && !MessageMeta.safeParse(contact.meta).success) throw new InvalidOptionError('meta', 'expected a JSON object');
+  // As a send's: the JSON copy is what is kept, checked once it is taken.
+  if (contact.meta !== undefined) return { ...contact, meta: metaSnapshot(contact.meta).meta };
   return contact;
 }
 

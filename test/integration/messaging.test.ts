@@ -241,6 +241,17 @@ describe('IMClient messaging', () => {
     expect(await a.removeContact('user_7')).toBe(false);
     expect(await a.listContacts()).toEqual([]);
   });
+
+  it("keeps a contact's metadata as its JSON copy, and refuses metadata that does not encode", async () => {
+    const server = await startServer();
+    const a = await makeClient(server.url, 'agent_001');
+    const added = await a.addContact({ contactId: 'user_8', name: 'Mei', meta: { since: new Date(0) } as never });
+    expect(added.meta).toEqual({ since: '1970-01-01T00:00:00.000Z' });
+    const throwing = Object.create({ toJSON: () => { throw new Error('cannot encode'); } }) as never;
+    await expect(a.addContact({ contactId: 'user_9', name: 'Ann', meta: throwing })).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'meta' });
+    await expect(a.updateContact('user_8', { meta: throwing })).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'meta' });
+    expect(await a.listContacts()).toEqual([added]);
+  });
 });
 
 describe('IMClient under server back-pressure', () => {
