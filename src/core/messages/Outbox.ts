@@ -1140,7 +1140,8 @@ export class Outbox {
             lines.push(statusLineOf(update));
           }
         } catch (err) {
-          // A line that cannot be written as JSON (a throwing `toJSON` in a message's metadata) fails like a write.
+          // A line that cannot be encoded fails like a write instead of throwing out of this microtask
+          // (what comes in through the API cannot: its metadata is a JSON copy, see `sendMessage`).
           failed.set(group, err);
           this.#o.onError(err);
           return undefined;

@@ -72,7 +72,7 @@ export class ConversationStore {
 
   /** Appends records to a conversation; resolves once they are durable. */
   async append(conversationId: string, records: readonly ConversationRecord[]): Promise<void> {
-    // Async: a record that cannot be written as JSON (a throwing `toJSON` in its metadata) rejects, like a failed write.
+    // Async: a record that cannot be encoded rejects, like a failed write, instead of throwing.
     return this.appendLines(conversationId, records.map(conversationLine));
   }
 
