@@ -1,6 +1,7 @@
 import { atomicWriteFile, replacedDespite } from '../../fs/atomicWriteFile.js';
 import { JsonlWriter } from '../../fs/JsonlWriter.js';
-import { readJsonl, readJsonlBatches } from '../../fs/readJsonl.js';
+import { LineCursor } from '../../fs/LineCursor.js';
+import { parseLine, readJsonl, readJsonlBatches } from '../../fs/readJsonl.js';
 import type { WarningListener } from '../../fs/StorageWarning.js';
 import { putLine } from '../../util/jsonText.js';
 import { OffHeapIdMap } from '../../util/OffHeapIdMap.js';
@@ -66,6 +67,8 @@ export class OutboxJournal {
   #compacting: Promise<void> | undefined;
   /** Set when a compaction replaced the file but could not reopen it: appends would be lost, so they fail. */
   #broken: Error | undefined;
+  /** Where the refill's reads of spilled entries carry on ({@link readSpilled}); closed before a compaction replaces the file. */
+  #cursor: LineCursor | undefined;
 
   private constructor(path: string, writer: JsonlWriter, entries: Map<string, OutboxEntry>, done: number) {
     this.path = path;
@@ -202,21 +205,36 @@ export class OutboxJournal {
    */
   async readSpilled(from: number, limit: number, only?: ReadonlySet<string>): Promise<{ found: OutboxEntry[]; next: number }> {
     const found: OutboxEntry[] = [];
-    let next = from;
+    if (!only) {
+      // The refill's reads follow one another through the file: a cursor kept open carries on
+      // from the last line taken, with the bytes it read past it.
+      if (limit < 1 || this.#spilled.size === 0) return { found, next: from };
+      const cursor = (this.#cursor ??= new LineCursor(this.path));
+      // Spilled entries are durable, so within what the writer has settled: bytes past it may
+      // still be taken back (a failed append), and the cursor must not keep them.
+      const next = await cursor.read(from, this.#writer.settledLength, (text) => {
+        if (this.#mayHold(text, undefined)) {
+          // Spilled entries were validated before they were written (or when the journal was
+          // opened): their lines are taken as parsed. No warnings: a line may have been torn by a
+          // crash before the journal was last opened.
+          const parsed = parseLine(text, OutboxRecord, isPut);
+          if (parsed.ok && parsed.value.op === 'put' && this.#spilled.has(parsed.value.entry.id)) found.push(parsed.value.entry);
+        }
+        return found.length < limit && found.length < this.#spilled.size;
+      });
+      return { found, next };
+    }
+    // Reading chosen ids skips others: the next read must still start at `from`.
     // No warnings: a line being appended right now may look torn; the journal was checked on open.
-    // Spilled entries were validated before they were written (or when the journal was opened):
-    // their lines are taken as parsed.
     const select = (text: string) => this.#mayHold(text, only);
     read: for await (const batch of readJsonlBatches(this.path, OutboxRecord, { start: from, trusted: isPut, select })) {
-      for (const { value, end } of batch) {
+      for (const { value } of batch) {
         if (found.length >= limit || found.length >= this.#spilled.size) break read;
-        // Reading chosen ids skips others: the next read must still start here.
-        if (!only) next = end;
-        if (value.op !== 'put' || (only && !only.has(value.entry.id)) || !this.#spilled.has(value.entry.id)) continue;
+        if (value.op !== 'put' || !only.has(value.entry.id) || !this.#spilled.has(value.entry.id)) continue;
         found.push(value.entry);
       }
     }
-    return { found, next };
+    return { found, next: from };
   }
 
   /**
@@ -303,7 +321,14 @@ export class OutboxJournal {
     while (this.#compacting) await this.#compacting;
     if (this.#done > 0 && !this.#broken && this.#spilled.size === 0) this.#compacting = this.#compact();
     await this.#compacting;
+    await this.#closeCursor();
     await this.#writer.close();
+  }
+
+  async #closeCursor(): Promise<void> {
+    const cursor = this.#cursor;
+    this.#cursor = undefined;
+    await cursor?.close();
   }
 
   /**
@@ -334,6 +359,9 @@ export class OutboxJournal {
   async #compact(): Promise<void> {
     let replaced = false;
     try {
+      // Nothing is spilled (or compaction would not start), so nothing is read back; the
+      // next spill is read from the new file.
+      await this.#closeCursor();
       await this.#writer.flush();
       // Snapshot taken synchronously: later puts and dones go to the new file and replay on top of it.
       // A put still waiting is left to its own append: if that fails, its caller is told the message

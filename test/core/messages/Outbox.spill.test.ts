@@ -10,8 +10,27 @@ import { tempDir } from '../../helpers/tmp.js';
  * come. These tests pin that moment: `hook.gate` holds the next journal read
  * before it starts, `hook.atEnd` runs as it ends (its entries found, not yet
  * taken back), `hook.fail` makes it fail as a disk would. Everything else is real: the workspace files and the outbox.
+ * The journal reads in two ways, both hooked: a refill carries on through the file with a
+ * `LineCursor`, a read of chosen messages (a cancel, an expiry) scans it with `readJsonlBatches`.
  */
 const hook: { gate?: Promise<void>; atEnd?: () => Promise<void>; fail?: boolean } = {};
+/** A cursor's read, hooked as the generator below is. */
+async function hooked<T>(read: () => Promise<T>): Promise<T> {
+  const gate = hook.gate;
+  hook.gate = undefined;
+  if (gate) await gate;
+  if (hook.fail) {
+    hook.fail = false;
+    throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+  }
+  try {
+    return await read();
+  } finally {
+    const atEnd = hook.atEnd;
+    hook.atEnd = undefined;
+    if (atEnd) await atEnd();
+  }
+}
 vi.mock('../../../src/fs/readJsonl.js', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../../src/fs/readJsonl.js')>();
   return {
@@ -33,6 +52,15 @@ vi.mock('../../../src/fs/readJsonl.js', async (importOriginal) => {
       }
     },
   };
+});
+vi.mock('../../../src/fs/LineCursor.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../../src/fs/LineCursor.js')>();
+  class LineCursor extends real.LineCursor {
+    override read(...args: Parameters<InstanceType<typeof real.LineCursor>['read']>): Promise<number> {
+      return hooked(() => super.read(...args));
+    }
+  }
+  return { LineCursor };
 });
 const { WorkspaceStorage } = await import('../../../src/core/storage/WorkspaceStorage.js');
 const { Outbox } = await import('../../../src/core/messages/Outbox.js');

@@ -72,6 +72,31 @@ describe('OutboxJournal', () => {
     await again.close();
   });
 
+  it('reads a long spill back a little at a time, and the next spill from the file a compaction put in its place', async () => {
+    const path = join(await tempDir(), 'outbox.jsonl');
+    const j = await OutboxJournal.open(path);
+    const at = await j.put(Array.from({ length: 5000 }, (_, i) => entry(i)));
+    expect(j.spill(Array.from({ length: 5000 }, (_, i) => [entry(i).id, i] as const))).toBe(true);
+    const texts: string[] = [];
+    let from = at;
+    while (j.spilled > 0) {
+      const back = await j.readSpilled(from, 333);
+      expect(back.found.length).toBeGreaterThan(0);
+      texts.push(...j.unspill(back.found).map(({ entry }) => entry.text));
+      from = back.next;
+    }
+    expect(texts).toEqual(Array.from({ length: 5000 }, (_, i) => `m${i}`));
+    // All sent: the journal is rewritten, and the next spill's lines are at offsets of the new file.
+    j.finish(Array.from({ length: 5000 }, (_, i) => entry(i).id));
+    const later = [entry(7000), entry(7001), entry(7002)];
+    const laterAt = await j.put(later);
+    expect(laterAt).toBe(0);
+    expect(j.spill(later.map((e, i) => [e.id, i] as const))).toBe(true);
+    const back = await j.readSpilled(laterAt, 10);
+    expect(j.unspill(back.found).map(({ entry }) => entry.text)).toEqual(['m7000', 'm7001', 'm7002']);
+    await j.close();
+  });
+
   it('reads back exactly the spilled puts among done lines, other puts and lines of another shape', async () => {
     const path = join(await tempDir(), 'outbox.jsonl');
     // A put written with its keys in another order (by another tool, or a future version): still found.
