@@ -60,7 +60,7 @@ export interface OutboxOptions {
   /**
    * Most queued messages kept in memory. Beyond it, new messages wait in
    * `outbox.jsonl` only (their ids in memory) and are read back, in order,
-   * as the queue drains to one send window (or half of it, if less).
+   * a quarter of a send window (or half of this, if less) at a time as the queue drains.
    * @default 10000
    */
   maxQueuedInMemory?: number;
@@ -181,11 +181,13 @@ export class Outbox {
   #ordinal = 0;
   readonly #maxLoaded: number;
   /**
-   * A refill starts once at most this many messages wait in memory, and reads back at most
-   * this many: one send window (or half of `maxQueuedInMemory`, if less). Enough to keep the
-   * window full while the next refill reads (a window's worth takes a few milliseconds to read,
-   * tens to send); more would only wait in memory, where everything held while a queue drains
-   * counts about four times over in V8's old generation, whose size it sets.
+   * A refill reads back at most this many messages: a quarter of a send window (or half of
+   * `maxQueuedInMemory`, if less), and starts once at most three times as many wait in memory.
+   * Three refills' worth keeps the window full while the next one reads (a quarter window takes
+   * a millisecond or two to read, several to send, and the reads carry on through the file:
+   * see `OutboxJournal.readSpilled`); more would only wait in memory, where everything held
+   * while a queue drains counts about four times over in V8's old generation, whose size it
+   * sets, and would live long enough to be promoted there.
    */
   readonly #refill: number;
   /** Between {@link online} and {@link offline}. */
@@ -242,7 +244,7 @@ export class Outbox {
     this.#o = options;
     this.#clock = options.clock ?? REAL_TIME;
     this.#maxLoaded = options.maxQueuedInMemory ?? 10_000;
-    this.#refill = Math.max(1, Math.min(Math.floor(this.#maxLoaded / 2), options.window));
+    this.#refill = Math.max(1, Math.min(Math.floor(this.#maxLoaded / 2), Math.ceil(options.window / 4)));
     // Inspected actors stay alive while they rest: those forgotten stop then.
     const stopForgotten = (forgotten: ReadonlyMap<string, MessageContext>) => {
       for (const id of forgotten.keys()) {
@@ -851,7 +853,7 @@ export class Outbox {
 
   /** Starts reading spilled messages back once few wait in memory (see {@link #refill}). */
   #loadIfLow(): void {
-    if (this.#loading || this.#stopped || this.#spillLost || this.#journal.spilled === 0 || this.#queued > this.#refill) return;
+    if (this.#loading || this.#stopped || this.#spillLost || this.#journal.spilled === 0 || this.#queued > 3 * this.#refill) return;
     // No room (as many queued as may be kept in memory now): a read of none would find nothing.
     const room = Math.min(this.#refill, this.#keepLimit() - this.#queued);
     if (room < 1) return;
