@@ -37,7 +37,7 @@ export interface IMClientOptions {
    * outbox keeps the rest of its unsent messages in `outbox.jsonl` only, about
    * 45 bytes of memory each (outside V8's heap), and reads them back in order,
    * a quarter of a send window at a time, as the queue drains; while offline it
-   * keeps only that many (at most half of this) in memory; keep it above `window`, or the send window
+   * keeps only one send window's worth (at most half of this) in memory; keep it above `window`, or the send window
    * cannot be filled. A longer pending queue (queue mode) keeps the rest in
    * `queue/pending.json` and its log, about 250 bytes each, read back as they
    * are claimed. @default 10000
