@@ -284,11 +284,14 @@ export class Inbox {
       }
     }
     const adding = pending && queued.length ? pending.add(queued) : undefined;
-    const results = await Promise.allSettled([
-      ...[...writes].map(([conversationId, records]) => storage.conversations.append(conversationId, records)),
-      ...receipts.map((r) => outbox.receipt(r.messages, r.by, r.at)),
-      adding,
-    ]);
+    // Pushed one by one, not spread from arrays that are empty in one batch and full in the next:
+    // each spread of an empty array took this function's optimised code back to the interpreter
+    // (a "wrong map" deopt, then a compile of 10-25 ms again on a background thread).
+    const work: Array<Promise<unknown> | undefined> = [];
+    for (const [conversationId, records] of writes) work.push(storage.conversations.append(conversationId, records));
+    for (const r of receipts) work.push(outbox.receipt(r.messages, r.by, r.at));
+    work.push(adding);
+    const results = await Promise.allSettled(work);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     const receiptsFrom = writes.size;
     const own = results.find((r, i): r is PromiseRejectedResult => r.status === 'rejected' && (i < receiptsFrom || i >= receiptsFrom + receipts.length));
