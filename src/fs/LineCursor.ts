@@ -12,10 +12,12 @@ const READ_BYTES = 64 * 1024;
  * without opening the file, or decoding lines nobody takes, on every call.
  *
  * The file is held open until {@link close}. Each read is bounded by the
- * caller's `end`, the length up to which the file's bytes are settled (written
- * and never to be taken back, whatever is appended after): what the cursor
- * buffers must never change under it. A line not ended by a newline before
- * that bound is not visited.
+ * caller's `end`: the length up to which the file's bytes are settled (written
+ * and never to be taken back, whatever is appended after), so what the cursor
+ * buffers never changes under it, and which ends a line. The last line before
+ * it may lack its newline (a crash cut it off, and whoever appends next writes
+ * the newline first); it is visited all the same, and the newline, once written,
+ * makes an empty line, skipped. One read at a time: calls must not overlap.
  */
 export class LineCursor {
   readonly path: string;
@@ -32,9 +34,10 @@ export class LineCursor {
   }
 
   /**
-   * Visits the non-empty lines between byte `from` (the start of a line) and byte `end`, each
-   * with the offset just past its newline, until `visit` returns false or no whole line is left.
-   * Resolves with the offset after the last line visited (`from` if none was).
+   * Visits the non-empty lines between byte `from` (the start of a line) and byte `end` (the
+   * end of one), each with the offset just past its newline (`end` for a last line without
+   * one), until `visit` returns false or none is left. Resolves with the offset after the last
+   * line visited (`from` if none was).
    */
   async read(from: number, end: number, visit: (text: string, end: number) => boolean): Promise<number> {
     if (this.#closed) throw new Error(`LineCursor for ${this.path} is closed`);
@@ -54,8 +57,16 @@ export class LineCursor {
         if (nl > start && !visit(buf.toString('utf8', start, nl), this.#at)) return this.#at;
         nl = buf.indexOf(0x0a, this.#start);
       }
-      if (!(await this.#fill(end))) return this.#at;
+      if (!(await this.#fill(end))) break;
     }
+    // Everything up to `end` is buffered: what is left of it is a last line without its newline.
+    if (this.#end > this.#start && this.#at + this.#end - this.#start === end && !this.#closed) {
+      const text = this.#buf!.toString('utf8', this.#start, this.#end);
+      this.#start = this.#end = 0;
+      this.#at = end;
+      visit(text, end);
+    }
+    return this.#at;
   }
 
   /**
@@ -102,6 +113,8 @@ export class LineCursor {
     this.#buf = undefined;
     const handle = this.#handle;
     this.#handle = undefined;
-    if (handle) await handle.then((h) => h.close(), () => {});
+    // A file only read from: nothing is lost if closing it fails, and a caller closing it has
+    // its own files to close next.
+    if (handle) await handle.then((h) => h.close()).catch(() => {});
   }
 }

@@ -60,11 +60,24 @@ describe('LineCursor', () => {
     const cursor = new LineCursor(file);
     expect(await take(cursor, 0, 4, 10)).toMatchObject({ lines: ['1', '2'], next: 4 });
     await truncate(file, 4);
-    await appendFile(file, '3\n4');
-    // "4" has no newline yet within the bound: not visited until it has one.
-    expect(await take(cursor, 4, 7, 10)).toMatchObject({ lines: ['3'], next: 6 });
-    await appendFile(file, '\n');
-    expect(await take(cursor, 6, 8, 10)).toMatchObject({ lines: ['4'], next: 8 });
+    await appendFile(file, '3\n');
+    expect(await take(cursor, 4, 6, 10)).toMatchObject({ lines: ['3'], next: 6 });
+    await cursor.close();
+  });
+
+  it('takes the bound for the end of a line: a last line cut off before its newline is read, and the newline written later is skipped', async () => {
+    const file = join(await tempDir(), 'log.jsonl');
+    // A crash cut the last line off before its newline; the next append writes the newline first.
+    await writeFile(file, '1\n2');
+    const cursor = new LineCursor(file);
+    expect(await take(cursor, 0, 3, 10)).toMatchObject({ lines: ['1', '2'], ends: [2, 3], next: 3 });
+    await appendFile(file, '\n3\n');
+    expect(await take(cursor, 3, 6, 10)).toMatchObject({ lines: ['3'], next: 6 });
+    // Stopping right at such a line leaves it for the next read.
+    const again = new LineCursor(file);
+    expect(await take(again, 0, 3, 1)).toMatchObject({ lines: ['1'], next: 2 });
+    expect(await take(again, 2, 3, 1)).toMatchObject({ lines: ['2'], next: 3 });
+    await again.close();
     await cursor.close();
   });
 

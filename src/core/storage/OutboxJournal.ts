@@ -201,7 +201,8 @@ export class OutboxJournal {
    * byte `from` (the offset of the first spilled line, or any earlier line),
    * or only those in `only`. Resolves with them and the offset to continue
    * from next time; they stay spilled until {@link unspill} takes them back
-   * into memory (a read that fails changes nothing).
+   * into memory (a read that fails changes nothing). Reads of all spilled entries must not
+   * overlap: they carry on through one cursor (the outbox runs its read-backs one at a time).
    */
   async readSpilled(from: number, limit: number, only?: ReadonlySet<string>): Promise<{ found: OutboxEntry[]; next: number }> {
     const found: OutboxEntry[] = [];

@@ -70,7 +70,7 @@ const entry = (n: string, to = 'agent_002') => ({ id: `msg_${n}`, conversationId
 
 /**
  * An outbox over a real workspace whose journal holds these messages from an
- * earlier run, two of them in memory (offline, it keeps what one refill reads: half of
+ * earlier run, two of them in memory (offline, it keeps one send window's worth, at most half of
  * `maxQueuedInMemory`); `frames` records what it sends once online.
  */
 async function outboxWith(entries: Array<ReturnType<typeof entry> & { expiresAt?: string }>, maxQueuedInMemory = 4) {

@@ -97,6 +97,21 @@ describe('OutboxJournal', () => {
     await j.close();
   });
 
+  it('reads back a spilled put whose newline a crash cut off, and the puts appended after it', async () => {
+    const path = join(await tempDir(), 'outbox.jsonl');
+    // The crash came after the last put's bytes and before its newline: replayed as a message to send.
+    await writeFile(path, [1, 2, 3].map((i) => JSON.stringify({ op: 'put', entry: entry(i) })).join('\n'));
+    const j = await OutboxJournal.open(path);
+    expect(j.spill([1, 2, 3].map((i) => [entry(i).id, i] as const))).toBe(true);
+    const back = await j.readSpilled(0, 10);
+    expect(j.unspill(back.found).map(({ entry }) => entry.text)).toEqual(['m1', 'm2', 'm3']);
+    const at = await j.put([entry(4)]);
+    expect(j.spill([[entry(4).id, 4]])).toBe(true);
+    const later = await j.readSpilled(Math.min(back.next, at), 10);
+    expect(j.unspill(later.found).map(({ entry }) => entry.text)).toEqual(['m4']);
+    await j.close();
+  });
+
   it('reads back exactly the spilled puts among done lines, other puts and lines of another shape', async () => {
     const path = join(await tempDir(), 'outbox.jsonl');
     // A put written with its keys in another order (by another tool, or a future version): still found.
