@@ -14,8 +14,8 @@ import { tempDir } from '../../helpers/tmp.js';
  * `LineCursor`, a read of chosen messages (a cancel, an expiry) scans it with `readJsonlBatches`.
  */
 const hook: { gate?: Promise<void>; atEnd?: () => Promise<void>; fail?: boolean } = {};
-/** A cursor's read, hooked as the generator below is. */
-async function hooked<T>(read: () => Promise<T>): Promise<T> {
+/** Holds a read at the gate, or fails it, before it starts. */
+async function beforeRead(): Promise<void> {
   const gate = hook.gate;
   hook.gate = undefined;
   if (gate) await gate;
@@ -23,32 +23,23 @@ async function hooked<T>(read: () => Promise<T>): Promise<T> {
     hook.fail = false;
     throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
   }
-  try {
-    return await read();
-  } finally {
-    const atEnd = hook.atEnd;
-    hook.atEnd = undefined;
-    if (atEnd) await atEnd();
-  }
+}
+/** Runs what is to happen as a read ends. */
+async function afterRead(): Promise<void> {
+  const atEnd = hook.atEnd;
+  hook.atEnd = undefined;
+  if (atEnd) await atEnd();
 }
 vi.mock('../../../src/fs/readJsonl.js', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../../src/fs/readJsonl.js')>();
   return {
     ...real,
     readJsonlBatches: async function* (...args: Parameters<typeof real.readJsonlBatches>) {
-      const gate = hook.gate;
-      hook.gate = undefined;
-      if (gate) await gate;
-      if (hook.fail) {
-        hook.fail = false;
-        throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
-      }
+      await beforeRead();
       try {
         yield* real.readJsonlBatches(...args);
       } finally {
-        const atEnd = hook.atEnd;
-        hook.atEnd = undefined;
-        if (atEnd) await atEnd();
+        await afterRead();
       }
     },
   };
@@ -56,8 +47,13 @@ vi.mock('../../../src/fs/readJsonl.js', async (importOriginal) => {
 vi.mock('../../../src/fs/LineCursor.js', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../../src/fs/LineCursor.js')>();
   class LineCursor extends real.LineCursor {
-    override read(...args: Parameters<InstanceType<typeof real.LineCursor>['read']>): Promise<number> {
-      return hooked(() => super.read(...args));
+    override async read(...args: Parameters<InstanceType<typeof real.LineCursor>['read']>): Promise<number> {
+      await beforeRead();
+      try {
+        return await super.read(...args);
+      } finally {
+        await afterRead();
+      }
     }
   }
   return { LineCursor };
