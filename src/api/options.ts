@@ -34,8 +34,8 @@ export interface IMClientOptions {
   window?: number | undefined;
   /**
    * Most queued messages whose text stays in memory, in each queue. A longer
-   * outbox keeps the rest of its unsent messages in `outbox.jsonl` only, about
-   * 45 bytes of memory each (outside V8's heap), and reads them back in order,
+   * outbox keeps the rest of its unsent messages in `outbox.jsonl` only, 45–75
+   * bytes of memory each (outside V8's heap), and reads them back in order,
    * a quarter of a send window at a time, as the queue drains; while offline it
    * keeps only one send window's worth (at most half of this) in memory; keep it above `window`, or the send window
    * cannot be filled. A longer pending queue (queue mode) keeps the rest in

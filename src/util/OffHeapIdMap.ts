@@ -9,16 +9,23 @@
  * heap costs up to four bytes of RSS while the client sends at full speed. A
  * `Map` of 90,000 ids held about 80 bytes per id on the heap (the table entry
  * and the string). Here an id costs its characters, one length byte and an
- * 8-byte value in an append-only byte arena, and 8 bytes of an open-addressing
- * table (its arena offset and hash): about 45 bytes, outside the heap, counted
- * once. Nothing is allocated on the heap per entry.
+ * 8-byte value in an append-only byte arena (31 bytes for a generated message
+ * id), and 8 bytes per slot of an open-addressing table (its arena offset and
+ * hash): with the arena's room to grow and the table's empty slots, 45 to 75
+ * bytes (73 at 100,000 ids), outside the heap, counted once ({@link bytes}).
+ * Nothing is allocated on the heap per entry.
  *
  * The table probes linearly, at most three quarters full, and deletes by
  * moving later entries of the same run back (no tombstones). Deleted keys
- * leave their bytes in the arena until the dead bytes outnumber the live
- * ones; the arena is then rewritten with the live keys only. Keys can be
- * looked up in place, inside a longer string ({@link hasIn}), without being
- * sliced out of it.
+ * leave their bytes in the arena. When the arena is full and at least a
+ * quarter of it is dead, the live entries are moved down in place; it is replaced by
+ * a smaller one only once an eighth of it or less is live. Growing the table
+ * leaves the arena as it is. So a map whose keys come and go (a queue spilled
+ * and read back, generations of status records cleared and reused) allocates
+ * nothing once it has reached its size: every buffer it drops waits for a
+ * full collection (its wrapper is long-lived), and until then it counts in
+ * the process's memory. Keys can be looked up in place, inside a longer
+ * string ({@link hasIn}), without being sliced out of it.
  */
 export class OffHeapIdMap {
   /** Per table slot: the arena offset of its entry plus one (0: empty). */
@@ -43,6 +50,11 @@ export class OffHeapIdMap {
 
   get size(): number {
     return this.#size;
+  }
+
+  /** Bytes held outside the heap: the arena and the table, used or not. */
+  get bytes(): number {
+    return this.#arena.length + this.#slots.byteLength + this.#hashes.byteLength;
   }
 
   has(key: string): boolean {
@@ -75,7 +87,7 @@ export class OffHeapIdMap {
     for (let i = 0; i < length; i++) {
       if (key.charCodeAt(i) > 0xff) throw new RangeError('OffHeapIdMap keys are one-byte strings');
     }
-    if ((this.#size + 1) * 4 > (this.#mask + 1) * 3) this.#rebuild(tableSize(2 * (this.#size + 1)));
+    if ((this.#size + 1) * 4 > (this.#mask + 1) * 3) this.#resizeTable(2 * (this.#mask + 1));
     const bytes = 1 + length + 8;
     if (this.#end + bytes > this.#arena.length) this.#growArena(bytes);
     const at = this.#end;
@@ -115,14 +127,14 @@ export class OffHeapIdMap {
     if (size === 0) {
       this.#end = 0;
       this.#dead = 0;
-    } else if (mask + 1 > 16 && size * 8 < mask + 1) {
-      this.#rebuild(tableSize(2 * size));
-    } else if (this.#dead > 65_536 && this.#dead > this.#end - this.#dead) {
-      this.#rebuild(mask + 1);
     }
+    if (mask + 1 > 16 && size * 8 < mask + 1) this.#resizeTable(tableSize(2 * size));
+    const live = this.#end - this.#dead;
+    if (this.#arena.length > SHRINK_MIN_BYTES && live * 8 <= this.#arena.length) this.#shrinkArena();
     return true;
   }
 
+  /** Removes every key, keeping the buffers for the keys to come. */
   clear(): void {
     this.#slots.fill(0);
     this.#hashes.fill(0);
@@ -150,43 +162,69 @@ export class OffHeapIdMap {
     }
   }
 
-  /** A table of `slots` slots, and an arena holding the live entries only. */
-  #rebuild(slots: number): void {
+  /** A table of `slots` slots holding the same entries (the arena stays as it is). */
+  #resizeTable(slots: number): void {
     const old = this.#slots;
     const oldHashes = this.#hashes;
-    const arena = this.#arena;
-    const live = this.#end - this.#dead;
-    const next = Buffer.allocUnsafe(Math.max(256, live * 2));
     const table = new Int32Array(slots);
     const hashes = new Int32Array(slots);
     const mask = slots - 1;
-    let end = 0;
     for (let s = 0; s < old.length; s++) {
       const entry = old[s]!;
       if (entry === 0) continue;
-      const at = entry - 1;
-      const bytes = 1 + arena[at]! + 8;
-      // Byte by byte: an entry is a few dozen bytes, and Buffer#copy of part of a buffer makes a view object per call.
-      for (let k = 0; k < bytes; k++) next[end + k] = arena[at + k]!;
       const hash = oldHashes[s]!;
       let slot = hash & mask;
       while (table[slot] !== 0) slot = (slot + 1) & mask;
-      table[slot] = end + 1;
+      table[slot] = entry;
       hashes[slot] = hash;
-      end += bytes;
     }
     this.#slots = table;
     this.#hashes = hashes;
     this.#mask = mask;
-    this.#arena = next;
-    this.#end = end;
+  }
+
+  /**
+   * Moves the live entries to the front of the arena, in their order, and
+   * points their slots at their new places. An entry is live when a slot
+   * points at it (a deleted key set again has a newer entry further on).
+   * Entries only move down, so a slot never points at an entry not yet visited.
+   */
+  #compact(): void {
+    const arena = this.#arena;
+    const slots = this.#slots;
+    const mask = this.#mask;
+    const end = this.#end;
+    let write = 0;
+    for (let at = 0; at < end; ) {
+      const length = arena[at]!;
+      const bytes = 1 + length + 8;
+      let slot = hashOfBytes(arena, at + 1, at + 1 + length) & mask;
+      while (slots[slot] !== 0 && slots[slot] !== at + 1) slot = (slot + 1) & mask;
+      if (slots[slot] !== 0) {
+        if (write !== at) {
+          arena.copyWithin(write, at, at + bytes);
+          slots[slot] = write + 1;
+        }
+        write += bytes;
+      }
+      at += bytes;
+    }
+    this.#end = write;
     this.#dead = 0;
   }
 
+  /** A smaller arena (twice the live bytes) for a map that has lost most of its keys. */
+  #shrinkArena(): void {
+    this.#compact();
+    const next = Buffer.allocUnsafe(Math.max(256, 2 * this.#end));
+    this.#arena.copy(next, 0, 0, this.#end);
+    this.#arena = next;
+  }
+
+  /** Room for `bytes` more at the end of the arena: made by compacting it when a quarter of it is dead, else by growing it. */
   #growArena(bytes: number): void {
-    if (this.#dead > this.#end - this.#dead) {
-      // Mostly deleted entries: rewriting the live ones makes the room.
-      this.#rebuild(this.#mask + 1);
+    if (this.#dead * 4 >= this.#end) {
+      this.#compact();
       if (this.#end + bytes <= this.#arena.length) return;
     }
     const next = Buffer.allocUnsafe(Math.max(2 * this.#arena.length, this.#end + bytes));
@@ -195,6 +233,9 @@ export class OffHeapIdMap {
   }
 }
 
+/** Arenas at most this big are never replaced by a smaller one. */
+const SHRINK_MIN_BYTES = 64 * 1024;
+
 /** The smallest power of two that holds `count` entries at most three quarters full (at least 16). */
 function tableSize(count: number): number {
   let size = 16;
@@ -202,10 +243,22 @@ function tableSize(count: number): number {
   return size;
 }
 
+/** {@link hashOf} of a key's bytes in the arena (one byte per character). */
+function hashOfBytes(bytes: Buffer, start: number, end: number): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+  return mix(h);
+}
+
 /** FNV-1a over the characters, then mixed (murmur3's finaliser) so that the low bits index well. */
 function hashOf(text: string, start: number, end: number): number {
   let h = 0x811c9dc5;
   for (let i = start; i < end; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return mix(h);
+}
+
+/** murmur3's finaliser. */
+function mix(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

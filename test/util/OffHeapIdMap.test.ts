@@ -1,9 +1,12 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createMessageId } from '../../src/core/messages/messageId.js';
 import { OffHeapIdMap } from '../../src/util/OffHeapIdMap.js';
 import { random } from '../helpers/random.js';
+
+/** A message-id-shaped key, the same each time for the same number. */
+const idOf = (i: number) => `m1_${i.toString(36).padStart(23, '0')}`;
 
 describe('OffHeapIdMap', () => {
   it('answers as a Map does through random sets, updates and deletes, as it grows, shrinks and rewrites its arena', () => {
@@ -92,9 +95,69 @@ describe('OffHeapIdMap', () => {
     expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(500_000);
     expect(map.size).toBe(100_000);
     expect(ids.filter((id, i) => map.get(id) !== i)).toEqual([]);
+    // The ids' bytes (a length byte, the id, an 8-byte value), the arena's room to grow and the table.
+    const full = map.bytes;
+    expect(full / 100_000).toBeGreaterThan(1 + ids[0]!.length + 8);
+    expect(full / 100_000).toBeLessThan(2 * (1 + ids[0]!.length + 8) + 2 * 4 * (4 / 3) * 2);
     for (const id of ids.slice(0, 99_000)) map.delete(id);
     expect(map.size).toBe(1000);
     expect(ids.slice(99_000).filter((id, i) => map.get(id) !== 99_000 + i)).toEqual([]);
     expect(map.has(ids[0]!)).toBe(false);
+    expect(map.bytes).toBeLessThan(full / 25);
+  });
+
+  it('reuses its arena for keys that come and go: compacted in place, not replaced', () => {
+    const map = new OffHeapIdMap();
+    const id = idOf;
+    const entryBytes = 1 + id(0).length + 8;
+    for (let i = 0; i < 5000; i++) map.set(id(i), i);
+    // A queue spilled and read back: as many keys leave as come, 40 times over.
+    let settled = 0;
+    let missing = 0;
+    const allocate = vi.spyOn(Buffer, 'allocUnsafe');
+    for (let i = 5000; i < 200_000; i++) {
+      map.set(id(i), i);
+      if (!map.delete(id(i - 5000))) missing++;
+      if (i === 20_000) {
+        settled = map.bytes;
+        allocate.mockClear();
+      }
+    }
+    // Once it has grown to hold what comes and goes, no new buffer: each would wait for a full collection.
+    expect(allocate).not.toHaveBeenCalled();
+    allocate.mockRestore();
+    expect(missing).toBe(0);
+    expect(map.bytes).toBe(settled);
+    // The live entries, room for as many again while dead ones wait, and the table.
+    expect(map.bytes).toBeLessThanOrEqual(4 * 5000 * entryBytes + 2 * 4 * 8192);
+    expect(map.size).toBe(5000);
+    const kept = Array.from({ length: 5000 }, (_, k) => 195_000 + k);
+    expect(kept.filter((i) => map.get(id(i)) !== i)).toEqual([]);
+    expect(map.has(id(194_999))).toBe(false);
+  });
+
+  it('keeps a key set again after its delete, with its new value, through compaction', () => {
+    const map = new OffHeapIdMap();
+    const id = idOf;
+    for (let round = 0; round < 50; round++) {
+      for (let i = 0; i < 400; i++) map.set(id(i), round * 1000 + i);
+      for (let i = 0; i < 400; i += 2) map.delete(id(i));
+    }
+    for (let i = 0; i < 400; i += 2) map.set(id(i), -i);
+    expect(map.size).toBe(400);
+    const wrong = Array.from({ length: 400 }, (_, i) => i).filter((i) => map.get(id(i)) !== (i % 2 === 0 ? -i : 49_000 + i));
+    expect(wrong).toEqual([]);
+  });
+
+  it('after clear, holds a like number of keys in the buffers it had', () => {
+    const map = new OffHeapIdMap();
+    const id = idOf;
+    for (let i = 0; i < 10_000; i++) map.set(id(i), i);
+    const grown = map.bytes;
+    map.clear();
+    for (let i = 10_000; i < 20_000; i++) map.set(id(i), i);
+    expect(map.bytes).toBe(grown);
+    expect(map.get(id(15_000))).toBe(15_000);
+    expect(map.has(id(5_000))).toBe(false);
   });
 });

@@ -133,8 +133,12 @@ export class StatusWaiters {
     const known = final ? undefined : (this.#current.get(id) ?? this.#previous.get(id));
     this.#current.set(id, n * 2 + (final || (known !== undefined && (known & 1) === 1) ? 1 : 0));
     if (this.#current.size >= this.#generation) {
+      // The oldest generation's buffers take the next one: a map grown anew each time would leave
+      // its outgrown buffers for a full collection to free.
+      const recycled = this.#previous;
+      recycled.clear();
       this.#previous = this.#current;
-      this.#current = new OffHeapIdMap();
+      this.#current = recycled;
     }
   }
 
