@@ -33,6 +33,11 @@ export class LineCursor {
     this.path = path;
   }
 
+  /** Bytes of its read buffer (0 before the first read and once closed). */
+  get bufferBytes(): number {
+    return this.#buf?.length ?? 0;
+  }
+
   /**
    * Visits the non-empty lines between byte `from` (the start of a line) and byte `end` (the
    * end of one), each with the offset just past its newline (`end` for a last line without
@@ -83,6 +88,11 @@ export class LineCursor {
       const larger = Buffer.allocUnsafe(buf.length * 2);
       buf.copy(larger, 0, this.#start, this.#end);
       this.#buf = buf = larger;
+    } else if (buf.length > READ_BYTES && kept * 2 <= READ_BYTES) {
+      // The long line is behind: a cursor kept open for the rest of a drain holds the usual size again.
+      const usual = Buffer.allocUnsafe(READ_BYTES);
+      buf.copy(usual, 0, this.#start, this.#end);
+      this.#buf = buf = usual;
     } else if (this.#start > 0) {
       buf.copyWithin(0, this.#start, this.#end);
     }

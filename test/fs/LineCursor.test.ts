@@ -53,6 +53,24 @@ describe('LineCursor', () => {
     await cursor.close();
   });
 
+  it('goes back to its usual buffer once a long line is behind it', async () => {
+    const file = join(await tempDir(), 'log.jsonl');
+    const long = 'y'.repeat(1_000_000);
+    const short = Array.from({ length: 20_000 }, (_, i) => `line ${i}`);
+    const content = `${long}\n${short.join('\n')}\n`;
+    await writeFile(file, content);
+    const size = Buffer.byteLength(content);
+    const cursor = new LineCursor(file);
+    const first = await take(cursor, 0, size, 1);
+    expect(first.lines).toEqual([long]);
+    expect(cursor.bufferBytes).toBeGreaterThan(1_000_000);
+    // A drain carries on through short lines: the megabyte is not kept for the rest of it.
+    const rest = await take(cursor, first.next, size, 30_000);
+    expect(rest.lines).toEqual(short);
+    expect(cursor.bufferBytes).toBeLessThanOrEqual(64 * 1024);
+    await cursor.close();
+  });
+
   it('reads nothing past the bound it is given, so bytes that may be taken back are never kept', async () => {
     const file = join(await tempDir(), 'log.jsonl');
     // "1" and "2" are settled; the rest is a write that will fail and be cut back.
