@@ -22,9 +22,11 @@
  * a smaller one only once an eighth of it or less is live. Growing the table
  * leaves the arena as it is. So a map whose keys come and go (a queue spilled
  * and read back, generations of status records cleared and reused) allocates
- * nothing once it has reached its size: every buffer it drops waits for a
- * full collection (its wrapper is long-lived), and until then it counts in
- * the process's memory. Keys can be looked up in place, inside a longer
+ * nothing once it has reached its size, for as long as it holds about as many
+ * keys: every buffer it drops waits for a full collection (its wrapper is
+ * long-lived), and until then it counts in the process's memory. One that
+ * loses most of its keys (a drained queue) gives the room back, and grows
+ * anew if they come back. Keys can be looked up in place, inside a longer
  * string ({@link hasIn}), without being sliced out of it.
  */
 export class OffHeapIdMap {
