@@ -28,6 +28,8 @@ export class LineCursor {
   #start = 0;
   #end = 0;
   #at = 0;
+  /** The longest line taken since the last fill, in bytes. */
+  #longest = 0;
 
   constructor(path: string) {
     this.path = path;
@@ -57,6 +59,7 @@ export class LineCursor {
       let nl = buf.indexOf(0x0a, this.#start);
       while (nl !== -1 && nl < this.#end) {
         const start = this.#start;
+        if (nl - start > this.#longest) this.#longest = nl - start;
         this.#start = nl + 1;
         this.#at += nl + 1 - start;
         if (nl > start && !visit(buf.toString('utf8', start, nl), this.#at)) return this.#at;
@@ -88,8 +91,9 @@ export class LineCursor {
       const larger = Buffer.allocUnsafe(buf.length * 2);
       buf.copy(larger, 0, this.#start, this.#end);
       this.#buf = buf = larger;
-    } else if (buf.length > READ_BYTES && kept * 2 <= READ_BYTES) {
-      // The long line is behind: a cursor kept open for the rest of a drain holds the usual size again.
+    } else if (buf.length > READ_BYTES && kept * 2 <= READ_BYTES && this.#longest * 2 <= READ_BYTES) {
+      // Long lines are behind (every line taken since the last fill was short): a cursor kept open
+      // for the rest of a drain holds the usual size again. A file of long lines keeps the larger one.
       const usual = Buffer.allocUnsafe(READ_BYTES);
       buf.copy(usual, 0, this.#start, this.#end);
       this.#buf = buf = usual;
@@ -98,6 +102,7 @@ export class LineCursor {
     }
     this.#start = 0;
     this.#end = kept;
+    this.#longest = 0;
     let bytesRead: number;
     try {
       const handle = await (this.#handle ??= open(this.path, 'r'));

@@ -1,6 +1,6 @@
 import { appendFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { IMClientError } from '../../src/errors.js';
 import { LineCursor } from '../../src/fs/LineCursor.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -56,7 +56,8 @@ describe('LineCursor', () => {
   it('goes back to its usual buffer once a long line is behind it', async () => {
     const file = join(await tempDir(), 'log.jsonl');
     const long = 'y'.repeat(1_000_000);
-    const short = Array.from({ length: 20_000 }, (_, i) => `line ${i}`);
+    // More short lines than the grown buffer holds, so it is filled again after the long line.
+    const short = Array.from({ length: 200_000 }, (_, i) => `line ${i}`);
     const content = `${long}\n${short.join('\n')}\n`;
     await writeFile(file, content);
     const size = Buffer.byteLength(content);
@@ -65,9 +66,32 @@ describe('LineCursor', () => {
     expect(first.lines).toEqual([long]);
     expect(cursor.bufferBytes).toBeGreaterThan(1_000_000);
     // A drain carries on through short lines: the megabyte is not kept for the rest of it.
-    const rest = await take(cursor, first.next, size, 30_000);
+    const rest = await take(cursor, first.next, size, 300_000);
     expect(rest.lines).toEqual(short);
     expect(cursor.bufferBytes).toBeLessThanOrEqual(64 * 1024);
+    await cursor.close();
+  });
+
+  it('keeps its larger buffer through a file of long lines, instead of shrinking and growing it again', async () => {
+    const file = join(await tempDir(), 'log.jsonl');
+    const texts = Array.from({ length: 40 }, (_, i) => String(i % 10).repeat(100_000 + i));
+    const content = `${texts.join('\n')}\n`;
+    await writeFile(file, content);
+    const cursor = new LineCursor(file);
+    const allocate = vi.spyOn(Buffer, 'allocUnsafe');
+    const seen: string[] = [];
+    let at = 0;
+    for (;;) {
+      const { lines, next } = await take(cursor, at, Buffer.byteLength(content), 3);
+      if (lines.length === 0) break;
+      seen.push(...lines);
+      at = next;
+    }
+    const buffers = allocate.mock.calls.length;
+    allocate.mockRestore();
+    expect(seen).toEqual(texts);
+    // 64 KiB, then 128 and 256 to hold a line: not a new buffer per line.
+    expect(buffers).toBeLessThanOrEqual(3);
     await cursor.close();
   });
 
