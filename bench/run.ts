@@ -206,7 +206,7 @@ if (only.has('history')) {
 if (only.has('pending')) {
   const small: PendingResult[] = [];
   const big: PendingResult[] = [];
-  for (let r = 0; r < Math.min(rounds, 2); r++) {
+  for (let r = 0; r < rounds; r++) {
     small.push(await pendingDrain(sizes.pendingSmall));
     big.push(await pendingDrain(sizes.pendingBig));
     log(`pending drain round ${r + 1}: ${small.at(-1)!.usPerMessage.toFixed(1)} us/msg (${sizes.pendingSmall}), ${big.at(-1)!.usPerMessage.toFixed(1)} us/msg (${sizes.pendingBig})`);
