@@ -86,16 +86,20 @@ export class OffHeapIdMap {
       this.#arena.writeDoubleLE(value, this.#slots[found]! + length);
       return this;
     }
-    for (let i = 0; i < length; i++) {
-      if (key.charCodeAt(i) > 0xff) throw new RangeError('OffHeapIdMap keys are one-byte strings');
-    }
     if ((this.#size + 1) * 4 > (this.#mask + 1) * 3) this.#resizeTable(2 * (this.#mask + 1));
     const bytes = 1 + length + 8;
     if (this.#end + bytes > this.#arena.length) this.#growArena(bytes);
     const at = this.#end;
-    this.#arena[at] = length;
-    this.#arena.write(key, at + 1, length, 'latin1');
-    this.#arena.writeDoubleLE(value, at + 1 + length);
+    const arena = this.#arena;
+    // Checked and copied in one pass (a short key costs less so than a call to Buffer#write); a
+    // refused key leaves nothing behind, since #end has not moved.
+    for (let i = 0; i < length; i++) {
+      const c = key.charCodeAt(i);
+      if (c > 0xff) throw new RangeError('OffHeapIdMap keys are one-byte strings');
+      arena[at + 1 + i] = c;
+    }
+    arena[at] = length;
+    arena.writeDoubleLE(value, at + 1 + length);
     this.#end += bytes;
     let slot = hash & this.#mask;
     while (this.#slots[slot] !== 0) slot = (slot + 1) & this.#mask;

@@ -74,6 +74,11 @@ describe('OffHeapIdMap', () => {
     expect(() => map.set('id_with_€', 1)).toThrow(RangeError);
     expect(map.has('id_with_€')).toBe(false);
     expect(map.get('ünïcode_id')).toBe(1);
+    // The refused key's bytes, copied up to its wide character, are overwritten by the next key.
+    map.set('id_with_e', 7);
+    expect(map.size).toBe(5);
+    expect(map.get('id_with_e')).toBe(7);
+    expect(map.get('ünïcode_id')).toBe(1);
     map.clear();
     expect(map.size).toBe(0);
     expect(map.has('a_long_id_1')).toBe(false);

@@ -2,6 +2,7 @@ import type { AnyEventObject, AnyStateMachine, StateValue } from 'xstate';
 import type { Clock } from '../Clock.js';
 import { compileMachine, type CompiledMachine, type CompiledState, type PromiseCreator, type Step, type StepArgs } from './compileMachine.js';
 import { contextCopier } from './copyContext.js';
+import { startTimer, stopTimer, type Timer, type TimerOwner } from './TimerLists.js';
 
 /** The part of an XState actor's snapshot the client reads. */
 export interface LeanSnapshot<TContext> {
@@ -52,14 +53,9 @@ export interface LeanActorOptions<TInput> {
   input?: TInput | undefined;
   /** Start from this state and context instead of the initial one (no entry actions run, as for a restored XState snapshot). */
   snapshot?: { value: StateValue; context: unknown } | undefined;
-  /** Where delayed transitions' timers run. @default real time */
+  /** Where delayed transitions' timers run. @default real time (see `TimerLists.ts`) */
   clock?: Clock | undefined;
 }
-
-const REAL_TIME: Clock = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (id) => clearTimeout(id as NodeJS.Timeout),
-};
 
 /**
  * Runs one instance of a machine from its compiled tables
@@ -74,10 +70,11 @@ const REAL_TIME: Clock = {
  * It emits no inspection events: the client runs real XState actors when
  * an inspector or the flight recorder is attached.
  */
-export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventObject, TInput = unknown> {
+export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventObject, TInput = unknown> implements TimerOwner {
   readonly id: string;
   readonly #machine: CompiledMachine;
-  readonly #clock: Clock;
+  /** The clock given, or none: real time, on the shared timer lists. */
+  readonly #clock: Clock | undefined;
   #snapshot: Snapshot<TContext>;
   #started = false;
   #processing = false;
@@ -98,7 +95,7 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
   constructor(machine: AnyStateMachine, options: LeanActorOptions<TInput> = {}) {
     this.#machine = compileMachine(machine);
     this.id = options.id ?? '';
-    this.#clock = options.clock ?? REAL_TIME;
+    this.#clock = options.clock;
     if (options.snapshot) {
       const state = this.#machine.byPath.get(pathOf(options.snapshot.value));
       if (!state) throw new Error(`machine "${machine.id}" has no atomic state ${JSON.stringify(options.snapshot.value)}`);
@@ -361,18 +358,33 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
 
   #schedule(id: string, event: AnyEventObject, delay: number): void {
     this.#cancel(id);
-    const handle = this.#clock.setTimeout(() => {
-      this.#remove(id);
-      this.send(event as TEvent);
-    }, delay);
+    const clock = this.#clock;
+    const handle =
+      clock === undefined
+        ? startTimer(delay, this, id, event)
+        : clock.setTimeout(() => {
+            this.#remove(id);
+            this.send(event as TEvent);
+          }, delay);
     // An exact-size literal: a pushed-to empty array gets room for 17 (a lifecycle has one timer at a time).
     if (this.#timers === undefined) this.#timers = [id, handle];
     else this.#timers.push(id, handle);
   }
 
+  /** A delayed event on real time is due (see {@link startTimer}). Not for callers: the timer lists call it. */
+  timerFired(timer: Timer): void {
+    this.#remove(timer.id);
+    this.send(timer.event as TEvent);
+  }
+
   #cancel(id: string): void {
     const handle = this.#remove(id);
-    if (handle !== undefined) this.#clock.clearTimeout(handle);
+    if (handle !== undefined) this.#stopTimer(handle);
+  }
+
+  #stopTimer(handle: unknown): void {
+    if (this.#clock === undefined) stopTimer(handle as Timer);
+    else this.#clock.clearTimeout(handle);
   }
 
   /** Forgets the timer `id`, returning its handle. */
@@ -394,7 +406,7 @@ export class LeanActor<TContext = any, TEvent extends AnyEventObject = AnyEventO
     const timers = this.#timers;
     if (!timers) return;
     this.#timers = undefined;
-    for (let i = 1; i < timers.length; i += 2) this.#clock.clearTimeout(timers[i]);
+    for (let i = 1; i < timers.length; i += 2) this.#stopTimer(timers[i]);
   }
 
   #delay(delay: number | string, context: unknown, event: AnyEventObject): number {
