@@ -74,22 +74,27 @@ class TimerList {
     this.#handle = setTimeout(this.#fire, Math.min(TIMEOUT_MAX, Math.max(1, ms)));
   }
 
-  /** Fires every timer due, in order (what they start meanwhile waits its turn), then arms for the next. */
+  /**
+   * Fires the timers due when it starts, in order, back to back (as xstate's `SimulatedClock`
+   * fires them, not with Node's drain of promise callbacks between them); those started
+   * meanwhile wait for a later turn of the event loop, as Node's do, however long the firing takes.
+   * Then arms the Node timer for the next.
+   */
   readonly #fire = (): void => {
     this.#handle = undefined;
     this.#firing = true;
-    let now = performance.now();
+    const due = performance.now();
     try {
-      for (let timer = this.head; timer !== undefined && timer.at <= now; timer = this.head) {
+      // A timer started from here is due a millisecond or more after `due`: never in this run.
+      for (let timer = this.head; timer !== undefined && timer.at <= due; timer = this.head) {
         this.remove(timer);
         timer.owner.timerFired(timer);
-        now = performance.now();
       }
     } finally {
       this.#firing = false;
       // Node's timers count whole milliseconds of the event loop's clock, and can run up to one
       // early by this one: a head not yet due is waited for, never fired early.
-      if (this.head !== undefined && this.#handle === undefined) this.#arm(Math.ceil(this.head.at - now));
+      if (this.head !== undefined && this.#handle === undefined) this.#arm(Math.ceil(this.head.at - performance.now()));
     }
   };
 }
@@ -104,11 +109,13 @@ const lists = new Map<number, TimerList>();
  * thousands are in flight under load: a Node `Timeout` (with its async ids,
  * its closure and its place in Node's lists) per message cost 3% of the
  * sender's time and lived as long as the message. Timers of one delay share
- * a list and one Node timer.
+ * a list and one Node timer. Unlike `setTimeout`'s, a firing runs in the
+ * async context (`AsyncLocalStorage`) of the call that armed its list.
  */
 export function startTimer(delay: number, owner: TimerOwner, id: string, event: AnyEventObject): Timer {
   // As `setTimeout` takes its delay.
-  const ms = delay >= 1 && delay <= TIMEOUT_MAX ? delay : 1;
+  const after = Number(delay);
+  const ms = after >= 1 && after <= TIMEOUT_MAX ? after : 1;
   let list = lists.get(ms);
   if (list === undefined) {
     list = new TimerList(ms);
