@@ -32,7 +32,8 @@ export class Timer {
 /**
  * The running timers of one delay, in the order they fire: each is added at
  * the tail (the clock only moves on, and the delay is the same), so the head
- * is always the next due. One Node timer per list, armed for the head.
+ * is always the next due. One Node timer per list, set to fire no later than
+ * the head is due (a cancelled head leaves it set for its own time).
  */
 class TimerList {
   head: Timer | undefined = undefined;
@@ -106,9 +107,9 @@ const lists = new Map<number, TimerList>();
  * Starts a timer that calls `owner.timerFired` once `delay` milliseconds have
  * passed: what `setTimeout` would do for a lean actor's delayed event, without
  * a Node timer per event. A message in flight has an ack timeout running, and
- * thousands are in flight under load: a Node `Timeout` (with its async ids,
- * its closure and its place in Node's lists) per message cost 3% of the
- * sender's time and lived as long as the message. Timers of one delay share
+ * a send window of them (1,000 by default) is in flight under load: a Node
+ * `Timeout` per message (with its async ids, its closure and its place in
+ * Node's lists) cost 3% of the sender's time and lived as long as the message. Timers of one delay share
  * a list and one Node timer. Unlike `setTimeout`'s, a firing runs in the
  * async context (`AsyncLocalStorage`) of the call that armed its list.
  */
